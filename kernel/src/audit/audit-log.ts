@@ -1,0 +1,164 @@
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { LOCK_KEYS } from '../db/database.js';
+import { newId } from '../db/ids.js';
+import { GENESIS_HASH, hashAuditRecord, type AuditRecord, type ChainCheck } from './chain.js';
+
+export type AuditInput = Omit<AuditRecord, 'seq' | 'id' | 'occurred_at' | 'prev_hash' | 'method' | 'path' | 'status_code' | 'latency_ms' | 'body_sha256' | 'request_id' | 'resource_type' | 'resource_id' | 'details'> & {
+  occurred_at?: Date;
+  resource_type?: string;
+  resource_id?: string;
+  method?: string | null;
+  path?: string | null;
+  status_code?: number | null;
+  latency_ms?: number | null;
+  body_sha256?: string | null;
+  request_id?: string | null;
+  details?: Record<string, unknown>;
+};
+
+export type AuditListener = (rows: AuditRecord[]) => void;
+
+/**
+ * The append-only, hash-chained audit trail. Every append takes a transaction-scoped
+ * advisory lock, reads the chain head and links the new rows to it, so appends from
+ * several replicas serialise into one chain. Lifecycle events are appended inside
+ * the caller's transaction (they commit or vanish with the change they describe);
+ * API-call rows are queued and written in batches off the request path.
+ */
+export class AuditLog {
+  private queue: AuditInput[] = [];
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private listeners = new Set<AuditListener>();
+
+  constructor(private readonly knex: Knex, private readonly log: Logger, private readonly opts = { batchMs: 100, batchMax: 500 }) {}
+
+  onAppend(fn: AuditListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Appends in the given transaction (or a new one). */
+  async append(events: AuditInput | AuditInput[], trx?: Knex.Transaction): Promise<AuditRecord[]> {
+    const list = Array.isArray(events) ? events : [events];
+    if (list.length === 0) return [];
+    const run = async (t: Knex.Transaction) => {
+      await t.raw('select pg_advisory_xact_lock(?)', [LOCK_KEYS.auditChain]);
+      const head = (await t('audit_events').select('seq', 'hash').orderBy('seq', 'desc').first()) as { seq: number; hash: string } | undefined;
+      let seq = head?.seq ?? 0;
+      let prev = head?.hash ?? GENESIS_HASH;
+      const rows: (AuditRecord & { hash: string })[] = [];
+      for (const e of list) {
+        seq += 1;
+        const rec: AuditRecord = {
+          seq,
+          id: newId('audit'),
+          // Millisecond precision survives the timestamptz round trip exactly.
+          occurred_at: new Date((e.occurred_at ?? new Date()).getTime()),
+          category: e.category,
+          actor: e.actor,
+          actor_type: e.actor_type,
+          action: e.action,
+          resource_type: e.resource_type ?? '',
+          resource_id: e.resource_id ?? '',
+          method: e.method ?? null,
+          path: e.path ?? null,
+          status_code: e.status_code ?? null,
+          latency_ms: e.latency_ms ?? null,
+          body_sha256: e.body_sha256 ?? null,
+          request_id: e.request_id ?? null,
+          details: e.details ?? {},
+          prev_hash: prev,
+        };
+        const hash = hashAuditRecord(rec);
+        rows.push({ ...rec, hash });
+        prev = hash;
+      }
+      for (let i = 0; i < rows.length; i += 200) {
+        await t('audit_events').insert(rows.slice(i, i + 200).map((r) => ({ ...r, details: JSON.stringify(r.details) })));
+      }
+      return rows;
+    };
+    const rows = trx ? await run(trx) : await this.knex.transaction(run);
+    if (this.listeners.size) {
+      const notify = () => this.listeners.forEach((fn) => fn(rows));
+      if (trx) trx.executionPromise.then(notify, () => {});
+      else notify();
+    }
+    return rows;
+  }
+
+  /** Queues an API-call row; written within batchMs. Never throws into the request. */
+  enqueue(event: AuditInput): void {
+    this.queue.push({ ...event, occurred_at: event.occurred_at ?? new Date() });
+    if (this.queue.length >= this.opts.batchMax) void this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), this.opts.batchMs);
+      this.timer.unref();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.flushing) await this.flushing;
+    if (this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    this.flushing = this.append(batch)
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        // Keep the rows for the next flush rather than lose them.
+        this.queue.unshift(...batch);
+        this.log.error({ err, rows: batch.length }, 'audit batch write failed; will retry');
+        if (!this.timer) {
+          this.timer = setTimeout(() => void this.flush(), 1000);
+          this.timer.unref();
+        }
+      })
+      .finally(() => {
+        this.flushing = null;
+      });
+    await this.flushing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    if (this.queue.length) await this.flush();
+  }
+
+  /** Re-computes every hash and link from the first row (or from `fromSeq`), in pages. */
+  async verify(opts: { fromSeq?: number; pageSize?: number } = {}): Promise<ChainCheck> {
+    const pageSize = opts.pageSize ?? 5000;
+    let after = (opts.fromSeq ?? 1) - 1;
+    let prev: string | null = null;
+    if (after > 0) {
+      const row = (await this.knex('audit_events').where('seq', after).select('hash').first()) as { hash: string } | undefined;
+      prev = row?.hash ?? null;
+    }
+    let checked = 0;
+    let last: { seq: number; hash: string } | null = null;
+    for (;;) {
+      const rows = (await this.knex('audit_events').where('seq', '>', after).orderBy('seq').limit(pageSize)) as (AuditRecord & { hash: string })[];
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        const expectedSeq = after + 1;
+        const expectedPrev = prev ?? (expectedSeq === 1 ? GENESIS_HASH : r.prev_hash);
+        if (r.seq !== expectedSeq) return { valid: false, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null, broken_at: { seq: r.seq, id: r.id, reason: 'sequence_gap' } };
+        if (r.prev_hash !== expectedPrev) return { valid: false, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null, broken_at: { seq: r.seq, id: r.id, reason: 'prev_hash_mismatch' } };
+        if (hashAuditRecord(r) !== r.hash) return { valid: false, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null, broken_at: { seq: r.seq, id: r.id, reason: 'hash_mismatch' } };
+        prev = r.hash;
+        after = r.seq;
+        last = { seq: r.seq, hash: r.hash };
+        checked += 1;
+      }
+    }
+    return { valid: true, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null };
+  }
+}
+
+export const sha256Hex = (buf: Buffer | string) => crypto.createHash('sha256').update(buf).digest('hex');

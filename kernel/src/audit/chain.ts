@@ -1,0 +1,52 @@
+import crypto from 'node:crypto';
+
+/** The columns that are hashed, in order. Changing any of them breaks the chain. */
+export interface AuditRecord {
+  seq: number;
+  id: string;
+  occurred_at: Date;
+  category: 'api' | 'lifecycle' | 'auth' | 'system';
+  actor: string;
+  actor_type: string;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  method: string | null;
+  path: string | null;
+  status_code: number | null;
+  latency_ms: number | null;
+  body_sha256: string | null;
+  request_id: string | null;
+  details: Record<string, unknown>;
+  prev_hash: string;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** JSON with object keys sorted at every depth, so jsonb's own key order cannot matter. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
+
+export function hashAuditRecord(r: AuditRecord): string {
+  const material = canonicalJson([
+    r.seq, r.id, r.occurred_at.toISOString(), r.category, r.actor, r.actor_type, r.action,
+    r.resource_type, r.resource_id, r.method, r.path, r.status_code, r.latency_ms,
+    r.body_sha256, r.request_id, r.details, r.prev_hash,
+  ]);
+  return crypto.createHash('sha256').update(material, 'utf8').digest('hex');
+}
+
+export interface ChainCheck {
+  valid: boolean;
+  checked: number;
+  last_seq: number | null;
+  head_hash: string | null;
+  /** The first row whose link or content does not verify. */
+  broken_at?: { seq: number; id: string; reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'sequence_gap' };
+}

@@ -1,0 +1,72 @@
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import { Principal, type Grant } from './principal.js';
+import { isPermission, type ScopeType } from './permissions.js';
+
+const KEY_PREFIX = 'cctl_';
+
+/** A new random API key: shown once, only its SHA-256 is stored. */
+export function generateApiKey(): { key: string; hash: string; prefix: string } {
+  const key = KEY_PREFIX + crypto.randomBytes(32).toString('base64url');
+  return { key, hash: hashApiKey(key), prefix: key.slice(0, KEY_PREFIX.length + 6) };
+}
+
+export const hashApiKey = (key: string) => crypto.createHash('sha256').update(key, 'utf8').digest('hex');
+
+/** Reads "Authorization: Bearer <key>"; anything else is no key. */
+export function bearerToken(header: string | undefined): string | null {
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1] : null;
+}
+
+interface KeyRow {
+  id: string;
+  name: string;
+  key_hash: string;
+  actor_type: 'user' | 'agent' | 'service';
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+/**
+ * Resolves an API key to a principal with its grants, or null. The row is found by
+ * its hash, then the hashes are compared in constant time so the lookup path does
+ * not leak how much of a guess matched.
+ */
+export async function authenticateApiKey(knex: Knex, presented: string): Promise<Principal | null> {
+  const hash = hashApiKey(presented);
+  const row = (await knex('api_keys').where({ key_hash: hash }).first()) as KeyRow | undefined;
+  const expected = Buffer.from(row?.key_hash ?? '0'.repeat(64), 'hex');
+  const actual = Buffer.from(hash, 'hex');
+  if (!crypto.timingSafeEqual(expected, actual) || !row) return null;
+  if (row.revoked_at) return null;
+  if (row.expires_at && row.expires_at.getTime() <= Date.now()) return null;
+  // Touch last_used_at at most once a minute so reads stay reads.
+  if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
+    await knex('api_keys').where({ id: row.id }).update({ last_used_at: new Date() });
+  }
+  return loadPrincipal(knex, row);
+}
+
+export async function loadPrincipal(knex: Knex, key: Pick<KeyRow, 'id' | 'name' | 'actor_type'>): Promise<Principal> {
+  const rows = (await knex('api_key_roles as g')
+    .join('roles as r', 'r.id', 'g.role_id')
+    .leftJoin('role_permissions as p', 'p.role_id', 'g.role_id')
+    .where('g.api_key_id', key.id)
+    .select('g.role_id', 'r.name as role', 'g.scope_type', 'g.scope_id', 'p.permission')) as {
+    role_id: string;
+    role: string;
+    scope_type: ScopeType;
+    scope_id: string;
+    permission: string | null;
+  }[];
+  const grants: Grant[] = [];
+  const roles = new Map<string, { role_id: string; role: string; scope_type: ScopeType; scope_id: string }>();
+  for (const r of rows) {
+    roles.set(`${r.role_id}|${r.scope_type}|${r.scope_id}`, { role_id: r.role_id, role: r.role, scope_type: r.scope_type, scope_id: r.scope_id });
+    if (r.permission && isPermission(r.permission)) grants.push({ permission: r.permission, scopeType: r.scope_type, scopeId: r.scope_id });
+  }
+  return new Principal(key.id, key.actor_type, key.id, key.name, grants, [...roles.values()]);
+}

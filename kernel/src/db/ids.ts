@@ -1,0 +1,33 @@
+import crypto from 'node:crypto';
+
+/** Readable prefixed ids: mc-3f9c1a2b7d4e5f60. The prefix names the resource kind. */
+export const ID_PREFIXES = {
+  certificate: 'mc',
+  version: 'cv',
+  issuer: 'iss',
+  target: 'tgt',
+  notifier: 'ntf',
+  agent: 'agent',
+  agentGroup: 'ag',
+  profile: 'prof',
+  policy: 'pol',
+  violation: 'pv',
+  renewalPolicy: 'rp',
+  owner: 'owner',
+  team: 'team',
+  job: 'job',
+  notification: 'notif',
+  audit: 'audit',
+  apiKey: 'key',
+  role: 'role',
+  grant: 'grant',
+} as const;
+
+export type IdKind = keyof typeof ID_PREFIXES;
+
+export function newId(kind: IdKind): string {
+  return `${ID_PREFIXES[kind]}-${crypto.randomBytes(8).toString('hex')}`;
+}
+
+/** Client-chosen ids (mc-api-prod) must look like ours: lowercase, digits, dashes. */
+export const ID_PATTERN = '^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$';

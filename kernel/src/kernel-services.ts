@@ -1,0 +1,20 @@
+import type { Logger } from 'pino';
+import type { AuditLog } from './audit/audit-log.js';
+import type { KernelConfig } from './config.js';
+import type { Database } from './db/database.js';
+import type { JobQueue } from './jobs/job-queue.js';
+import type { Scheduler } from './scheduler/scheduler.js';
+import type { ConfigCipher } from './secrets/config-cipher.js';
+
+/** The kernel's services, handed to route modules and loops (typed refs, no globals). */
+export interface KernelServices {
+  config: KernelConfig;
+  log: Logger;
+  db: Database;
+  audit: AuditLog;
+  jobs: JobQueue;
+  scheduler: Scheduler;
+  cipher: ConfigCipher;
+  replicaId: string;
+  isDraining(): boolean;
+}

@@ -1,0 +1,143 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { AuditLog } from './audit/audit-log.js';
+import { IdentityService } from './auth/identity-service.js';
+import type { KernelConfig } from './config.js';
+import { openDatabase, type Database } from './db/database.js';
+import { migrate } from './db/migrate.js';
+import { buildApp } from './http/app.js';
+import type { CompiledRoute, RouteDef } from './http/route.js';
+import { JobQueue, type JobHandler } from './jobs/job-queue.js';
+import type { JobType } from './jobs/job-states.js';
+import type { KernelServices } from './kernel-services.js';
+import { kernelRoutes } from './routes-index.js';
+import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
+import { kernelLoops } from './scheduler/kernel-loops.js';
+import { ConfigCipher } from './secrets/config-cipher.js';
+import { loadServerTls } from './tls/server-certificate.js';
+
+export interface StartOptions {
+  log?: Logger;
+  /** Extra job handlers and loops (later subsystems, and test harnesses). */
+  jobHandlers?: Partial<Record<JobType, JobHandler>>;
+  loops?: LoopDef[];
+  /** Open the database from a prepared PGlite dump (tests). */
+  pgliteLoadDataDir?: Blob;
+  /** Print the initial admin key banner (the CLI does; tests read the file). */
+  printInitialKey?: boolean;
+  listen?: boolean;
+}
+
+export interface Kernel extends KernelServices {
+  identity: IdentityService;
+  routes: CompiledRoute[];
+  server: https.Server | null;
+  url: string;
+  tlsFingerprint: string;
+  initialAdminKey?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Boot order: config -> database + migrations -> identity and secrets -> HTTPS ->
+ * scheduler. Shutdown reverses it: stop accepting, drain loops and jobs within the
+ * bound, flush audit, close the database.
+ */
+export async function startKernel(config: KernelConfig, opts: StartOptions = {}): Promise<Kernel> {
+  const log = opts.log ?? pino({ level: config.logLevel, base: { svc: 'certctl' }, redact: { paths: ['key', '*.key', 'token', '*.token', 'req.headers.authorization', 'password', '*.password'], censor: '[redacted]' } });
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const replicaId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+
+  const db: Database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    pgliteDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'db'),
+    pgliteLoadDataDir: opts.pgliteLoadDataDir,
+  });
+  let closed = false;
+  try {
+    const applied = await migrate(db);
+    log.info({ database: db.dialect, applied }, applied.length ? 'migrations applied' : 'schema up to date');
+
+    const audit = new AuditLog(db.knex, log);
+    const identity = new IdentityService(db.knex, audit);
+    await identity.syncDefaultRoles();
+    const { cipher, generatedKeyFile } = await ConfigCipher.open(db.knex, { passphrase: config.configEncryptionKey, dataDir: config.dataDir });
+    if (generatedKeyFile) log.warn({ file: generatedKeyFile }, 'no CERTCTL_CONFIG_ENCRYPTION_KEY set: generated one; back it up, and give every replica the same key');
+    if (config.authType === 'none') log.warn('AUTHENTICATION IS DISABLED (CERTCTL_AUTH_TYPE=none): every caller is an admin. Use only for local demos.');
+    if (config.keygenMode === 'server') log.warn('CERTCTL_KEYGEN_MODE=server: private keys are generated on the control plane. Demo use only.');
+
+    let initialAdminKey: string | undefined;
+    if (config.authType === 'api-key' && !config.bootstrapToken) {
+      const created = await identity.createFirstAdmin('initial-admin', 'initial');
+      if (created) {
+        initialAdminKey = created.key;
+        const file = path.join(config.dataDir, 'initial-admin-key');
+        fs.writeFileSync(file, created.key + '\n', { mode: 0o600 });
+        fs.chmodSync(file, 0o600);
+        if (opts.printInitialKey) {
+          process.stdout.write(`\n  Initial admin API key (shown once, also saved to ${file}):\n\n    ${created.key}\n\n  Use it as: Authorization: Bearer <key>\n\n`);
+        }
+      }
+    }
+
+    const jobs = new JobQueue(db.knex, audit, log.child({ mod: 'jobs' }), { replicaId, ...config.jobs });
+    for (const [type, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.registerHandler(type as JobType, handler!);
+    const scheduler = new Scheduler(db, log.child({ mod: 'scheduler' }), replicaId);
+    let draining = false;
+    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, replicaId, isDraining: () => draining };
+
+    const routeDefs: RouteDef[] = kernelRoutes(services, identity, () => routeDefs);
+    const { app, compiled, stop: stopApp } = buildApp({ config, log, db, audit, routes: routeDefs });
+
+    const tlsId = await loadServerTls({ dataDir: config.dataDir, certPath: config.tlsCertPath, keyPath: config.tlsKeyPath });
+    if (tlsId.generated) log.warn({ cert: tlsId.certPath, sha256: tlsId.fingerprintSha256 }, 'generated a self-signed server certificate; set CERTCTL_TLS_CERT_PATH/KEY_PATH for production');
+
+    let server: https.Server | null = null;
+    let url = config.publicBaseUrl;
+    if (opts.listen !== false) {
+      server = https.createServer({ cert: tlsId.cert, key: tlsId.key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, app.callback());
+      server.keepAliveTimeout = 65_000;
+      server.headersTimeout = 66_000;
+      server.requestTimeout = 120_000;
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(config.serverPort, config.serverHost, () => resolve());
+      });
+      const port = (server.address() as AddressInfo).port;
+      url = `https://localhost:${port}`;
+      log.info({ url, tls: 'TLSv1.3', database: db.dialect, data_dir: config.dataDir }, 'certctl control plane listening');
+    }
+
+    for (const loop of [...kernelLoops(services), ...(opts.loops ?? [])]) scheduler.register(loop);
+    if (config.schedulerEnabled) scheduler.start();
+    jobs.onWake(() => { if (config.schedulerEnabled && !draining) void scheduler.trigger('job-processor').catch(() => {}); });
+
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      draining = true;
+      log.info('shutting down: draining in-flight work');
+      const serverClosed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      server?.closeIdleConnections();
+      const deadline = config.shutdownTimeoutMs;
+      const [loopsOk, jobsOk] = await Promise.all([scheduler.stop(deadline), jobs.stop(deadline)]);
+      if (!loopsOk || !jobsOk) log.warn('shutdown bound reached; unfinished jobs keep their lease and will be reaped');
+      server?.closeAllConnections();
+      await serverClosed;
+      stopApp();
+      await audit.close();
+      await db.close();
+      log.info('stopped');
+    };
+
+    return { ...services, identity, routes: compiled, server, url, tlsFingerprint: tlsId.fingerprintSha256, initialAdminKey, close };
+  } catch (err) {
+    if (!closed) await db.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,35 @@
+import type { KernelServices } from '../kernel-services.js';
+import type { LoopDef } from './scheduler.js';
+
+/** The kernel's own background loops. Subsystems add theirs through StartOptions.loops. */
+export function kernelLoops(k: KernelServices): LoopDef[] {
+  return [
+    {
+      name: 'job-processor',
+      intervalMs: k.config.intervals.jobProcessorMs,
+      // Every replica claims work; SKIP LOCKED keeps them from taking the same job.
+      singleReplica: false,
+      tick: async () => { await k.jobs.drainOnce(); },
+    },
+    {
+      name: 'job-reaper',
+      intervalMs: k.config.intervals.leaseReaperMs,
+      tick: async () => {
+        const r = await k.jobs.reap();
+        if (r.requeued || r.failed || r.approvalsExpired) k.log.info(r, 'reaped jobs');
+      },
+    },
+    {
+      name: 'agent-health',
+      intervalMs: k.config.intervals.agentHealthCheckMs,
+      tick: async () => {
+        const cutoff = new Date(Date.now() - k.config.agentOfflineAfterMs);
+        const stale = (await k.db.knex('agents').where({ status: 'Online' }).where('last_heartbeat_at', '<', cutoff)
+          .update({ status: 'Offline', updated_at: k.db.knex.fn.now() }).returning('id')) as { id: string }[];
+        if (stale.length) {
+          await k.audit.append(stale.map((a) => ({ category: 'lifecycle' as const, actor: 'system', actor_type: 'system', action: 'agent_offline', resource_type: 'agent', resource_id: a.id, details: { cutoff: cutoff.toISOString() } })));
+        }
+      },
+    },
+  ];
+}
