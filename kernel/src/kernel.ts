@@ -26,8 +26,8 @@ export interface StartOptions {
   /** Extra job handlers and loops (later subsystems, and test harnesses). */
   jobHandlers?: Partial<Record<JobType, JobHandler>>;
   loops?: LoopDef[];
-  /** Open the database from a prepared PGlite dump (tests). */
-  pgliteLoadDataDir?: Blob;
+  /** An already-open database (tests hand in a migrated template copy). Closed with the kernel. */
+  database?: Database;
   /** Print the initial admin key banner (the CLI does; tests read the file). */
   printInitialKey?: boolean;
   listen?: boolean;
@@ -53,10 +53,9 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const replicaId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
 
-  const db: Database = await openDatabase({
+  const db: Database = opts.database ?? await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'db'),
-    pgliteLoadDataDir: opts.pgliteLoadDataDir,
   });
   let closed = false;
   try {
