@@ -18,8 +18,10 @@ import type { KernelServices } from './kernel-services.js';
 import { kernelRoutes } from './routes-index.js';
 import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
 import { kernelLoops } from './scheduler/kernel-loops.js';
+import { loadPluginCatalog } from './plugins/catalog.js';
 import { ConfigCipher } from './secrets/config-cipher.js';
 import { loadServerTls } from './tls/server-certificate.js';
+import { VERSION } from './version.js';
 
 export interface StartOptions {
   log?: Logger;
@@ -44,7 +46,7 @@ export interface Kernel extends KernelServices {
 }
 
 /**
- * Boot order: config -> database + migrations -> identity and secrets -> HTTPS ->
+ * Boot order: config and TLS material -> database + migrations -> identity and secrets -> HTTPS ->
  * scheduler. Shutdown reverses it: stop accepting, drain loops and jobs within the
  * bound, flush audit, close the database.
  */
@@ -52,6 +54,10 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
   const log = opts.log ?? pino({ level: config.logLevel, base: { svc: 'certctl' }, redact: { paths: ['key', '*.key', 'token', '*.token', 'req.headers.authorization', 'password', '*.password'], censor: '[redacted]' } });
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const replicaId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+
+  // TLS material is configuration: an unusable operator certificate stops the start before anything else opens.
+  const tlsId = await loadServerTls({ dataDir: config.dataDir, certPath: config.tlsCertPath, keyPath: config.tlsKeyPath });
+  if (tlsId.generated) log.warn({ cert: tlsId.certPath, sha256: tlsId.fingerprintSha256 }, 'generated a self-signed server certificate; set CERTCTL_TLS_CERT_PATH/KEY_PATH for production');
 
   const db: Database = opts.database ?? await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -84,17 +90,21 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
       }
     }
 
+    // Plugin manifests are data: checked here, before HTTP, and a bad one only disables itself.
+    const plugins = loadPluginCatalog({ extraDirs: config.pluginDirs, kernelVersion: VERSION, log: log.child({ mod: 'plugins' }) });
+    const disabledPlugins = plugins.list().filter((p) => p.status === 'disabled');
+    for (const p of disabledPlugins) log.warn({ plugin: p.id, dir: p.dir, reason: p.reason }, 'plugin disabled');
+    log.info({ enabled: plugins.list().length - disabledPlugins.length, disabled: disabledPlugins.length }, 'plugin catalog loaded');
+
     const jobs = new JobQueue(db.knex, audit, log.child({ mod: 'jobs' }), { replicaId, ...config.jobs });
     for (const [type, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.registerHandler(type as JobType, handler!);
     const scheduler = new Scheduler(db, log.child({ mod: 'scheduler' }), replicaId);
     let draining = false;
-    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, replicaId, isDraining: () => draining };
+    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, replicaId, isDraining: () => draining };
 
     const routeDefs: RouteDef[] = kernelRoutes(services, identity, () => routeDefs);
     const { app, compiled, stop: stopApp } = buildApp({ config, log, db, audit, routes: routeDefs });
 
-    const tlsId = await loadServerTls({ dataDir: config.dataDir, certPath: config.tlsCertPath, keyPath: config.tlsKeyPath });
-    if (tlsId.generated) log.warn({ cert: tlsId.certPath, sha256: tlsId.fingerprintSha256 }, 'generated a self-signed server certificate; set CERTCTL_TLS_CERT_PATH/KEY_PATH for production');
 
     let server: https.Server | null = null;
     let url = config.publicBaseUrl;

@@ -50,7 +50,7 @@ export function buildRouter(routes: RouteDef[]): { router: Router<Ctx['state']>;
       if (route.access !== 'public') {
         if (!principal) throw appError('UNAUTHENTICATED');
         if (route.access !== 'authenticated' && !principal.hasAny(route.access)) {
-          throw appError('FORBIDDEN', `This action needs the ${route.access} permission`);
+          throw appError('FORBIDDEN', `This action needs the ${route.access} permission`, { details: [{ path: 'permission', message: route.access }] });
         }
       }
       const input: RouteInput = {
