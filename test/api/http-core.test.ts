@@ -33,8 +33,11 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('HTTP core', () => {
     expect(limited.length).toBeGreaterThan(10);
     expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(limited[0].body.error.code).toBe('rate_limited');
-    // Another client (no key: keyed by address) has its own bucket; /health is exempt.
+    // Probes are exempt.
     expect((await t.api.get('/health', { key: null })).status).toBe(200);
+    // Made-up keys share the caller's address bucket: rotating them buys nothing.
+    const forged = await Promise.all(Array.from({ length: 15 }, (_, i) => t.api.get('/api/v1/auth/me', { key: `cctl_forged_${i}` })));
+    expect(forged.filter((r) => r.status === 429).length).toBeGreaterThan(3);
     await new Promise((r) => setTimeout(r, 2100));
     expect((await t.api.get('/api/v1/auth/me')).status).toBe(200);
   });

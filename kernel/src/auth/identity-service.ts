@@ -54,7 +54,7 @@ export class IdentityService {
    */
   async createFirstAdmin(name: string, via: 'initial' | 'bootstrap'): Promise<CreatedKey | null> {
     return this.knex.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?)', [LOCK_KEYS.migrations + 100]);
+      await trx.raw('select pg_advisory_xact_lock(?)', [LOCK_KEYS.firstAdmin]);
       if (await this.adminExists(trx)) return null;
       const created = await this.insertKey(trx, { name, description: via === 'initial' ? 'Created on first start' : 'Created through /api/v1/auth/bootstrap', actor_type: 'user', created_by: 'system' });
       await trx('api_key_roles').insert({ id: newId('grant'), api_key_id: created.id, role_id: 'role-admin', scope_type: 'global', scope_id: '', granted_by: 'system' });

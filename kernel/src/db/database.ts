@@ -110,5 +110,6 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
 export const LOCK_KEYS = {
   migrations: 0x6365_0001,
   auditChain: 0x6365_0002,
+  firstAdmin: 0x6365_0003,
   schedulerBase: 0x6365_1000,
 } as const;

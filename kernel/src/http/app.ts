@@ -9,7 +9,7 @@ import { authenticate } from './middleware/authenticate.js';
 import { bodyReader } from './middleware/body-reader.js';
 import { corsPolicy } from './middleware/cors.js';
 import { errorMapper } from './middleware/error-mapper.js';
-import { rateLimiter } from './middleware/rate-limit.js';
+import { RecentKeys, rateLimiter } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { buildRouter } from './router.js';
 import type { AppState, CompiledRoute, RouteDef } from './route.js';
@@ -26,7 +26,8 @@ export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database
   const { config, log, db, audit } = deps;
   const app = new Koa<AppState>({ proxy: false });
   app.silent = true;
-  const limiter = config.rateLimit.enabled ? rateLimiter({ rps: config.rateLimit.rps, burst: config.rateLimit.burst, exempt: (p) => PROBES.has(p) }) : null;
+  const recentKeys = new RecentKeys();
+  const limiter = config.rateLimit.enabled ? rateLimiter({ rps: config.rateLimit.rps, burst: config.rateLimit.burst, exempt: (p) => PROBES.has(p), recentKeys }) : null;
   const { router, compiled } = buildRouter(deps.routes);
 
   app.use(requestId);
@@ -43,7 +44,7 @@ export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database
   app.use(bodyReader(config.maxBodySize));
   app.use(corsPolicy(config.corsOrigins));
   if (limiter) app.use(limiter);
-  app.use(authenticate(db.knex, config.authType));
+  app.use(authenticate(db.knex, config.authType, recentKeys));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return { app, compiled: compiled as CompiledRoute[], stop: () => limiter?.stop() };

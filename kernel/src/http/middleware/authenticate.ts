@@ -4,6 +4,7 @@ import { ALL_PERMISSIONS } from '../../auth/permissions.js';
 import { Principal } from '../../auth/principal.js';
 import { appError } from '../../errors.js';
 import type { Ctx } from '../route.js';
+import { RecentKeys } from './rate-limit.js';
 
 /** With CERTCTL_AUTH_TYPE=none every caller is this principal (demos only). */
 export const ANONYMOUS_ADMIN = new Principal('anonymous', 'anonymous', null, 'anonymous (auth disabled)',
@@ -14,7 +15,7 @@ export const ANONYMOUS_ADMIN = new Principal('anonymous', 'anonymous', null, 'an
  * invalid key is a 401 even on public routes, so a typo is never silently anonymous.
  * Whether a route needs a principal at all is the router's decision.
  */
-export function authenticate(knex: Knex, authType: 'api-key' | 'none') {
+export function authenticate(knex: Knex, authType: 'api-key' | 'none', recentKeys: RecentKeys) {
   return async (ctx: Ctx, next: () => Promise<void>): Promise<void> => {
     if (authType === 'none') {
       ctx.state.principal = ANONYMOUS_ADMIN;
@@ -26,6 +27,7 @@ export function authenticate(knex: Knex, authType: 'api-key' | 'none') {
       const principal = token ? await authenticateApiKey(knex, token) : null;
       if (!principal) throw appError('UNAUTHENTICATED', token ? 'Invalid, expired or revoked API key' : 'Authorization header must be "Bearer <key>"');
       ctx.state.principal = principal;
+      recentKeys.remember(RecentKeys.digest(header));
     }
     await next();
   };

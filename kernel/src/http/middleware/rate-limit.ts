@@ -8,10 +8,31 @@ interface Bucket {
 }
 
 /**
- * Token bucket per client (API key when one is presented, else address).
- * Refill is computed lazily on each request; idle buckets are swept.
+ * Remembers digests of Authorization headers that authenticated recently. Only
+ * those get a bucket of their own; anything else is limited by client address,
+ * so rotating made-up keys does not buy a fresh bucket per request.
  */
-export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: string) => boolean }) {
+export class RecentKeys {
+  private readonly seen = new Map<string, number>();
+  constructor(private readonly ttlMs = 10 * 60_000, private readonly max = 50_000) {}
+
+  static digest(header: string): string {
+    return crypto.createHash('sha256').update(header).digest('base64url').slice(0, 22);
+  }
+
+  remember(digest: string): void {
+    if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value as string);
+    this.seen.set(digest, Date.now());
+  }
+
+  has(digest: string): boolean {
+    const at = this.seen.get(digest);
+    return at !== undefined && Date.now() - at < this.ttlMs;
+  }
+}
+
+/** Token bucket per client; refill is computed lazily on each request and idle buckets are swept. */
+export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: string) => boolean; recentKeys: RecentKeys }) {
   const buckets = new Map<string, Bucket>();
   const sweep = setInterval(() => {
     const cutoff = Date.now() - (opts.burst / opts.rps) * 1000 - 60_000;
@@ -22,7 +43,8 @@ export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: s
   const middleware = async (ctx: Ctx, next: () => Promise<void>): Promise<void> => {
     if (opts.exempt(ctx.path)) return next();
     const auth = ctx.get('authorization');
-    const key = auth ? 'k:' + crypto.createHash('sha256').update(auth).digest('base64url').slice(0, 22) : 'ip:' + ctx.ip;
+    const digest = auth ? RecentKeys.digest(auth) : null;
+    const key = digest && opts.recentKeys.has(digest) ? `k:${digest}` : `ip:${ctx.ip}`;
     const now = Date.now();
     const b = buckets.get(key) ?? { tokens: opts.burst, at: now };
     b.tokens = Math.min(opts.burst, b.tokens + ((now - b.at) / 1000) * opts.rps);
