@@ -35,6 +35,8 @@ export interface KernelConfig {
   shutdownTimeoutMs: number;
   schedulerEnabled: boolean;
   auditExcludePaths: string[];
+  /** Extra plugin directories (CERTCTL_PLUGIN_DIRS), besides the workspace's plugins/<kind>/<name> folders. */
+  pluginDirs: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -145,5 +147,6 @@ export function loadConfig(env: Env = process.env): KernelConfig {
     shutdownTimeoutMs: duration(env, 'CERTCTL_SHUTDOWN_TIMEOUT', '30s'),
     schedulerEnabled: bool(env, 'CERTCTL_SCHEDULER_ENABLED', true),
     auditExcludePaths: list(env.CERTCTL_AUDIT_EXCLUDE_PATHS ?? '/health,/ready'),
+    pluginDirs: list(env.CERTCTL_PLUGIN_DIRS).map((dir) => path.resolve(dir)),
   };
 }

@@ -3,6 +3,7 @@ import type { AuditLog } from './audit/audit-log.js';
 import type { KernelConfig } from './config.js';
 import type { Database } from './db/database.js';
 import type { JobQueue } from './jobs/job-queue.js';
+import type { PluginCatalog } from './plugins/catalog.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 import type { ConfigCipher } from './secrets/config-cipher.js';
 
@@ -15,6 +16,8 @@ export interface KernelServices {
   jobs: JobQueue;
   scheduler: Scheduler;
   cipher: ConfigCipher;
+  /** Discovered plugins and their checked manifests (built at boot, immutable). */
+  plugins: PluginCatalog;
   replicaId: string;
   isDraining(): boolean;
 }

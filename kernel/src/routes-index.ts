@@ -4,6 +4,20 @@ import { authRoutes } from './auth/routes.js';
 import type { RouteDef } from './http/route.js';
 import type { KernelServices } from './kernel-services.js';
 import { systemRoutes } from './resources/system/routes.js';
+import { agentGroupRoutes } from './resources/agent-groups/routes.js';
+import { agentRoutes } from './resources/agents/routes.js';
+import { notificationRoutes } from './resources/notifications/routes.js';
+import { ownerRoutes } from './resources/owners/routes.js';
+import { policyRoutes } from './resources/policies/routes.js';
+import { profileRoutes } from './resources/profiles/routes.js';
+import { renewalPolicyRoutes } from './resources/renewal-policies/routes.js';
+import { teamRoutes } from './resources/teams/routes.js';
+import { pluginRoutes } from './plugins/routes.js';
+import { issuerRoutes } from './resources/issuers/routes.js';
+import { notifierRoutes } from './resources/notifiers/routes.js';
+import { targetRoutes } from './resources/targets/routes.js';
+import { certificateRoutes } from './resources/certificates/routes.js';
+import { jobRoutes } from './resources/jobs/routes.js';
 
 /** Every route the kernel serves. The RBAC matrix test and the OpenAPI document read this table. */
 export function kernelRoutes(k: KernelServices, identity: IdentityService, all: () => RouteDef[]): RouteDef[] {
@@ -11,5 +25,9 @@ export function kernelRoutes(k: KernelServices, identity: IdentityService, all: 
     ...systemRoutes(k, all),
     ...authRoutes(k, identity),
     ...auditRoutes(k),
+    ...teamRoutes(k), ...ownerRoutes(k), ...agentRoutes(k), ...agentGroupRoutes(k),
+    ...profileRoutes(k), ...policyRoutes(k), ...renewalPolicyRoutes(k), ...notificationRoutes(k),
+    ...pluginRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k),
+    ...certificateRoutes(k), ...jobRoutes(k),
   ];
 }

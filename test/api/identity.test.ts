@@ -112,3 +112,29 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('API keys and roles', () => {
     expect(actions).toEqual(expect.arrayContaining(['initial_admin_created', 'api_key_created', 'api_key_revoked', 'role_assigned', 'role_revoked', 'role_created', 'role_deleted']));
   });
 });
+
+describe.skipIf(POSTGRES_UNAVAILABLE)('scoped grants', () => {
+  let t: TestKernel;
+  beforeAll(async () => { t = await startTestKernel(); });
+  afterAll(async () => { await t?.stop(); });
+
+  it('a role granted on one profile confers only the permissions that can be scoped to a profile', async () => {
+    const profile = await t.api.post('/api/v1/profiles', { name: 'scoped-profile' });
+    expect(profile.status).toBe(201);
+    const k = await t.api.post('/api/v1/auth/keys', { name: 'scoped-operator', roles: [{ role_id: 'role-operator', scope_type: 'profile', scope_id: profile.body.id }] });
+    const me = await t.api.get('/api/v1/auth/me', { key: k.body.key });
+    const perms: string[] = me.body.effective_permissions;
+    expect(perms).toEqual(expect.arrayContaining(['cert.read', 'cert.create', 'profile.read', 'job.read']));
+    // Global-only permissions of the operator role are not granted through a profile scope.
+    for (const p of ['target.manage', 'target.read', 'issuer.create', 'owner.manage', 'audit.read', 'policy.manage']) expect(perms).not.toContain(p);
+    expect((await t.api.get('/api/v1/targets', { key: k.body.key })).status).toBe(403);
+    expect((await t.api.get('/api/v1/audit', { key: k.body.key })).status).toBe(403);
+    expect(me.body.scoped_grants.every((g: any) => g.scope_type === 'profile' && g.scope_id === profile.body.id)).toBe(true);
+  });
+
+  it('a scope that does not exist is refused', async () => {
+    const k = await t.api.post('/api/v1/auth/keys', { name: 'bad-scope', roles: [{ role_id: 'role-viewer', scope_type: 'issuer', scope_id: 'iss-nope' }] });
+    expect(k.status).toBe(422);
+    expect((await t.kernel.db.knex('api_keys').where({ name: 'bad-scope' })).length).toBe(0);
+  });
+});

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { Principal, type Grant } from './principal.js';
-import { isPermission, type ScopeType } from './permissions.js';
+import { isPermission, PERMISSIONS, type ScopeType } from './permissions.js';
 
 const KEY_PREFIX = 'cctl_';
 
@@ -66,7 +66,11 @@ export async function loadPrincipal(knex: Knex, key: Pick<KeyRow, 'id' | 'name' 
   const roles = new Map<string, { role_id: string; role: string; scope_type: ScopeType; scope_id: string }>();
   for (const r of rows) {
     roles.set(`${r.role_id}|${r.scope_type}|${r.scope_id}`, { role_id: r.role_id, role: r.role, scope_type: r.scope_type, scope_id: r.scope_id });
-    if (r.permission && isPermission(r.permission)) grants.push({ permission: r.permission, scopeType: r.scope_type, scopeId: r.scope_id });
+    // A role granted on one profile or issuer confers only the permissions that can be scoped that way;
+    // a global-only permission (target.manage, issuer.create, ...) in that role is not granted at all.
+    if (r.permission && isPermission(r.permission) && (PERMISSIONS[r.permission].scopes as readonly ScopeType[]).includes(r.scope_type)) {
+      grants.push({ permission: r.permission, scopeType: r.scope_type, scopeId: r.scope_id });
+    }
   }
   return new Principal(key.id, key.actor_type, key.id, key.name, grants, [...roles.values()]);
 }

@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import type { AuditLog } from '../audit/audit-log.js';
+import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import { newId } from '../db/ids.js';
-import type { JobRow, JobStatus, JobType } from './job-states.js';
+import { CANCELLABLE_JOB_STATUSES, type JobRow, type JobStatus, type JobType } from './job-states.js';
 
 export interface JobHandlerContext {
+  /** Aborted when this replica lost the job's lease, or when shutdown's bound ran out. */
   signal: AbortSignal;
   log: Logger;
 }
@@ -24,6 +25,7 @@ export interface NewJob {
   scheduled_at?: Date;
   max_attempts?: number;
   requested_by?: string | null;
+  /** Defaults to now + approvalTimeoutMs for AwaitingApproval jobs when that option is set. */
   approval_expires_at?: Date | null;
 }
 
@@ -33,21 +35,54 @@ export interface JobQueueOptions {
   maxAttempts: number;
   concurrency: number;
   backoffBaseMs: number;
+  approvalTimeoutMs?: number;
 }
 
-const SYSTEM_ACTOR = { actor: 'system', actor_type: 'system' } as const;
+export interface Actor {
+  actor: string;
+  actor_type: string;
+}
+
+/** Why an operator action on a job was refused; the caller maps it to its API error. */
+export type JobActionResult =
+  | { ok: true; job: JobRow }
+  | { ok: false; reason: 'not_found' | 'wrong_status' | 'approval_expired' | 'same_actor'; job?: JobRow };
+
+const SYSTEM_ACTOR: Actor = { actor: 'system', actor_type: 'system' };
+const BACKOFF_CAP_MS = 3_600_000;
+
+/**
+ * SQL for "now + backoff": 2^(attempt-1) x base, capped at an hour, with +-20% jitter
+ * so a burst of failures does not come back in step. One definition for fail and reap.
+ */
+const retryAt = (attemptsSql: string) =>
+  `now() + (least(${BACKOFF_CAP_MS}, ?::float8 * power(2, greatest(0, ${attemptsSql} - 1))) * (0.8 + random() * 0.4)) * interval '1 millisecond'`;
+
+interface RunningJob {
+  job: JobRow;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
 
 /**
  * The job queue. Workers claim Pending jobs with FOR UPDATE SKIP LOCKED and hold
- * them under a lease; a job whose lease runs out (its replica died) is put back
- * with backoff or failed when out of attempts. Only Pending is ever claimed, so
- * AwaitingApproval, AwaitingCSR and Cancelled jobs can never run by accident.
+ * them under a lease that one heartbeat per replica keeps renewing; a job whose lease
+ * runs out (its replica died or hung) is put back with backoff, or failed when out of
+ * attempts. Every write by a lease holder is fenced on (lease_owner, attempts), so a
+ * replica that lost a job can no longer complete or fail it. Only Pending is ever
+ * claimed: AwaitingApproval, AwaitingCSR and Cancelled jobs cannot run by accident.
  */
 export class JobQueue {
   private handlers = new Map<JobType, JobHandler>();
-  private inFlight = new Map<string, Promise<void>>();
+  private running = new Map<string, RunningJob>();
+  private drains = new Set<Promise<number>>();
   private wakeListeners = new Set<() => void>();
-  private readonly abort = new AbortController();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private renewing = false;
+  private stopping = false;
+  private readonly hardStop = new AbortController();
 
   constructor(private readonly knex: Knex, private readonly audit: AuditLog, private readonly log: Logger, readonly opts: JobQueueOptions) {}
 
@@ -65,10 +100,16 @@ export class JobQueue {
     return () => this.wakeListeners.delete(fn);
   }
 
+  /** Jobs this replica is running now. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
   /** Inserts jobs (in the caller's transaction when given) and records job_created. */
-  async enqueue(jobs: NewJob | NewJob[], opts: { trx?: Knex.Transaction; actor?: { actor: string; actor_type: string } } = {}): Promise<JobRow[]> {
+  async enqueue(jobs: NewJob | NewJob[], opts: { trx?: Knex.Transaction; actor?: Actor } = {}): Promise<JobRow[]> {
     const list = Array.isArray(jobs) ? jobs : [jobs];
     if (!list.length) return [];
+    const now = Date.now();
     const rows = list.map((j) => ({
       id: newId('job'),
       type: j.type,
@@ -77,10 +118,11 @@ export class JobQueue {
       target_id: j.target_id ?? null,
       agent_id: j.agent_id ?? null,
       payload: JSON.stringify(j.payload ?? {}),
-      scheduled_at: j.scheduled_at ?? new Date(),
+      scheduled_at: j.scheduled_at ?? new Date(now),
       max_attempts: j.max_attempts ?? this.opts.maxAttempts,
       requested_by: j.requested_by ?? null,
-      approval_expires_at: j.approval_expires_at ?? null,
+      approval_expires_at: j.approval_expires_at !== undefined ? j.approval_expires_at
+        : j.status === 'AwaitingApproval' && this.opts.approvalTimeoutMs ? new Date(now + this.opts.approvalTimeoutMs) : null,
     }));
     const run = async (trx: Knex.Transaction) => {
       const inserted: JobRow[] = [];
@@ -93,166 +135,319 @@ export class JobQueue {
       return inserted;
     };
     const created = opts.trx ? await run(opts.trx) : await this.knex.transaction(run);
-    const wake = () => this.wakeListeners.forEach((fn) => fn());
-    if (opts.trx) opts.trx.executionPromise.then(wake, () => {});
-    else wake();
+    if (created.some((j) => j.status === 'Pending')) this.afterCommit(opts.trx, () => this.wake());
     return created;
   }
 
-  /** Claims up to `limit` runnable jobs of the types this replica can handle. */
+  /** Claims up to `limit` runnable jobs of the given types (default: those this replica handles). */
   async claim(limit: number, types: JobType[] = this.handledTypes()): Promise<JobRow[]> {
     if (limit <= 0 || types.length === 0) return [];
+    // The CTE is never inlined (it locks rows), so LIMIT and SKIP LOCKED apply before the update.
     const res = await this.knex.raw(
-      `UPDATE jobs SET status = 'Running', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
-              attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
-        WHERE status = 'Pending' AND id IN (
-          SELECT id FROM jobs
-           WHERE status = 'Pending' AND scheduled_at <= now() AND type = ANY(?)
-           ORDER BY scheduled_at, id
-           LIMIT ? FOR UPDATE SKIP LOCKED)
-        RETURNING *`,
-      [this.opts.replicaId, this.opts.leaseMs, types, limit],
+      `WITH next AS (
+         SELECT id FROM jobs
+          WHERE status = 'Pending' AND scheduled_at <= now() AND type = ANY(?)
+          ORDER BY scheduled_at, id
+          LIMIT ? FOR UPDATE SKIP LOCKED)
+       UPDATE jobs j SET status = 'Running', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
+              attempts = j.attempts + 1, started_at = coalesce(j.started_at, now()), updated_at = now()
+         FROM next WHERE j.id = next.id AND j.status = 'Pending'
+       RETURNING j.*`,
+      [types, limit, this.opts.replicaId, this.opts.leaseMs],
     );
-    return (res.rows ?? res) as JobRow[];
+    return rowsOf<JobRow>(res);
+  }
+
+  /** The row filter for writes by the lease holder: a reaped and re-claimed job has more attempts. */
+  private held(job: JobRow) {
+    return { id: job.id, status: 'Running', lease_owner: this.opts.replicaId, attempts: job.attempts };
   }
 
   /** Marks a claimed job done; a no-op (false) if this replica no longer holds its lease. */
   async complete(job: JobRow, result: Record<string, unknown> = {}): Promise<boolean> {
     return this.knex.transaction(async (trx) => {
-      const n = await trx('jobs')
-        .where({ id: job.id, status: 'Running', lease_owner: this.opts.replicaId })
+      const n = await trx('jobs').where(this.held(job))
         .update({ status: 'Completed', result: JSON.stringify(result), completed_at: trx.fn.now(), lease_owner: null, lease_expires_at: null, last_error: null, updated_at: trx.fn.now() });
-      if (n === 1) {
-        await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_completed', resource_type: 'job', resource_id: job.id, details: { type: job.type, attempts: job.attempts, replica: this.opts.replicaId } }, trx);
-      }
-      return n === 1;
+      if (n !== 1) return false;
+      await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_completed', resource_type: 'job', resource_id: job.id, details: { type: job.type, attempts: job.attempts, replica: this.opts.replicaId } }, trx);
+      return true;
     });
   }
 
-  /** Puts a claimed job back for a later look without spending an attempt. */
+  /** Puts a claimed job back for a later look without spending an attempt (a retry_later outcome). */
   async reschedule(job: JobRow, delayMs: number, note?: string): Promise<boolean> {
-    const n = await this.knex('jobs')
-      .where({ id: job.id, status: 'Running', lease_owner: this.opts.replicaId })
-      .update({
-        status: 'Pending', attempts: Math.max(0, job.attempts - 1), scheduled_at: new Date(Date.now() + delayMs),
-        lease_owner: null, lease_expires_at: null, last_error: note ?? null, updated_at: this.knex.fn.now(),
-      });
+    const n = await this.knex('jobs').where(this.held(job)).update({
+      status: 'Pending', attempts: Math.max(0, job.attempts - 1),
+      scheduled_at: this.knex.raw(`now() + (? * interval '1 millisecond')`, [Math.max(0, delayMs)]),
+      lease_owner: null, lease_expires_at: null, last_error: note ?? null, updated_at: this.knex.fn.now(),
+    });
     return n === 1;
   }
 
-  /** Records a failed attempt: back to Pending with exponential backoff, or Failed when out of attempts. */
+  /**
+   * Records a failed attempt: back to Pending with backoff, or Failed when out of
+   * attempts or the error is not retryable. Returns the new status, or null if this
+   * replica no longer held the lease.
+   */
   async fail(job: JobRow, error: string, opts: { retryable?: boolean } = {}): Promise<JobStatus | null> {
+    const finalFailure = opts.retryable === false || job.attempts >= job.max_attempts;
     return this.knex.transaction(async (trx) => {
-      const finalFailure = opts.retryable === false || job.attempts >= job.max_attempts;
-      const status: JobStatus = finalFailure ? 'Failed' : 'Pending';
-      const n = await trx('jobs')
-        .where({ id: job.id, status: 'Running', lease_owner: this.opts.replicaId })
-        .update({
-          status, last_error: error.slice(0, 2000), lease_owner: null, lease_expires_at: null, updated_at: trx.fn.now(),
-          ...(finalFailure ? { completed_at: trx.fn.now() } : { scheduled_at: new Date(Date.now() + this.backoffMs(job.attempts)) }),
-        });
+      const n = await trx('jobs').where(this.held(job)).update({
+        status: finalFailure ? 'Failed' : 'Pending', last_error: error.slice(0, 2000), lease_owner: null, lease_expires_at: null, updated_at: trx.fn.now(),
+        ...(finalFailure ? { completed_at: trx.fn.now() } : { scheduled_at: trx.raw(retryAt('?::int'), [this.opts.backoffBaseMs, job.attempts]) }),
+      });
       if (n !== 1) return null;
       await this.audit.append({
         category: 'lifecycle', ...SYSTEM_ACTOR, action: finalFailure ? 'job_failed' : 'job_retry_scheduled', resource_type: 'job', resource_id: job.id,
-        details: { type: job.type, attempts: job.attempts, error: error.slice(0, 500) },
+        details: { type: job.type, attempts: job.attempts, max_attempts: job.max_attempts, error: error.slice(0, 500) },
       }, trx);
-      return status;
+      return finalFailure ? 'Failed' : 'Pending';
     });
   }
 
-  /** 2^(attempt-1) x base with +-20% jitter, capped at one hour. */
-  backoffMs(attempt: number): number {
-    const base = Math.min(3_600_000, this.opts.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
-  }
-
   /**
-   * Reclaims jobs whose lease expired (their replica died or hung): retried with
-   * backoff, or Failed when out of attempts. Cancels approvals that timed out.
+   * Takes back jobs whose lease expired (their replica died or hung): retried with
+   * backoff, or Failed when out of attempts. Cancels approvals that timed out; they
+   * never go to Pending. Rows another transaction holds (a lease being renewed) are skipped.
    */
-  async reap(): Promise<{ requeued: number; failed: number; approvalsExpired: number }> {
+  async reap(batch = 500): Promise<{ requeued: number; failed: number; approvalsExpired: number }> {
     return this.knex.transaction(async (trx) => {
-      const expired = (await trx.raw(
-        `SELECT id, type, attempts, max_attempts, lease_owner FROM jobs
-          WHERE status = 'Running' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED`,
-      )).rows as Pick<JobRow, 'id' | 'type' | 'attempts' | 'max_attempts' | 'lease_owner'>[];
-      let requeued = 0;
-      let failed = 0;
-      for (const j of expired) {
-        const out = j.attempts >= j.max_attempts;
-        await trx('jobs').where({ id: j.id }).update({
-          status: out ? 'Failed' : 'Pending', last_error: `lease held by ${j.lease_owner} expired`, lease_owner: null, lease_expires_at: null,
-          updated_at: trx.fn.now(), ...(out ? { completed_at: trx.fn.now() } : { scheduled_at: new Date(Date.now() + this.backoffMs(j.attempts)) }),
-        });
-        if (out) failed++;
-        else requeued++;
-      }
+      const expired = rowsOf<{ id: string; type: string; status: JobStatus; attempts: number; max_attempts: number; lease_owner: string | null }>(await trx.raw(
+        `WITH expired AS (
+           SELECT id, lease_owner FROM jobs
+            WHERE status = 'Running' AND lease_expires_at < now()
+            ORDER BY lease_expires_at LIMIT ? FOR UPDATE SKIP LOCKED)
+         UPDATE jobs j SET
+                status = CASE WHEN j.attempts >= j.max_attempts THEN 'Failed' ELSE 'Pending' END,
+                last_error = 'lease held by ' || coalesce(e.lease_owner, 'an unknown replica') || ' expired',
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+                completed_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END,
+                scheduled_at = CASE WHEN j.attempts >= j.max_attempts THEN j.scheduled_at ELSE ${retryAt('j.attempts')} END
+           FROM expired e WHERE j.id = e.id AND j.status = 'Running'
+         RETURNING j.id, j.type, j.status, j.attempts, j.max_attempts, e.lease_owner`,
+        [batch, this.opts.backoffBaseMs],
+      ));
       const timedOut = (await trx('jobs')
         .where({ status: 'AwaitingApproval' })
-        .whereNotNull('approval_expires_at')
         .where('approval_expires_at', '<', trx.fn.now())
         .update({ status: 'Cancelled', last_error: 'approval timed out', completed_at: trx.fn.now(), updated_at: trx.fn.now() })
         .returning(['id', 'type'])) as { id: string; type: string }[];
-      const events = [
-        ...expired.map((j) => ({ category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: j.attempts >= j.max_attempts ? 'job_failed' : 'job_lease_expired', resource_type: 'job', resource_id: j.id, details: { lease_owner: j.lease_owner, attempts: j.attempts } })),
-        ...timedOut.map((j) => ({ category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: j.id, details: { reason: 'approval_timeout' } })),
+      const events: AuditInput[] = [
+        ...expired.map((j) => ({
+          category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: j.status === 'Failed' ? 'job_failed' : 'job_lease_expired', resource_type: 'job', resource_id: j.id,
+          details: { type: j.type, lease_owner: j.lease_owner, attempts: j.attempts, max_attempts: j.max_attempts },
+        })),
+        ...timedOut.map((j) => ({ category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: j.id, details: { type: j.type, reason: 'approval_timeout' } })),
       ];
       if (events.length) await this.audit.append(events, trx);
-      return { requeued, failed, approvalsExpired: timedOut.length };
+      const failed = expired.filter((j) => j.status === 'Failed').length;
+      return { requeued: expired.length - failed, failed, approvalsExpired: timedOut.length };
     });
   }
 
   /**
-   * Claims and runs jobs until none are runnable or the queue is stopping,
-   * keeping at most `concurrency` in flight and renewing leases while they run.
+   * Approves an AwaitingApproval job: it becomes Pending (runnable) only if the
+   * approval has not timed out and the approver is not the requester. A timed-out
+   * approval is cancelled on the spot instead.
+   */
+  async approve(id: string, opts: { actor: Actor; reason?: string; trx?: Knex.Transaction }): Promise<JobActionResult> {
+    const run = async (trx: Knex.Transaction): Promise<JobActionResult> => {
+      const [job] = (await trx('jobs')
+        .where({ id, status: 'AwaitingApproval' })
+        .where((q) => q.whereNull('approval_expires_at').orWhere('approval_expires_at', '>', trx.fn.now()))
+        .where((q) => q.whereNull('requested_by').orWhereNot('requested_by', opts.actor.actor))
+        .update({ status: 'Pending', scheduled_at: trx.fn.now(), updated_at: trx.fn.now() })
+        .returning('*')) as JobRow[];
+      if (job) {
+        await this.audit.append({ category: 'lifecycle', ...opts.actor, action: 'job_approved', resource_type: 'job', resource_id: id, details: { type: job.type, reason: opts.reason ?? null } }, trx);
+        return { ok: true, job };
+      }
+      const refused = await this.whyRefused(trx, id, ['AwaitingApproval'], opts.actor);
+      if (refused.reason === 'approval_expired') {
+        // Settle it now rather than at the next reaper run.
+        const n = await trx('jobs').where({ id, status: 'AwaitingApproval' }).where('approval_expires_at', '<', trx.fn.now())
+          .update({ status: 'Cancelled', last_error: 'approval timed out', completed_at: trx.fn.now(), updated_at: trx.fn.now() });
+        if (n === 1) await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: id, details: { type: refused.job?.type, reason: 'approval_timeout' } }, trx);
+      }
+      return refused;
+    };
+    const result = opts.trx ? await run(opts.trx) : await this.knex.transaction(run);
+    if (result.ok) this.afterCommit(opts.trx, () => this.wake());
+    return result;
+  }
+
+  /** Rejects an AwaitingApproval job: Cancelled for good. */
+  async reject(id: string, opts: { actor: Actor; reason?: string; trx?: Knex.Transaction }): Promise<JobActionResult> {
+    return this.toCancelled(id, ['AwaitingApproval'], 'job_rejected', opts);
+  }
+
+  /** Cancels a job that has not started (Pending, AwaitingCSR, AwaitingApproval). */
+  async cancel(id: string, opts: { actor: Actor; reason?: string; trx?: Knex.Transaction }): Promise<JobActionResult> {
+    return this.toCancelled(id, CANCELLABLE_JOB_STATUSES, 'job_cancelled', opts);
+  }
+
+  private async toCancelled(id: string, from: readonly JobStatus[], action: string, opts: { actor: Actor; reason?: string; trx?: Knex.Transaction }): Promise<JobActionResult> {
+    const run = async (trx: Knex.Transaction): Promise<JobActionResult> => {
+      const [job] = (await trx('jobs').where({ id }).whereIn('status', from)
+        .update({ status: 'Cancelled', last_error: opts.reason ?? null, completed_at: trx.fn.now(), updated_at: trx.fn.now() })
+        .returning('*')) as JobRow[];
+      if (!job) return this.whyRefused(trx, id, from);
+      await this.audit.append({ category: 'lifecycle', ...opts.actor, action, resource_type: 'job', resource_id: id, details: { type: job.type, reason: opts.reason ?? null } }, trx);
+      return { ok: true, job };
+    };
+    return opts.trx ? run(opts.trx) : this.knex.transaction(run);
+  }
+
+  private async whyRefused(trx: Knex.Transaction, id: string, from: readonly JobStatus[], approver?: Actor): Promise<JobActionResult & { ok: false }> {
+    const job = (await trx('jobs').where({ id }).first()) as JobRow | undefined;
+    if (!job) return { ok: false, reason: 'not_found' };
+    if (!from.includes(job.status)) return { ok: false, reason: 'wrong_status', job };
+    if (approver && job.requested_by === approver.actor) return { ok: false, reason: 'same_actor', job };
+    return { ok: false, reason: 'approval_expired', job };
+  }
+
+  /**
+   * Claims and runs jobs until none are runnable or the queue is stopping, keeping
+   * at most `concurrency` in flight. Resolves when the jobs it started have finished.
    */
   async drainOnce(): Promise<number> {
+    if (this.stopping) return 0;
+    const drain = this.drain();
+    this.drains.add(drain);
+    try {
+      return await drain;
+    } finally {
+      this.drains.delete(drain);
+    }
+  }
+
+  private async drain(): Promise<number> {
     let ran = 0;
-    while (!this.abort.signal.aborted) {
-      const free = this.opts.concurrency - this.inFlight.size;
+    const started: Promise<void>[] = [];
+    while (!this.stopping) {
+      const free = this.opts.concurrency - this.running.size;
       if (free <= 0) {
-        await Promise.race(this.inFlight.values());
+        await Promise.race([...this.running.values()].map((r) => r.done));
         continue;
       }
       const jobs = await this.claim(free);
       if (jobs.length === 0) break;
-      for (const job of jobs) {
-        ran++;
-        const p = this.run(job).finally(() => this.inFlight.delete(job.id));
-        this.inFlight.set(job.id, p);
-      }
+      // Claimed jobs always start, even if stop() came in meanwhile: they are ours until
+      // finished, and stop() waits for this drain too.
+      for (const job of jobs) started.push(this.start(job));
+      ran += jobs.length;
     }
-    await Promise.all(this.inFlight.values());
+    await Promise.all(started);
     return ran;
   }
 
-  private async run(job: JobRow): Promise<void> {
+  private start(job: JobRow): Promise<void> {
+    const controller = new AbortController();
+    const entry: RunningJob = { job, controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.run(entry).finally(() => {
+      if (this.running.get(job.id) === entry) this.running.delete(job.id);
+      if (this.running.size === 0) this.stopHeartbeat();
+    });
+    this.startHeartbeat();
+    return entry.done;
+  }
+
+  private async run({ job, controller }: RunningJob): Promise<void> {
     const handler = this.handlers.get(job.type);
     const log = this.log.child({ job_id: job.id, job_type: job.type });
-    const renew = setInterval(() => {
-      void this.knex('jobs').where({ id: job.id, status: 'Running', lease_owner: this.opts.replicaId })
-        .update({ lease_expires_at: this.knex.raw(`now() + (? * interval '1 millisecond')`, [this.opts.leaseMs]) })
-        .catch((err: unknown) => log.warn({ err }, 'lease renewal failed'));
-    }, Math.max(1000, Math.floor(this.opts.leaseMs / 3)));
+    let outcome: JobOutcome | void;
     try {
-      if (!handler) throw new Error(`no handler for ${job.type} jobs on this replica`);
-      const outcome = await handler(job, { signal: this.abort.signal, log });
-      if (outcome && outcome.status === 'retry_later') await this.reschedule(job, outcome.delayMs, outcome.note);
-      else await this.complete(job, outcome?.result);
+      if (!handler) throw Object.assign(new Error(`no handler for ${job.type} jobs on this replica`), { retryable: true });
+      outcome = await handler(job, { signal: controller.signal, log });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       log.warn({ err: message }, 'job attempt failed');
-      await this.fail(job, message, { retryable: (err as { retryable?: boolean })?.retryable }).catch((e: unknown) => log.error({ err: e }, 'could not record job failure'));
-    } finally {
-      clearInterval(renew);
+      // Interrupted by shutdown: hand it back without spending the attempt.
+      const recorded = this.hardStop.signal.aborted
+        ? this.reschedule(job, 0, `interrupted by shutdown: ${message}`)
+        : this.fail(job, message, { retryable: (err as { retryable?: boolean } | null)?.retryable });
+      await recorded.catch((e: unknown) => log.error({ err: e }, 'could not record the failed attempt; the lease will expire and the reaper retries it'));
+      return;
+    }
+    try {
+      const held = outcome && outcome.status === 'retry_later'
+        ? await this.reschedule(job, outcome.delayMs, outcome.note)
+        : await this.complete(job, outcome?.result);
+      if (!held) log.warn('job finished after this replica lost its lease; outcome discarded');
+    } catch (err) {
+      log.error({ err }, 'could not record the job outcome; the lease will expire and the reaper retries it');
     }
   }
 
-  /** Stops claiming and waits (bounded) for running jobs; unfinished ones keep their lease and are reaped later. */
+  /** One lease renewal per replica for all its running jobs; a job whose lease is gone is told to stop. */
+  private startHeartbeat(): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.opts.leaseMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private async renewLeases(): Promise<void> {
+    const entries = [...this.running.values()];
+    if (!entries.length || this.renewing) return;
+    this.renewing = true;
+    try {
+      const renewed = (await this.knex('jobs')
+        .whereIn('id', entries.map((e) => e.job.id))
+        .where({ status: 'Running', lease_owner: this.opts.replicaId })
+        .update({ lease_expires_at: this.knex.raw(`now() + (? * interval '1 millisecond')`, [this.opts.leaseMs]) })
+        .returning(['id', 'attempts'])) as { id: string; attempts: number }[];
+      const alive = new Set(renewed.map((r) => `${r.id}/${r.attempts}`));
+      for (const e of entries) {
+        if (!alive.has(`${e.job.id}/${e.job.attempts}`) && this.running.get(e.job.id) === e) {
+          this.log.warn({ job_id: e.job.id }, 'lost the lease on a running job (reaped or finished elsewhere); aborting it');
+          e.controller.abort(new Error('job lease lost'));
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'lease renewal failed');
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private wake(): void {
+    this.wakeListeners.forEach((fn) => fn());
+  }
+
+  private afterCommit(trx: Knex.Transaction | undefined, fn: () => void): void {
+    if (trx) trx.executionPromise.then(fn, () => {});
+    else fn();
+  }
+
+  /**
+   * Graceful stop: claims nothing new and waits up to timeoutMs for running jobs.
+   * If they do not finish in time their handlers are aborted and false is returned;
+   * such jobs keep their lease and are retried after it expires.
+   */
   async stop(timeoutMs: number): Promise<boolean> {
-    this.abort.abort();
-    const all = Promise.all(this.inFlight.values()).then(() => true);
-    const timer = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
-    return Promise.race([all, timer]);
+    this.stopping = true;
+    let timer: NodeJS.Timeout | undefined;
+    const settled = (async () => {
+      // Drains may still be starting jobs they claimed; wait for them, then for stragglers.
+      await Promise.all(this.drains);
+      await Promise.all([...this.running.values()].map((r) => r.done));
+      return true;
+    })();
+    const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    const ok = await Promise.race([settled, timedOut]);
+    clearTimeout(timer);
+    if (!ok) {
+      this.hardStop.abort(new Error('shutdown'));
+      for (const r of this.running.values()) r.controller.abort(new Error('shutdown'));
+      this.log.warn({ running: this.running.size, timeout_ms: timeoutMs }, 'job queue stop timed out; running jobs keep their lease until it expires');
+    }
+    this.stopHeartbeat();
+    return ok;
   }
 }

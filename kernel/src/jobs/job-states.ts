@@ -6,7 +6,24 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** States a job can still leave. Only Pending is ever claimed by a worker. */
 export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['Pending', 'AwaitingCSR', 'AwaitingApproval', 'Running'];
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['Completed', 'Failed', 'Cancelled'];
 export const CANCELLABLE_JOB_STATUSES: readonly JobStatus[] = ['Pending', 'AwaitingCSR', 'AwaitingApproval'];
+
+/**
+ * Every move the job queue makes. Running is entered only from Pending (the claim),
+ * and AwaitingApproval leaves for Pending only through an in-time approval; a
+ * rejection or a timeout ends in Cancelled, so a refused job can never run.
+ */
+export const JOB_TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  Pending: ['Running', 'Cancelled'],
+  AwaitingCSR: ['Pending', 'Cancelled'],
+  AwaitingApproval: ['Pending', 'Cancelled'],
+  // Back to Pending on a retry, a retry_later outcome or an expired lease.
+  Running: ['Completed', 'Failed', 'Pending'],
+  Completed: [],
+  Failed: [],
+  Cancelled: [],
+};
 
 export interface JobRow {
   id: string;

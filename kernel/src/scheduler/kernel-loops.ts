@@ -1,9 +1,18 @@
 import type { KernelServices } from '../kernel-services.js';
+import { runExpiryCheck } from '../lifecycle/expiry-check.js';
 import type { LoopDef } from './scheduler.js';
 
 /** The kernel's own background loops. Subsystems add theirs through StartOptions.loops. */
 export function kernelLoops(k: KernelServices): LoopDef[] {
   return [
+    {
+      name: 'expiry-check',
+      intervalMs: k.config.intervals.renewalCheckMs,
+      tick: async (signal) => {
+        const r = await runExpiryCheck(k, { signal });
+        if (r.expired || r.expiring || r.resettled || r.renewalJobs || r.notifications) k.log.info(r, 'expiry check');
+      },
+    },
     {
       name: 'job-processor',
       intervalMs: k.config.intervals.jobProcessorMs,

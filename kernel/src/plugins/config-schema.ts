@@ -1,0 +1,109 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { Logger } from 'pino';
+import { isSecretField, type JsonSchemaObject } from '@certctl/sdk';
+
+type AddFormats = (ajv: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
+
+/**
+ * An ajv for plugin config schemas, with the kernel's settings (strict, formats,
+ * defaults, no coercion). Each catalog gets its own instance so a plugin schema's
+ * `$id` or a half-compiled bad schema cannot collide with the API's schemas or
+ * with another kernel in the same process (tests boot several).
+ */
+export function createConfigAjv(log?: Logger): Ajv {
+  const warn = (...args: unknown[]) => log?.warn({ detail: args.map(String).join(' ') }, 'plugin config schema warning');
+  const ajv = new Ajv({
+    allErrors: true, strict: true, coerceTypes: false, useDefaults: true, allowUnionTypes: true,
+    logger: { log: () => {}, warn, error: warn },
+  });
+  addFormats(ajv);
+  ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+  ajv.addKeyword({ keyword: 'x-order', schemaType: 'number' });
+  ajv.addVocabulary(['example']);
+  return ajv;
+}
+
+const SUBSCHEMA_KEYS = ['items', 'additionalItems', 'additionalProperties', 'contains', 'not', 'if', 'then', 'else', 'propertyNames', 'unevaluatedProperties', 'unevaluatedItems'];
+const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
+const SUBSCHEMA_MAPS = ['patternProperties', 'dependentSchemas', '$defs', 'definitions'];
+
+const asObject = (v: unknown): JsonSchemaObject | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as JsonSchemaObject) : null);
+
+/**
+ * Secrets are split from the config by walking `properties` only (see
+ * splitSecrets), so a secret marker anywhere else (array items, anyOf branches,
+ * $defs) would leave that value in clear text. Returns the schema paths of such
+ * markers; a plugin with any is refused.
+ */
+export function misplacedSecretMarkers(schema: JsonSchemaObject): string[] {
+  const found: string[] = [];
+  const walk = (node: JsonSchemaObject, at: string, onPropertyPath: boolean) => {
+    if (isSecretField(node)) {
+      // A secret property is encrypted as a whole value, so nothing below it matters.
+      if (onPropertyPath && at !== '') return;
+      found.push(at || '/');
+    }
+    const props = asObject(node.properties);
+    if (props) for (const [name, sub] of Object.entries(props)) { const s = asObject(sub); if (s) walk(s, `${at}/properties/${name}`, onPropertyPath); }
+    for (const key of SUBSCHEMA_KEYS) { const s = asObject(node[key]); if (s) walk(s, `${at}/${key}`, false); }
+    for (const key of SUBSCHEMA_LISTS) {
+      const list = node[key];
+      if (Array.isArray(list)) list.forEach((sub, i) => { const s = asObject(sub); if (s) walk(s, `${at}/${key}/${i}`, false); });
+    }
+    for (const key of SUBSCHEMA_MAPS) {
+      const map = asObject(node[key]);
+      if (map) for (const [name, sub] of Object.entries(map)) { const s = asObject(sub); if (s) walk(s, `${at}/${key}/${name}`, false); }
+    }
+  };
+  walk(schema, '', true);
+  return found;
+}
+
+/** Paths (dot-separated) of the secret fields a config schema declares. */
+export function secretFieldPaths(schema: JsonSchemaObject, prefix = ''): string[] {
+  const props = asObject(schema.properties);
+  if (!props) return [];
+  return Object.entries(props).flatMap(([name, sub]) => {
+    const s = asObject(sub);
+    if (!s) return [];
+    return isSecretField(s) ? [`${prefix}${name}`] : secretFieldPaths(s, `${prefix}${name}.`);
+  });
+}
+
+/**
+ * A copy of the schema for clients: `default` is dropped from secret fields (and
+ * from anything below them) so a schema never carries a secret value.
+ */
+export function publicConfigSchema(schema: JsonSchemaObject): JsonSchemaObject {
+  const strip = (node: unknown, inSecret: boolean): unknown => {
+    if (Array.isArray(node)) return node.map((n) => strip(n, inSecret));
+    const obj = asObject(node);
+    if (!obj) return node;
+    const secret = inSecret || isSecretField(obj);
+    const out: JsonSchemaObject = {};
+    for (const [k, v] of Object.entries(obj)) {
+      if (secret && (k === 'default' || k === 'examples' || k === 'example')) continue;
+      if (k === 'properties' && asObject(v)) {
+        out[k] = Object.fromEntries(Object.entries(v as JsonSchemaObject).map(([name, sub]) => [name, strip(sub, secret)]));
+      } else out[k] = typeof v === 'object' && v !== null ? strip(v, secret) : v;
+    }
+    return out;
+  };
+  return strip(schema, false) as JsonSchemaObject;
+}
+
+/** Compiles a config schema, or says why it cannot be used. */
+export function compileConfigSchema(ajv: Ajv, schema: JsonSchemaObject): { validate: ValidateFunction } | { reason: string } {
+  const misplaced = misplacedSecretMarkers(schema);
+  if (misplaced.length) {
+    return { reason: `configSchema marks secrets outside plain object properties (${misplaced.join(', ')}); they could not be encrypted` };
+  }
+  try {
+    // A copy: ajv keeps a reference, and the manifest object stays the caller's.
+    return { validate: ajv.compile(structuredClone(schema)) };
+  } catch (err) {
+    return { reason: `configSchema is not a valid strict JSON schema: ${(err as Error).message}` };
+  }
+}

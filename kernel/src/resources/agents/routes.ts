@@ -1,0 +1,92 @@
+import { ID_PATTERN, newId } from '../../db/ids.js';
+import { appError } from '../../errors.js';
+import type { RouteDef } from '../../http/route.js';
+import type { KernelServices } from '../../kernel-services.js';
+import { auditActor, crudRoutes, markAuditResource, toDbRow, type CrudSpec, type Row } from '../crud.js';
+import { mintAgentKey, revokeAgentKey } from './agent-key.js';
+import { agentName, agentsList, heartbeatBody, hostFacts, serializeAgent } from './schemas.js';
+
+/** List, get, rename and delete come from the CRUD factory; create and heartbeat are agent-specific. */
+export function agentSpec(k: KernelServices): CrudSpec {
+  return {
+    kind: 'agent',
+    table: 'agents',
+    basePath: '/api/v1/agents',
+    tag: 'agents',
+    noun: 'agent',
+    permissions: { read: 'agent.read', create: 'agent.manage', update: 'agent.manage', delete: 'agent.manage' },
+    operations: ['list', 'get', 'update', 'delete'],
+    properties: { name: agentName },
+    required: ['name'],
+    jsonColumns: ['capabilities'],
+    list: agentsList,
+    serialize: serializeAgent,
+    // Only targets hold on to an agent; certificates, jobs and group memberships
+    // let go of a deleted agent by themselves (SET NULL / CASCADE in the schema).
+    referencedBy: [{ table: 'targets', column: 'agent_id', noun: 'target' }],
+    beforeDelete: async (row, { trx, principal }) => {
+      if (typeof row.api_key_id === 'string') await revokeAgentKey(trx, k.audit, principal, row.api_key_id, row.id);
+    },
+  };
+}
+
+const createBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    id: { type: 'string', pattern: ID_PATTERN, description: 'Optional readable id; generated when omitted' },
+    name: agentName,
+    ...hostFacts,
+    create_key: { type: 'boolean', description: 'Also mint an agent API key bound to this agent (needs auth.key.create); returned once' },
+  },
+};
+
+export function agentRoutes(k: KernelServices): RouteDef[] {
+  const knex = k.db.knex;
+  const spec = agentSpec(k);
+
+  return [
+    ...crudRoutes(k, spec),
+    {
+      method: 'POST', path: spec.basePath, access: 'agent.manage', tag: 'agents', body: createBody, response: { status: 201 },
+      summary: 'Register an agent record, optionally with its own API key (shown once)',
+      handler: async (ctx, { body, principal }) => {
+        const { create_key: createKey, ...fields } = body as Record<string, unknown> & { create_key?: boolean };
+        if (createKey && !principal.hasGlobal('auth.key.create')) throw appError('FORBIDDEN', 'create_key needs the auth.key.create permission');
+        const id = (fields.id as string | undefined) ?? newId('agent');
+        const { row, key } = await knex.transaction(async (trx) => {
+          if (await trx('agents').where({ id }).first('id')) throw appError('CONFLICT', `agent ${id} already exists`);
+          const minted = createKey ? await mintAgentKey(trx, k.audit, principal, id) : null;
+          const [created] = (await trx('agents').insert(toDbRow(spec, { ...fields, id, api_key_id: minted?.id ?? null })).returning('*')) as Row[];
+          await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'agent_created', resource_type: 'agent', resource_id: id, details: { fields: Object.keys(body), api_key_id: minted?.id ?? null } }, trx);
+          return { row: created, key: minted };
+        });
+        markAuditResource(ctx, 'agent', id);
+        const out = serializeAgent(row);
+        return key ? { ...out, api_key: { ...key, note: 'Store this key now: it is not shown again.' } } : out;
+      },
+    },
+    {
+      method: 'POST', path: `${spec.basePath}/:id/heartbeat`, access: 'agent.operate', tag: 'agents', body: heartbeatBody,
+      summary: 'An agent reports that it is alive, with its host facts; only that agent\'s own key may call it',
+      handler: async (ctx, { params, body, principal }) => {
+        markAuditResource(ctx, 'agent', params.id);
+        const row = await knex.transaction(async (trx) => {
+          const agent = (await trx('agents').where({ id: params.id }).forUpdate().first()) as Row | undefined;
+          // The same answer whether the agent is missing or someone else's: no probing for ids.
+          if (!agent || !principal.keyId || agent.api_key_id !== principal.keyId) throw appError('FORBIDDEN', `This key does not belong to agent ${params.id}`);
+          const status = agent.status === 'Disabled' ? 'Disabled' : 'Online';
+          const [updated] = (await trx('agents').where({ id: params.id })
+            .update({ ...toDbRow(spec, body), status, last_heartbeat_at: trx.fn.now(), updated_at: trx.fn.now() })
+            .returning('*')) as Row[];
+          if (agent.status !== status) {
+            await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'agent_status_changed', resource_type: 'agent', resource_id: params.id, details: { from: agent.status, to: status } }, trx);
+          }
+          return updated;
+        });
+        return serializeAgent(row);
+      },
+    },
+  ];
+}

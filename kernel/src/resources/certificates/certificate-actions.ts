@@ -1,0 +1,76 @@
+import type { Principal } from '../../auth/principal.js';
+import { appError } from '../../errors.js';
+import { OPEN_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
+import type { KernelServices } from '../../kernel-services.js';
+import { enqueueIssuingJobs, openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
+import type { CertificateRow } from './certificate-model.js';
+import { actorOf, hasVersions, loadVisibleCertificate } from './certificate-store.js';
+import { replaceTargets } from './certificate-targets.js';
+
+/**
+ * Archives a certificate (kept for history, no longer managed) and cancels
+ * every job still open for it, including a running one: its worker's completion
+ * is refused once the job is no longer Running under its lease.
+ */
+export async function archiveCertificate(k: KernelServices, principal: Principal, id: string): Promise<CertificateRow> {
+  const now = new Date();
+  return k.db.knex.transaction(async (trx) => {
+    const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.delete'], { lock: true });
+    principal.require('cert.delete', cert);
+    if (cert.status === 'Archived') throw appError('INVALID_STATE', `Certificate ${id} is already archived`);
+    const [archived] = (await trx('managed_certificates').where({ id }).update({ status: 'Archived', updated_at: now }).returning('*')) as CertificateRow[];
+    const cancelled = (await trx('jobs').where({ certificate_id: id }).whereIn('status', OPEN_JOB_STATUSES)
+      .update({ status: 'Cancelled', completed_at: now, updated_at: now, lease_owner: null, lease_expires_at: null, last_error: 'certificate archived' })
+      .returning(['id', 'type', 'status'])) as Pick<JobRow, 'id' | 'type'>[];
+    const actor = actorOf(principal);
+    await k.audit.append([
+      { category: 'lifecycle', ...actor, action: 'certificate_archived', resource_type: 'certificate', resource_id: id, details: { from: cert.status, cancelled_jobs: cancelled.map((j) => j.id) } },
+      ...cancelled.map((j) => ({ category: 'lifecycle' as const, ...actor, action: 'job_cancelled', resource_type: 'job', resource_id: j.id, details: { type: j.type, reason: 'certificate_archived', certificate_id: id } })),
+    ], trx);
+    return archived;
+  });
+}
+
+/**
+ * Asks for a new version now. An issued certificate gets a Renewal job and goes
+ * RenewalInProgress; one that was never issued (its issuance failed or was
+ * cancelled) gets a fresh Issuance job and stays Pending. Refused while an
+ * Issuance or Renewal job is open, and for revoked or archived certificates.
+ */
+export async function renewCertificate(k: KernelServices, principal: Principal, id: string): Promise<JobRow> {
+  const now = new Date();
+  return k.db.knex.transaction(async (trx) => {
+    const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.renew'], { lock: true });
+    principal.require('cert.renew', cert);
+    if (cert.status === 'Revoked' || cert.status === 'Archived') throw appError('INVALID_STATE', `Certificate ${id} is ${cert.status} and cannot be renewed`);
+    const open = (await openIssuingJobs(trx, [id])).get(id);
+    if (open) throw appError('INVALID_STATE', `Certificate ${id} already has an open ${open.type} job (${open.id}, ${open.status})`);
+    const issued = cert.expires_at !== null || (await hasVersions(trx, id));
+    const actor = actorOf(principal);
+    const [job] = await enqueueIssuingJobs(k, trx, [cert], issued ? 'Renewal' : 'Issuance', { actor, trigger: 'manual', now });
+    const status = issued ? 'RenewalInProgress' : 'Pending';
+    await trx('managed_certificates').where({ id }).update({ status, updated_at: now });
+    await k.audit.append({
+      category: 'lifecycle', ...actor, action: issued ? 'certificate_renewal_requested' : 'certificate_issuance_retried', resource_type: 'certificate', resource_id: id,
+      details: { job_id: job.id, job_status: job.status, from: cert.status, to: status },
+    }, trx);
+    return job;
+  });
+}
+
+/** Replaces the certificate's deployment targets (the next deployment uses the new set). */
+export async function setCertificateTargets(k: KernelServices, principal: Principal, id: string, targetIds: string[]): Promise<void> {
+  const now = new Date();
+  await k.db.knex.transaction(async (trx) => {
+    const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.edit'], { lock: true });
+    principal.require('cert.edit', cert);
+    if (cert.status === 'Archived') throw appError('INVALID_STATE', `Certificate ${id} is archived and cannot be edited`);
+    const { added, removed } = await replaceTargets(trx, id, targetIds);
+    if (!added.length && !removed.length) return;
+    await trx('managed_certificates').where({ id }).update({ updated_at: now });
+    await k.audit.append({
+      category: 'lifecycle', ...actorOf(principal), action: 'certificate_targets_updated', resource_type: 'certificate', resource_id: id,
+      details: { added, removed },
+    }, trx);
+  });
+}

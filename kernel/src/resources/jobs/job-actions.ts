@@ -1,0 +1,65 @@
+import type { Knex } from 'knex';
+import type { Permission } from '../../auth/permissions.js';
+import type { Principal } from '../../auth/principal.js';
+import { appError } from '../../errors.js';
+import { CANCELLABLE_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
+import type { KernelServices } from '../../kernel-services.js';
+import { DEFAULT_RENEWAL_WINDOW_DAYS, statusFromExpiry } from '../../lifecycle/expiry-status.js';
+import { openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
+
+/**
+ * Loads a job the caller may see through any of `via`. A job inherits its
+ * certificate's profile/issuer scope; a job without a certificate needs a global
+ * grant. Invisible jobs are reported as missing.
+ */
+export async function loadVisibleJob(db: Knex | Knex.Transaction, id: string, principal: Principal, via: Permission[]): Promise<{ job: JobRow; allows: (p: Permission) => boolean }> {
+  const row = (await db('jobs as j').leftJoin('managed_certificates as c', 'c.id', 'j.certificate_id').where('j.id', id)
+    .first('j.*', 'c.profile_id as cert_profile_id', 'c.issuer_id as cert_issuer_id')) as (JobRow & { cert_profile_id: string | null; cert_issuer_id: string | null }) | undefined;
+  if (!row) throw appError('NOT_FOUND', `Job ${id} not found`);
+  const { cert_profile_id, cert_issuer_id, ...job } = row;
+  const allows = (p: Permission) => (job.certificate_id ? principal.can(p, { profile_id: cert_profile_id, issuer_id: cert_issuer_id }) : principal.hasGlobal(p));
+  if (!via.some(allows)) throw appError('NOT_FOUND', `Job ${id} not found`);
+  return { job: job as JobRow, allows };
+}
+
+/**
+ * Cancels a job that has not started (Pending, AwaitingCSR, AwaitingApproval).
+ * The status check is part of the UPDATE, so a worker claiming the job at the same
+ * moment wins or loses cleanly. A certificate left RenewalInProgress by a
+ * cancelled renewal goes back to the status its expiry gives it.
+ */
+export async function cancelJob(k: KernelServices, principal: Principal, id: string): Promise<JobRow> {
+  const { job: visible, allows } = await loadVisibleJob(k.db.knex, id, principal, ['job.read', 'job.cancel']);
+  if (!allows('job.cancel')) throw appError('FORBIDDEN', 'Permission job.cancel is not granted for this job');
+  const now = new Date();
+  const actor = { actor: principal.actor, actor_type: principal.actorType };
+  return k.db.knex.transaction(async (trx) => {
+    const [job] = (await trx('jobs').where({ id }).whereIn('status', CANCELLABLE_JOB_STATUSES)
+      .update({ status: 'Cancelled', completed_at: now, updated_at: now, last_error: `cancelled by ${principal.actor}` })
+      .returning('*')) as JobRow[];
+    if (!job) {
+      const current = (await trx('jobs').where({ id }).first('status')) as { status: string } | undefined;
+      throw appError('INVALID_STATE', `Job ${id} is ${current?.status ?? 'gone'}; only Pending, AwaitingCSR and AwaitingApproval jobs can be cancelled`);
+    }
+    await k.audit.append({
+      category: 'lifecycle', ...actor, action: 'job_cancelled', resource_type: 'job', resource_id: id,
+      details: { type: job.type, from: visible.status, certificate_id: job.certificate_id },
+    }, trx);
+    if (job.type === 'Renewal' && job.certificate_id) await settleAfterCancelledRenewal(k, trx, job.certificate_id, actor, now);
+    return job;
+  });
+}
+
+async function settleAfterCancelledRenewal(k: KernelServices, trx: Knex.Transaction, certificateId: string, actor: { actor: string; actor_type: string }, now: Date): Promise<void> {
+  const cert = (await trx('managed_certificates as c').leftJoin('renewal_policies as rp', 'rp.id', 'c.renewal_policy_id')
+    .where('c.id', certificateId).forUpdate('c').first('c.status', 'c.expires_at', 'rp.renewal_window_days')) as
+    { status: string; expires_at: Date | null; renewal_window_days: number | null } | undefined;
+  if (!cert || cert.status !== 'RenewalInProgress' || !cert.expires_at) return;
+  if ((await openIssuingJobs(trx, [certificateId])).size) return;
+  const status = statusFromExpiry(new Date(cert.expires_at), cert.renewal_window_days ?? DEFAULT_RENEWAL_WINDOW_DAYS, now);
+  await trx('managed_certificates').where({ id: certificateId }).update({ status, updated_at: now });
+  await k.audit.append({
+    category: 'lifecycle', ...actor, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: certificateId,
+    details: { from: 'RenewalInProgress', to: status, reason: 'renewal_cancelled' },
+  }, trx);
+}

@@ -1,0 +1,74 @@
+/**
+ * The plugin manifest: the `certctl` block of a plugin package's package.json.
+ * The host reads and checks it as data before any of the plugin's code is loaded,
+ * so everything the host must know up front (kind, config form, requested
+ * capabilities) lives here rather than in code.
+ */
+
+export const PLUGIN_API_VERSION = 'certctl.plugin/v1' as const;
+
+export const PLUGIN_KINDS = ['issuer', 'target', 'notifier', 'protocol', 'discovery'] as const;
+export type PluginKind = (typeof PLUGIN_KINDS)[number];
+
+/** `worker`: a worker thread (first-party); `isolate`: a V8 isolate in a child process (third-party). */
+export const PLUGIN_RUNTIMES = ['worker', 'isolate'] as const;
+export type PluginRuntime = (typeof PLUGIN_RUNTIMES)[number];
+
+/** A JSON schema as plain data. */
+export type JsonSchemaObject = { [keyword: string]: unknown };
+
+/**
+ * What a plugin asks the host for. Nothing here is granted by being asked for:
+ * the operator grants capabilities at install time and the host enforces them.
+ */
+export interface PluginCapabilities {
+  /** Outbound HTTP(S) to these hosts only (`example.com`, `*.example.com`, `host:8443`). */
+  http?: { hosts: string[] };
+  /** A key-value store private to the plugin. */
+  kv?: boolean;
+  /** Emitting events onto the kernel's event stream. */
+  events?: boolean;
+  /** Agent-side file access, limited to these absolute paths (and below them). */
+  fs?: { paths: string[] };
+  /** Agent-side command execution, limited to these commands (arguments always as arrays). */
+  exec?: { commands: string[] };
+}
+
+export type PluginCapability = keyof PluginCapabilities;
+
+export interface PluginManifest {
+  /** Stable identifier, kebab-case; instances refer to it as their `type`. */
+  id: string;
+  kind: PluginKind;
+  apiVersion: typeof PLUGIN_API_VERSION;
+  /** Human-readable name; the package name is used when absent. */
+  displayName?: string;
+  /** `certctl`: semver range of host versions the plugin works with. */
+  engines: { certctl: string };
+  /** Runtimes the plugin can run in, each with its entry module in `entry`. */
+  runtimes: PluginRuntime[];
+  /** Entry module per runtime, relative to the package directory. */
+  entry: Partial<Record<PluginRuntime, string>>;
+  capabilities?: PluginCapabilities;
+  /** JSON schema of an instance's config. Fields marked `writeOnly: true` or `x-secret: true` are secrets. */
+  configSchema: JsonSchemaObject & { type: 'object' };
+  /** Presentation hints for the dashboard's form renderer; never used for validation. */
+  uiSchema?: JsonSchemaObject;
+  /** Optional operations the plugin implements (e.g. `renew`, `revoke`, `crl`). */
+  features?: string[];
+}
+
+/** The parts of package.json the host reads. */
+export interface PluginPackageJson {
+  name?: string;
+  version?: string;
+  description?: string;
+  certctl?: unknown;
+}
+
+/** True for a config-schema property that holds a secret (encrypted at rest, never returned). */
+export function isSecretField(schema: unknown): boolean {
+  if (!schema || typeof schema !== 'object') return false;
+  const s = schema as { writeOnly?: unknown; 'x-secret'?: unknown };
+  return s.writeOnly === true || s['x-secret'] === true;
+}
