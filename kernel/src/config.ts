@@ -11,6 +11,7 @@ export interface KernelConfig {
   serverPort: number;
   dataDir: string;
   databaseUrl?: string;
+  databasePoolMax: number;
   tlsCertPath?: string;
   tlsKeyPath?: string;
   logLevel: string;
@@ -114,6 +115,7 @@ export function loadConfig(env: Env = process.env): KernelConfig {
     serverPort,
     dataDir,
     databaseUrl: optional(env.CERTCTL_DATABASE_URL),
+    databasePoolMax: int(env, 'CERTCTL_DATABASE_POOL_MAX', 10, 2, 1000),
     tlsCertPath: tlsCertPath && path.resolve(tlsCertPath),
     tlsKeyPath: tlsKeyPath && path.resolve(tlsKeyPath),
     logLevel: oneOf(env, 'CERTCTL_LOG_LEVEL', 'info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),

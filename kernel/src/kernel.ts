@@ -62,6 +62,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
   const db: Database = opts.database ?? await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'db'),
+    poolMax: config.databasePoolMax,
   });
   let closed = false;
   try {
@@ -96,7 +97,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     for (const p of disabledPlugins) log.warn({ plugin: p.id, dir: p.dir, reason: p.reason }, 'plugin disabled');
     log.info({ enabled: plugins.list().length - disabledPlugins.length, disabled: disabledPlugins.length }, 'plugin catalog loaded');
 
-    const jobs = new JobQueue(db.knex, audit, log.child({ mod: 'jobs' }), { replicaId, ...config.jobs });
+    const jobs = new JobQueue(db.knex, audit, log.child({ mod: 'jobs' }), { replicaId, ...config.jobs, approvalTimeoutMs: config.approvalTimeoutMs });
     for (const [type, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.registerHandler(type as JobType, handler!);
     const scheduler = new Scheduler(db, log.child({ mod: 'scheduler' }), replicaId);
     let draining = false;

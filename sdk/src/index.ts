@@ -12,3 +12,4 @@ export {
   type PluginRuntime,
 } from './manifest.js';
 export { MANIFEST_SCHEMA } from './manifest-schema.js';
+export * from './contract.js';

@@ -155,6 +155,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certificates API (agent key generation)',
     expect(await knex('jobs').where({ id: job.id }).first()).toBeUndefined();
     expect(await knex('certificate_target_mappings').where({ certificate_id: id }).first()).toBeUndefined();
     expect(await auditActions(knex, id)).toEqual(['certificate_created', 'certificate_deleted']);
+    expect((await knex('audit_events').where({ resource_id: id, action: 'certificate_deleted' }).first()).details.deleted_jobs).toEqual([job.id]);
 
     const issued = await insertIssuedCertificate(knex);
     await knex('certificate_versions').insert({ id: `cv-${issued}`, certificate_id: issued, serial_number: '01', fingerprint_sha256: 'ab', not_before: new Date(), not_after: new Date(Date.now() + 1e9), pem_chain: '-----BEGIN CERTIFICATE-----' });
@@ -185,6 +186,19 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certificates API (agent key generation)',
     expect((await t.api.put(`${base}/${id}`, { name: 'x' })).status).toBe(409);
     expect((await t.api.post(`${base}/${id}/renew`)).status).toBe(409);
     expect((await t.api.put(`${base}/${id}/targets`, { target_ids: [] })).status).toBe(409);
+  });
+
+  it('waits for a running job before archiving', async () => {
+    const knex = t.kernel.db.knex;
+    const id = await insertIssuedCertificate(knex);
+    const job = (await t.api.post(`${base}/${id}/renew`)).body;
+    await knex('jobs').where({ id: job.id }).update({ status: 'Running' });
+    const before = await writeCounts(knex);
+    const res = await t.api.post(`${base}/${id}/archive`);
+    expect(res.status).toBe(409);
+    expect(res.body.error.message).toContain(job.id);
+    expect(await writeCounts(knex)).toEqual(before);
+    expect((await t.api.get(`${base}/${id}`)).body.status).toBe('RenewalInProgress');
   });
 
   it('replaces the target set', async () => {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { openDatabase } from '../../kernel/dist/db/database.js';
 import { migrate } from '../../kernel/dist/db/migrate.js';
@@ -42,6 +43,7 @@ function options(args) {
       requests: { type: 'string' },
       warmup: { type: 'string' },
       jobs: { type: 'string', default: '20000' },
+      'pg-sync-commit': { type: 'string', default: 'on' },
     },
   });
   const havePostgres = Boolean(process.env.CERTCTL_BENCH_DATABASE_URL || findPgBin());
@@ -54,7 +56,9 @@ function options(args) {
     if (!Number.isInteger(n) || n < 0) throw new Error(`--${k} must be a whole number`);
     return n;
   };
-  return { dbs: db === 'both' ? ['postgres', 'pglite'] : [db], rows: num('rows'), requests: num('requests'), warmup: num('warmup'), jobs: num('jobs') };
+  const syncCommit = values['pg-sync-commit'];
+  if (!['on', 'off'].includes(syncCommit)) throw new Error('--pg-sync-commit must be on or off');
+  return { dbs: db === 'both' ? ['postgres', 'pglite'] : [db], rows: num('rows'), requests: num('requests'), warmup: num('warmup'), jobs: num('jobs'), syncCommit };
 }
 
 export async function run(args) {
@@ -74,22 +78,23 @@ export async function run(args) {
 }
 
 /** A fresh database of the given kind; `drop` removes it (and the private cluster, if we started one). */
-async function provision(kind, dataDir) {
+async function provision(kind, dataDir, opts) {
   if (kind === 'pglite') {
     const db = await openDatabase({ pgliteDir: path.join(dataDir, 'db') });
-    return { db, env: {}, label: 'PGlite', drop: async () => {} };
+    return { db, env: {}, label: 'PGlite', settings: {}, drop: async () => {} };
   }
   let cluster = null;
   let adminUrl = process.env.CERTCTL_BENCH_DATABASE_URL;
   if (!adminUrl) {
     note('starting a private PostgreSQL cluster');
-    cluster = await startPgCluster();
+    cluster = await startPgCluster({ synchronousCommit: opts.syncCommit });
     adminUrl = cluster.adminUrl;
   }
   const name = `certctl_bench_${crypto.randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   const { rows: [{ server_version: version }] } = await admin.query('SHOW server_version');
+  const { rows: [{ synchronous_commit: syncCommit }] } = await admin.query('SHOW synchronous_commit');
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
   const url = new URL(adminUrl);
@@ -99,6 +104,7 @@ async function provision(kind, dataDir) {
     db,
     env: { CERTCTL_DATABASE_URL: url.toString() },
     label: `PostgreSQL ${version}`,
+    settings: { synchronous_commit: syncCommit },
     drop: async () => {
       if (cluster) return cluster.stop();
       const a = new pg.Client({ connectionString: adminUrl });
@@ -110,14 +116,14 @@ async function provision(kind, dataDir) {
 
 async function benchDatabase(kind, opts) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `certctl-bench-${kind}-`));
-  const { db, env, label, drop } = await provision(kind, dataDir);
+  const { db, env, label, settings, drop } = await provision(kind, dataDir, opts);
   let kernel = null;
   try {
     note(`${label}: migrating and seeding ${opts.rows} certificates`);
     await migrate(db);
     const t0 = performance.now();
     await seedCertificates(db.knex, opts.rows);
-    emit({ name: 'seed.certificates', value: (performance.now() - t0) / 1000, unit: 's', db: kind, rows: opts.rows });
+    emit({ name: 'seed.certificates', value: (performance.now() - t0) / 1000, unit: 's', db: kind, rows: opts.rows, server: label, ...settings });
 
     const config = loadConfig({
       CERTCTL_DATA_DIR: dataDir,
@@ -129,11 +135,12 @@ async function benchDatabase(kind, opts) {
       CERTCTL_CONFIG_ENCRYPTION_KEY: 'certctl-bench-passphrase',
       ...env,
     });
-    // The kernel takes over the database and closes it with itself.
-    kernel = await startKernel(config, { database: db });
+    // The kernel takes over the database and closes it with itself. Its log goes to
+    // stderr: stdout carries only the figures.
+    kernel = await startKernel(config, { database: db, log: pino({ level: config.logLevel, base: { svc: 'certctl' } }, pino.destination(2)) });
     const ca = fs.readFileSync(path.join(dataDir, 'tls', 'server.crt'), 'utf8');
     const now = Date.now();
-    const client = startLoadWorker({ baseUrl: kernel.url, ca, key: kernel.initialAdminKey, now });
+    const client = startLoadWorker({ baseUrl: kernel.url, ca, key: kernel.initialAdminKey, now, rows: opts.rows });
     try {
       await listBench(kind, kernel, client, { ...opts, now });
     } finally {
@@ -163,7 +170,15 @@ async function listBench(kind, kernel, client, opts) {
     emitLatency('request.auth_me', http, base, { db: kind, concurrency, requests: opts.requests });
   }
 
-  for (const scenario of listScenarios(opts.now)) {
+  // How much of an unfiltered list is the total: count(*) alone, and the page-1 rows alone.
+  const parts = { requests: Math.min(opts.requests, 100), warmup: 5, concurrency: 1 };
+  const count = await measure({ op: () => knex('managed_certificates').count({ n: '*' }).first(), ...parts });
+  const rows = await measure({ op: () => knex('managed_certificates').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(50), ...parts });
+  emit({ name: 'list.parts.count_all.p50', value: count.p50, unit: 'ms', db: kind, concurrency: 1, requests: parts.requests });
+  emit({ name: 'list.parts.page1_rows.p50', value: rows.p50, unit: 'ms', db: kind, concurrency: 1, requests: parts.requests });
+  note(`${kind} list parts: SELECT count(*) p50 ${round(count.p50)} ms | page-1 rows alone p50 ${round(rows.p50)} ms`);
+
+  for (const scenario of listScenarios(opts.now, opts.rows)) {
     const sample = await client.get(`/api/v1/certificates?${new URLSearchParams(scenario.cursor ? { page_size: String(CURSOR_PAGE_SIZE) } : scenario.query)}`);
     if (scenario.name === 'page1' && (sample.total !== opts.rows || sample.data.length !== Math.min(50, opts.rows))) {
       throw new Error(`unexpected first page: total=${sample.total}, rows=${sample.data.length}`);
@@ -258,7 +273,7 @@ async function jobBench(kind, kernel, count) {
   // More workers only help where the database runs queries in parallel.
   if (kernel.db.dialect === 'postgres') {
     const wide = 16;
-    const n = Math.min(count, 5000);
+    const n = Math.min(count, 3000);
     const queue = new JobQueue(knex, kernel.audit, kernel.log.child({ mod: 'bench-jobs' }), { ...jobs.opts, concurrency: wide, replicaId: `${jobs.opts.replicaId}-wide` });
     queue.registerHandler(type, noop);
     await enqueue(queue, n);

@@ -219,18 +219,19 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('job queue', () => {
     });
 
     it('leaves live leases alone and keeps renewing the lease of a long-running job', async () => {
-      const q = h.queue({ leaseMs: 300 });
+      // Renewed every lease/3; the reaper polls far more often than that.
+      const q = h.queue({ leaseMs: 500 });
       const reaper = h.queue({ replicaId: 'replica-reaper' });
       let runs = 0;
       q.registerHandler('Validation', async () => {
         runs++;
-        await sleep(1_200); // four lease lengths
+        await sleep(1_600); // over three lease lengths
         return { status: 'completed' };
       });
       const [job] = await q.enqueue({ type: 'Validation' });
       const drained = q.drainOnce();
       const reaped = { requeued: 0, failed: 0 };
-      const end = Date.now() + 1_000;
+      const end = Date.now() + 1_400;
       while (Date.now() < end) {
         const r = await reaper.reap();
         reaped.requeued += r.requeued;
@@ -352,6 +353,19 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('job queue', () => {
       expect((await h.job(self.id)).status).toBe('AwaitingApproval');
       expect(await h.actions(approved.id)).toEqual(['job_created', 'job_approved', 'job_completed']);
       expect(await h.actions(rejected.id)).toEqual(['job_created', 'job_rejected']);
+    });
+
+    it('can hand an approved job to an agent for its CSR instead (still not runnable)', async () => {
+      const q = h.queue();
+      let calls = 0;
+      q.registerHandler('Renewal', async () => { calls++; });
+      const [job] = await q.enqueue({ type: 'Renewal', status: 'AwaitingApproval', requested_by: 'key-admin', approval_expires_at: new Date(Date.now() + 60_000) });
+      const res = await q.approve(job.id, { actor: otherAdmin, next: 'AwaitingCSR', agent_id: null });
+      expect(res).toMatchObject({ ok: true, job: { status: 'AwaitingCSR' } });
+      expect(await q.drainOnce()).toBe(0);
+      expect(calls).toBe(0);
+      const ev = await h.db.knex('audit_events').where({ resource_id: job.id, action: 'job_approved' }).first();
+      expect(ev).toMatchObject({ actor: 'key-second', details: { next: 'AwaitingCSR' } });
     });
 
     it('documents a state machine where refused work has no way back', () => {

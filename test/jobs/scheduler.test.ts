@@ -256,6 +256,37 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('scheduler', () => {
       expect(q.inFlight).toBe(0);
     });
 
+    it('stops claiming when the tick\'s signal fires (the scheduler is stopping)', async () => {
+      const q = h.queue({ concurrency: 1 });
+      const scheduler = new AbortController();
+      q.registerHandler('Deployment', async () => {
+        scheduler.abort();
+        return { status: 'completed' };
+      });
+      await q.enqueue([{ type: 'Deployment' }, { type: 'Deployment' }, { type: 'Deployment' }]);
+      expect(await q.drainOnce(scheduler.signal)).toBe(1);
+      expect(((await h.db.knex('jobs').pluck('status')) as string[]).sort()).toEqual(['Completed', 'Pending', 'Pending']);
+      expect(await q.drainOnce(scheduler.signal)).toBe(0);
+    });
+
+    it('waits for jobs a drain claimed while stop() was already under way', async () => {
+      const q = h.queue({ concurrency: 4 });
+      q.registerHandler('Deployment', async () => {
+        await sleep(150);
+        return { status: 'completed' };
+      });
+      await q.enqueue([{ type: 'Deployment' }, { type: 'Deployment' }, { type: 'Deployment' }]);
+      const drained = q.drainOnce(); // its claim query is in flight...
+      const ok = await q.stop(5_000); // ...when the stop begins
+      expect(ok).toBe(true);
+      // Whatever that claim took has finished by the time stop() resolved: nothing is left Running.
+      expect(q.inFlight).toBe(0);
+      const statuses = (await h.db.knex('jobs').pluck('status')) as string[];
+      expect(statuses).not.toContain('Running');
+      expect(await drained).toBe(3);
+      expect(statuses).toEqual(['Completed', 'Completed', 'Completed']);
+    });
+
     it('aborts handlers at the bound and hands their jobs back without spending an attempt', async () => {
       const q = h.queue({ maxAttempts: 1 });
       q.registerHandler('Deployment', (_job, { signal }) => new Promise((_resolve, reject) => {

@@ -53,31 +53,56 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
     await knex.destroy().catch(() => {});
     throw new StartupError(`Cannot connect to PostgreSQL at CERTCTL_DATABASE_URL: ${(err as Error).message}`, { cause: err });
   }
+  // Try-locks (scheduler loops) share one connection outside the pool, so holding
+  // loop locks never eats into the pool the loops' own queries need. Waiting locks
+  // (migrations) block their connection, so they take one from the pool instead.
+  let lockClient: Promise<pg.Client> | null = null;
+  const lockConnection = () =>
+    (lockClient ??= (async () => {
+      const c = new pg.Client({ connectionString: url });
+      c.on('error', () => { lockClient = null; });
+      await c.connect();
+      return c;
+    })().catch((err: unknown) => { lockClient = null; throw err; }));
+  let lockQueue: Promise<unknown> = Promise.resolve();
+  const onLockConnection = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const run = lockQueue.then(async () => fn(await lockConnection()));
+    lockQueue = run.catch(() => {});
+    return run;
+  };
   return {
     knex,
     dialect: 'postgres',
     async withAdvisoryLock(key, fn, { wait = true } = {}) {
-      const conn = (await knex.client.acquireConnection()) as pg.Client;
-      let locked = false;
-      try {
-        if (wait) {
-          await conn.query('select pg_advisory_lock($1)', [key]);
-          locked = true;
-        } else {
-          const res = await conn.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [key]);
-          locked = res.rows[0].ok;
-          if (!locked) return undefined;
+      if (!wait) {
+        const locked = await onLockConnection(async (c) => (await c.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [key])).rows[0].ok);
+        if (!locked) return undefined;
+        try {
+          return await fn();
+        } finally {
+          await onLockConnection((c) => c.query('select pg_advisory_unlock($1)', [key])).catch(() => {});
         }
-        return await fn();
+      }
+      const conn = (await knex.client.acquireConnection()) as pg.Client;
+      try {
+        await conn.query('select pg_advisory_lock($1)', [key]);
+        try {
+          return await fn();
+        } finally {
+          await conn.query('select pg_advisory_unlock($1)', [key]).catch(() => {});
+        }
       } finally {
-        if (locked) await conn.query('select pg_advisory_unlock($1)', [key]).catch(() => {});
         await knex.client.releaseConnection(conn);
       }
     },
     async execScript(sql, trx) {
       await (trx ?? knex).raw(sql);
     },
-    close: () => knex.destroy(),
+    async close() {
+      await lockQueue;
+      if (lockClient) await (await lockClient.catch(() => null))?.end().catch(() => {});
+      await knex.destroy();
+    },
   };
 }
 
@@ -85,7 +110,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
   if (opts.pgliteDir) fs.mkdirSync(path.dirname(opts.pgliteDir), { recursive: true });
   let pglite: PGlite;
   try {
-    pglite = new PGlite(opts.pgliteDir, opts.pgliteLoadDataDir ? { loadDataDir: opts.pgliteLoadDataDir } : {});
+    pglite = new PGlite({ dataDir: opts.pgliteDir, ...(opts.pgliteLoadDataDir ? { loadDataDir: opts.pgliteLoadDataDir } : {}) });
     await pglite.waitReady;
   } catch (err) {
     throw new StartupError(`Cannot open the embedded database in ${opts.pgliteDir ?? 'memory'}: ${(err as Error).message}`, { cause: err });

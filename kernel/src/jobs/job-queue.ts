@@ -13,6 +13,11 @@ export interface JobHandlerContext {
 /** What a handler returns: done, or "not yet, look again later" (e.g. an async CA order). */
 export type JobOutcome = { status: 'completed'; result?: Record<string, unknown> } | { status: 'retry_later'; delayMs: number; note?: string };
 
+/**
+ * Runs one attempt of a job. Returning (or returning nothing) completes it. Throwing
+ * fails the attempt: retried with backoff until max_attempts, or failed at once when
+ * the error carries `retryable: false` (a bad CSR will not get better).
+ */
 export type JobHandler = (job: JobRow, ctx: JobHandlerContext) => Promise<JobOutcome | void>;
 
 export interface NewJob {
@@ -58,10 +63,21 @@ const BACKOFF_CAP_MS = 3_600_000;
 const retryAt = (attemptsSql: string) =>
   `now() + (least(${BACKOFF_CAP_MS}, ?::float8 * power(2, greatest(0, ${attemptsSql} - 1))) * (0.8 + random() * 0.4)) * interval '1 millisecond'`;
 
+interface PendingCompletion {
+  job: JobRow;
+  result: Record<string, unknown>;
+  resolve: (held: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+const COMPLETION_BATCH = 200;
+
 interface RunningJob {
   job: JobRow;
   controller: AbortController;
   done: Promise<void>;
+  /** The handler has returned; only its outcome is still being written. */
+  handlerDone: boolean;
 }
 
 const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
@@ -81,6 +97,8 @@ export class JobQueue {
   private wakeListeners = new Set<() => void>();
   private heartbeat: NodeJS.Timeout | null = null;
   private renewing = false;
+  private completions: PendingCompletion[] = [];
+  private completing: Promise<void> | null = null;
   private stopping = false;
   private readonly hardStop = new AbortController();
 
@@ -118,7 +136,8 @@ export class JobQueue {
       target_id: j.target_id ?? null,
       agent_id: j.agent_id ?? null,
       payload: JSON.stringify(j.payload ?? {}),
-      scheduled_at: j.scheduled_at ?? new Date(now),
+      // The database clock, as the claim compares with now(): replicas' clocks may drift.
+      scheduled_at: j.scheduled_at ?? this.knex.fn.now(),
       max_attempts: j.max_attempts ?? this.opts.maxAttempts,
       requested_by: j.requested_by ?? null,
       approval_expires_at: j.approval_expires_at !== undefined ? j.approval_expires_at
@@ -163,22 +182,53 @@ export class JobQueue {
     return { id: job.id, status: 'Running', lease_owner: this.opts.replicaId, attempts: job.attempts };
   }
 
-  /** Marks a claimed job done; a no-op (false) if this replica no longer holds its lease. */
-  async complete(job: JobRow, result: Record<string, unknown> = {}): Promise<boolean> {
-    return this.knex.transaction(async (trx) => {
-      const n = await trx('jobs').where(this.held(job))
-        .update({ status: 'Completed', result: JSON.stringify(result), completed_at: trx.fn.now(), lease_owner: null, lease_expires_at: null, last_error: null, updated_at: trx.fn.now() });
-      if (n !== 1) return false;
-      await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_completed', resource_type: 'job', resource_id: job.id, details: { type: job.type, attempts: job.attempts, replica: this.opts.replicaId } }, trx);
-      return true;
+  /**
+   * Marks a claimed job done; a no-op (false) if this replica no longer holds its lease.
+   * Completions are group-committed: while one batch is being written, the next ones
+   * queue up and go together in one transaction (each with its job_completed event), so
+   * a busy replica pays one commit and one audit-chain lock per batch, not per job.
+   */
+  complete(job: JobRow, result: Record<string, unknown> = {}): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.completions.push({ job, result, resolve, reject });
+      this.completing ??= this.writeCompletions();
     });
+  }
+
+  private async writeCompletions(): Promise<void> {
+    while (this.completions.length) {
+      const batch = this.completions.splice(0, COMPLETION_BATCH);
+      try {
+        const done = await this.knex.transaction(async (trx) => {
+          const updated = rowsOf<{ id: string }>(await trx.raw(
+            `UPDATE jobs j SET status = 'Completed', result = v.result::jsonb, completed_at = now(),
+                    lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = now()
+               FROM unnest(?::text[], ?::int[], ?::text[]) AS v(id, attempts, result)
+              WHERE j.id = v.id AND j.attempts = v.attempts AND j.status = 'Running' AND j.lease_owner = ?
+             RETURNING j.id`,
+            [batch.map((c) => c.job.id), batch.map((c) => c.job.attempts), batch.map((c) => JSON.stringify(c.result)), this.opts.replicaId],
+          ));
+          const ids = new Set(updated.map((r) => r.id));
+          const events = batch.filter((c) => ids.has(c.job.id)).map((c) => ({
+            category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'job_completed', resource_type: 'job', resource_id: c.job.id,
+            details: { type: c.job.type, attempts: c.job.attempts, replica: this.opts.replicaId },
+          }));
+          await this.audit.append(events, trx);
+          return ids;
+        });
+        for (const c of batch) c.resolve(done.has(c.job.id));
+      } catch (err) {
+        for (const c of batch) c.reject(err);
+      }
+    }
+    this.completing = null;
   }
 
   /** Puts a claimed job back for a later look without spending an attempt (a retry_later outcome). */
   async reschedule(job: JobRow, delayMs: number, note?: string): Promise<boolean> {
     const n = await this.knex('jobs').where(this.held(job)).update({
       status: 'Pending', attempts: Math.max(0, job.attempts - 1),
-      scheduled_at: this.knex.raw(`now() + (? * interval '1 millisecond')`, [Math.max(0, delayMs)]),
+      scheduled_at: this.knex.raw(`now() + (? * interval '1 millisecond')`, [Number.isFinite(delayMs) ? Math.max(0, delayMs) : 0]),
       lease_owner: null, lease_expires_at: null, last_error: note ?? null, updated_at: this.knex.fn.now(),
     });
     return n === 1;
@@ -246,20 +296,22 @@ export class JobQueue {
   }
 
   /**
-   * Approves an AwaitingApproval job: it becomes Pending (runnable) only if the
-   * approval has not timed out and the approver is not the requester. A timed-out
-   * approval is cancelled on the spot instead.
+   * Approves an AwaitingApproval job only if the approval has not timed out and the
+   * approver is not the requester. It moves on to Pending (runnable), or to `next:
+   * 'AwaitingCSR'` when an agent must first send a CSR (routed by `agent_id`). A
+   * timed-out approval is cancelled on the spot instead.
    */
-  async approve(id: string, opts: { actor: Actor; reason?: string; trx?: Knex.Transaction }): Promise<JobActionResult> {
+  async approve(id: string, opts: { actor: Actor; reason?: string; next?: 'Pending' | 'AwaitingCSR'; agent_id?: string | null; trx?: Knex.Transaction }): Promise<JobActionResult> {
+    const next = opts.next ?? 'Pending';
     const run = async (trx: Knex.Transaction): Promise<JobActionResult> => {
       const [job] = (await trx('jobs')
         .where({ id, status: 'AwaitingApproval' })
         .where((q) => q.whereNull('approval_expires_at').orWhere('approval_expires_at', '>', trx.fn.now()))
         .where((q) => q.whereNull('requested_by').orWhereNot('requested_by', opts.actor.actor))
-        .update({ status: 'Pending', scheduled_at: trx.fn.now(), updated_at: trx.fn.now() })
+        .update({ status: next, scheduled_at: trx.fn.now(), updated_at: trx.fn.now(), ...(opts.agent_id !== undefined ? { agent_id: opts.agent_id } : {}) })
         .returning('*')) as JobRow[];
       if (job) {
-        await this.audit.append({ category: 'lifecycle', ...opts.actor, action: 'job_approved', resource_type: 'job', resource_id: id, details: { type: job.type, reason: opts.reason ?? null } }, trx);
+        await this.audit.append({ category: 'lifecycle', ...opts.actor, action: 'job_approved', resource_type: 'job', resource_id: id, details: { type: job.type, reason: opts.reason ?? null, next } }, trx);
         return { ok: true, job };
       }
       const refused = await this.whyRefused(trx, id, ['AwaitingApproval'], opts.actor);
@@ -272,7 +324,7 @@ export class JobQueue {
       return refused;
     };
     const result = opts.trx ? await run(opts.trx) : await this.knex.transaction(run);
-    if (result.ok) this.afterCommit(opts.trx, () => this.wake());
+    if (result.ok && next === 'Pending') this.afterCommit(opts.trx, () => this.wake());
     return result;
   }
 
@@ -307,12 +359,13 @@ export class JobQueue {
   }
 
   /**
-   * Claims and runs jobs until none are runnable or the queue is stopping, keeping
-   * at most `concurrency` in flight. Resolves when the jobs it started have finished.
+   * Claims and runs jobs until none are runnable or the queue is stopping (or `signal`
+   * fires), keeping at most `concurrency` in flight. Resolves when the jobs it started
+   * have finished.
    */
-  async drainOnce(): Promise<number> {
-    if (this.stopping) return 0;
-    const drain = this.drain();
+  async drainOnce(signal?: AbortSignal): Promise<number> {
+    if (this.stopping || signal?.aborted) return 0;
+    const drain = this.drain(signal);
     this.drains.add(drain);
     try {
       return await drain;
@@ -321,13 +374,15 @@ export class JobQueue {
     }
   }
 
-  private async drain(): Promise<number> {
+  private async drain(signal?: AbortSignal): Promise<number> {
     let ran = 0;
     const started: Promise<void>[] = [];
-    while (!this.stopping) {
+    while (!this.stopping && !signal?.aborted) {
       const free = this.opts.concurrency - this.running.size;
       if (free <= 0) {
         await Promise.race([...this.running.values()].map((r) => r.done));
+        // Completions land in batches: let the whole batch settle, then claim for all freed slots at once.
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       const jobs = await this.claim(free);
@@ -343,7 +398,7 @@ export class JobQueue {
 
   private start(job: JobRow): Promise<void> {
     const controller = new AbortController();
-    const entry: RunningJob = { job, controller, done: Promise.resolve() };
+    const entry: RunningJob = { job, controller, done: Promise.resolve(), handlerDone: false };
     this.running.set(job.id, entry);
     entry.done = this.run(entry).finally(() => {
       if (this.running.get(job.id) === entry) this.running.delete(job.id);
@@ -353,7 +408,8 @@ export class JobQueue {
     return entry.done;
   }
 
-  private async run({ job, controller }: RunningJob): Promise<void> {
+  private async run(entry: RunningJob): Promise<void> {
+    const { job, controller } = entry;
     const handler = this.handlers.get(job.type);
     const log = this.log.child({ job_id: job.id, job_type: job.type });
     let outcome: JobOutcome | void;
@@ -361,6 +417,7 @@ export class JobQueue {
       if (!handler) throw Object.assign(new Error(`no handler for ${job.type} jobs on this replica`), { retryable: true });
       outcome = await handler(job, { signal: controller.signal, log });
     } catch (err) {
+      entry.handlerDone = true;
       const message = err instanceof Error ? err.message : String(err);
       log.warn({ err: message }, 'job attempt failed');
       // Interrupted by shutdown: hand it back without spending the attempt.
@@ -370,6 +427,7 @@ export class JobQueue {
       await recorded.catch((e: unknown) => log.error({ err: e }, 'could not record the failed attempt; the lease will expire and the reaper retries it'));
       return;
     }
+    entry.handlerDone = true;
     try {
       const held = outcome && outcome.status === 'retry_later'
         ? await this.reschedule(job, outcome.delayMs, outcome.note)
@@ -396,18 +454,30 @@ export class JobQueue {
     const entries = [...this.running.values()];
     if (!entries.length || this.renewing) return;
     this.renewing = true;
+    const key = (r: { id: string; attempts: number }) => `${r.id}/${r.attempts}`;
     try {
-      const renewed = (await this.knex('jobs')
-        .whereIn('id', entries.map((e) => e.job.id))
-        .where({ status: 'Running', lease_owner: this.opts.replicaId })
-        .update({ lease_expires_at: this.knex.raw(`now() + (? * interval '1 millisecond')`, [this.opts.leaseMs]) })
-        .returning(['id', 'attempts'])) as { id: string; attempts: number }[];
-      const alive = new Set(renewed.map((r) => `${r.id}/${r.attempts}`));
-      for (const e of entries) {
-        if (!alive.has(`${e.job.id}/${e.job.attempts}`) && this.running.get(e.job.id) === e) {
-          this.log.warn({ job_id: e.job.id }, 'lost the lease on a running job (reaped or finished elsewhere); aborting it');
-          e.controller.abort(new Error('job lease lost'));
-        }
+      const ids = entries.map((e) => e.job.id);
+      // SKIP LOCKED: never wait on (and so never deadlock with) a completion batch or the
+      // reaper holding some of these rows; a skipped row is checked below, not renewed.
+      const renewed = rowsOf<{ id: string; attempts: number }>(await this.knex.raw(
+        `UPDATE jobs SET lease_expires_at = now() + (? * interval '1 millisecond')
+          WHERE id IN (SELECT id FROM jobs WHERE id = ANY(?) AND status = 'Running' AND lease_owner = ? FOR UPDATE SKIP LOCKED)
+          RETURNING id, attempts`,
+        [this.opts.leaseMs, ids, this.opts.replicaId],
+      ));
+      const alive = new Set(renewed.map(key));
+      let missing = entries.filter((e) => !alive.has(key(e.job)));
+      if (missing.length) {
+        // Locked rather than lost? Read the committed state (a plain read takes no lock).
+        const held = (await this.knex('jobs').whereIn('id', missing.map((e) => e.job.id))
+          .where({ status: 'Running', lease_owner: this.opts.replicaId }).select('id', 'attempts')) as { id: string; attempts: number }[];
+        const stillOurs = new Set(held.map(key));
+        missing = missing.filter((e) => !stillOurs.has(key(e.job)));
+      }
+      for (const e of missing) {
+        if (this.running.get(e.job.id) !== e || e.handlerDone) continue;
+        this.log.warn({ job_id: e.job.id }, 'lost the lease on a running job (reaped or taken over); aborting it');
+        e.controller.abort(new Error('job lease lost'));
       }
     } catch (err) {
       this.log.warn({ err }, 'lease renewal failed');

@@ -10,14 +10,15 @@ export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['Completed', 'Failed
 export const CANCELLABLE_JOB_STATUSES: readonly JobStatus[] = ['Pending', 'AwaitingCSR', 'AwaitingApproval'];
 
 /**
- * Every move the job queue makes. Running is entered only from Pending (the claim),
- * and AwaitingApproval leaves for Pending only through an in-time approval; a
- * rejection or a timeout ends in Cancelled, so a refused job can never run.
+ * Every move a job can make. Running is entered only from Pending (the claim), and
+ * AwaitingApproval moves on (to Pending, or AwaitingCSR when an agent makes the key)
+ * only through an in-time approval by someone other than the requester; a rejection
+ * or a timeout ends in Cancelled, so a refused job can never run.
  */
 export const JOB_TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   Pending: ['Running', 'Cancelled'],
   AwaitingCSR: ['Pending', 'Cancelled'],
-  AwaitingApproval: ['Pending', 'Cancelled'],
+  AwaitingApproval: ['Pending', 'AwaitingCSR', 'Cancelled'],
   // Back to Pending on a retry, a retry_later outcome or an expired lease.
   Running: ['Completed', 'Failed', 'Pending'],
   Completed: [],

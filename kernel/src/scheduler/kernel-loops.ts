@@ -18,7 +18,7 @@ export function kernelLoops(k: KernelServices): LoopDef[] {
       intervalMs: k.config.intervals.jobProcessorMs,
       // Every replica claims work; SKIP LOCKED keeps them from taking the same job.
       singleReplica: false,
-      tick: async () => { await k.jobs.drainOnce(); },
+      tick: async (signal) => { await k.jobs.drainOnce(signal); },
     },
     {
       name: 'job-reaper',

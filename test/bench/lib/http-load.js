@@ -9,8 +9,8 @@ import { measure } from './measure.js';
  * ({ path } for a plain GET, or { scenario } for a certificate list scenario) and gets
  * the latencies back.
  */
-export function startLoadWorker({ baseUrl, ca, key, now }) {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { baseUrl, ca, key, now } });
+export function startLoadWorker({ baseUrl, ca, key, now, rows }) {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { baseUrl, ca, key, now, rows } });
   let pending = null;
   worker.on('message', (msg) => {
     const p = pending;
@@ -33,7 +33,7 @@ export function startLoadWorker({ baseUrl, ca, key, now }) {
 
 if (!isMainThread && workerData?.baseUrl) {
   const client = apiClient(workerData);
-  const scenarios = new Map(listScenarios(workerData.now).map((s) => [s.name, s]));
+  const scenarios = new Map(listScenarios(workerData.now, workerData.rows).map((s) => [s.name, s]));
   const listPath = (query) => `/api/v1/certificates?${new URLSearchParams(query)}`;
   parentPort.on('message', async (task) => {
     try {

@@ -31,7 +31,8 @@ async function freePort() {
   });
 }
 
-export async function startPgCluster() {
+/** `synchronousCommit: 'off'` trades durability for commit latency (to show what is commit-bound). */
+export async function startPgCluster({ synchronousCommit = 'on' } = {}) {
   const found = findPgBin();
   if (!found) throw new Error('PostgreSQL server binaries not found (apt-get install postgresql)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-pg-'));
@@ -49,7 +50,7 @@ export async function startPgCluster() {
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale', 'C']);
   const port = await freePort();
   const opts = ['-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'max_connections=100', '-c', 'shared_buffers=256MB'].join(' ');
+    '-c', 'max_connections=100', '-c', 'shared_buffers=256MB', '-c', `synchronous_commit=${synchronousCommit}`].join(' ');
   run('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
   return {
     version: found.version,

@@ -8,9 +8,9 @@ import { actorOf, hasVersions, loadVisibleCertificate } from './certificate-stor
 import { replaceTargets } from './certificate-targets.js';
 
 /**
- * Archives a certificate (kept for history, no longer managed) and cancels
- * every job still open for it, including a running one: its worker's completion
- * is refused once the job is no longer Running under its lease.
+ * Archives a certificate (kept for history, no longer managed) and cancels the
+ * jobs still waiting for it. A running job cannot be cancelled (the queue only
+ * lets it finish or fail), so archiving waits for it: 409 until it is done.
  */
 export async function archiveCertificate(k: KernelServices, principal: Principal, id: string): Promise<CertificateRow> {
   const now = new Date();
@@ -18,15 +18,20 @@ export async function archiveCertificate(k: KernelServices, principal: Principal
     const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.delete'], { lock: true });
     principal.require('cert.delete', cert);
     if (cert.status === 'Archived') throw appError('INVALID_STATE', `Certificate ${id} is already archived`);
-    const [archived] = (await trx('managed_certificates').where({ id }).update({ status: 'Archived', updated_at: now }).returning('*')) as CertificateRow[];
-    const cancelled = (await trx('jobs').where({ certificate_id: id }).whereIn('status', OPEN_JOB_STATUSES)
-      .update({ status: 'Cancelled', completed_at: now, updated_at: now, lease_owner: null, lease_expires_at: null, last_error: 'certificate archived' })
-      .returning(['id', 'type', 'status'])) as Pick<JobRow, 'id' | 'type'>[];
+    const open = (await trx('jobs').where({ certificate_id: id }).whereIn('status', OPEN_JOB_STATUSES).orderBy('created_at').select('id', 'status')) as Pick<JobRow, 'id' | 'status'>[];
+    const running = open.filter((j) => j.status === 'Running');
+    if (running.length) throw appError('INVALID_STATE', `Certificate ${id} has a running job (${running[0].id}); archive it once the job has finished`);
     const actor = actorOf(principal);
-    await k.audit.append([
-      { category: 'lifecycle', ...actor, action: 'certificate_archived', resource_type: 'certificate', resource_id: id, details: { from: cert.status, cancelled_jobs: cancelled.map((j) => j.id) } },
-      ...cancelled.map((j) => ({ category: 'lifecycle' as const, ...actor, action: 'job_cancelled', resource_type: 'job', resource_id: j.id, details: { type: j.type, reason: 'certificate_archived', certificate_id: id } })),
-    ], trx);
+    const cancelled: string[] = [];
+    for (const j of open) {
+      const res = await k.jobs.cancel(j.id, { actor, reason: 'certificate archived', trx });
+      if (res.ok) cancelled.push(j.id);
+    }
+    const [archived] = (await trx('managed_certificates').where({ id }).update({ status: 'Archived', updated_at: now }).returning('*')) as CertificateRow[];
+    await k.audit.append({
+      category: 'lifecycle', ...actor, action: 'certificate_archived', resource_type: 'certificate', resource_id: id,
+      details: { from: cert.status, cancelled_jobs: cancelled },
+    }, trx);
     return archived;
   });
 }

@@ -153,10 +153,12 @@ export async function deleteCertificate(k: KernelServices, principal: Principal,
     if (await trx('jobs').where({ certificate_id: id, status: 'Running' }).first('id')) {
       throw appError('INVALID_STATE', `Certificate ${id} has a running job; cancel or wait for it first`);
     }
+    // Its jobs, target mappings and notifications go with it (ON DELETE CASCADE); the audit row names the jobs.
+    const jobs = ((await trx('jobs').where({ certificate_id: id }).select('id')) as { id: string }[]).map((j) => j.id);
     await trx('managed_certificates').where({ id }).delete();
     await k.audit.append({
       category: 'lifecycle', ...actorOf(principal), action: 'certificate_deleted', resource_type: 'certificate', resource_id: id,
-      details: { common_name: cert.common_name, status: cert.status },
+      details: { common_name: cert.common_name, status: cert.status, deleted_jobs: jobs },
     }, trx);
   });
 }

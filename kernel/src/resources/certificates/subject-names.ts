@@ -3,12 +3,16 @@ import { appError, type ErrorDetail } from '../../errors.js';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
-/** A DNS name as it may appear in a SAN: LDH labels, an optional leading wildcard label. */
+/**
+ * A DNS name as it may appear in a SAN: LDH labels, an optional leading wildcard
+ * label, and a last label that is not all digits (so a mistyped IP address such
+ * as 300.1.1.1 is not taken for a name).
+ */
 export function isDnsName(name: string): boolean {
   if (name.length > 253 || name.endsWith('.')) return false;
   const labels = name.toLowerCase().split('.');
   if (labels[0] === '*') labels.shift();
-  return labels.length > 0 && labels.every((l) => LABEL.test(l));
+  return labels.length > 0 && labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]);
 }
 
 function isEmail(value: string): boolean {
@@ -28,6 +32,7 @@ export function normaliseSans(sans: string[]): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
   const details: ErrorDetail[] = [];
+  const bad: string[] = [];
   sans.forEach((raw, i) => {
     const value = raw.trim();
     let normal: string | null = null;
@@ -36,6 +41,7 @@ export function normaliseSans(sans: string[]): string[] {
     else if (isDnsName(value)) normal = value.toLowerCase();
     if (normal === null) {
       details.push({ path: `/sans/${i}`, message: 'must be a DNS name, an IP address or an e-mail address' });
+      bad.push(JSON.stringify(raw));
       return;
     }
     if (!seen.has(normal)) {
@@ -44,7 +50,7 @@ export function normaliseSans(sans: string[]): string[] {
     }
   });
   if (details.length) {
-    throw appError('VALIDATION_FAILED', `Invalid subject alternative name(s): ${details.map((d) => sans[Number(d.path!.split('/')[2])]).join(', ')}`, { details });
+    throw appError('VALIDATION_FAILED', `Invalid subject alternative name(s): ${bad.join(', ')}`, { details });
   }
   return out;
 }

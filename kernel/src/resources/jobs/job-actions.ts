@@ -23,30 +23,24 @@ export async function loadVisibleJob(db: Knex | Knex.Transaction, id: string, pr
 }
 
 /**
- * Cancels a job that has not started (Pending, AwaitingCSR, AwaitingApproval).
- * The status check is part of the UPDATE, so a worker claiming the job at the same
- * moment wins or loses cleanly. A certificate left RenewalInProgress by a
- * cancelled renewal goes back to the status its expiry gives it.
+ * Cancels a job that has not started (Pending, AwaitingCSR, AwaitingApproval)
+ * through the queue, whose status check is part of the UPDATE: a worker claiming
+ * the job at the same moment wins or loses cleanly. A certificate left
+ * RenewalInProgress by a cancelled renewal goes back to the status its expiry
+ * gives it, in the same transaction.
  */
 export async function cancelJob(k: KernelServices, principal: Principal, id: string): Promise<JobRow> {
-  const { job: visible, allows } = await loadVisibleJob(k.db.knex, id, principal, ['job.read', 'job.cancel']);
+  const { allows } = await loadVisibleJob(k.db.knex, id, principal, ['job.read', 'job.cancel']);
   if (!allows('job.cancel')) throw appError('FORBIDDEN', 'Permission job.cancel is not granted for this job');
-  const now = new Date();
   const actor = { actor: principal.actor, actor_type: principal.actorType };
   return k.db.knex.transaction(async (trx) => {
-    const [job] = (await trx('jobs').where({ id }).whereIn('status', CANCELLABLE_JOB_STATUSES)
-      .update({ status: 'Cancelled', completed_at: now, updated_at: now, last_error: `cancelled by ${principal.actor}` })
-      .returning('*')) as JobRow[];
-    if (!job) {
-      const current = (await trx('jobs').where({ id }).first('status')) as { status: string } | undefined;
-      throw appError('INVALID_STATE', `Job ${id} is ${current?.status ?? 'gone'}; only Pending, AwaitingCSR and AwaitingApproval jobs can be cancelled`);
+    const res = await k.jobs.cancel(id, { actor, reason: `cancelled by ${principal.actor}`, trx });
+    if (!res.ok) {
+      if (res.reason === 'not_found') throw appError('NOT_FOUND', `Job ${id} not found`);
+      throw appError('INVALID_STATE', `Job ${id} is ${res.job?.status ?? 'not cancellable'}; only ${CANCELLABLE_JOB_STATUSES.join(', ')} jobs can be cancelled`);
     }
-    await k.audit.append({
-      category: 'lifecycle', ...actor, action: 'job_cancelled', resource_type: 'job', resource_id: id,
-      details: { type: job.type, from: visible.status, certificate_id: job.certificate_id },
-    }, trx);
-    if (job.type === 'Renewal' && job.certificate_id) await settleAfterCancelledRenewal(k, trx, job.certificate_id, actor, now);
-    return job;
+    if (res.job.type === 'Renewal' && res.job.certificate_id) await settleAfterCancelledRenewal(k, trx, res.job.certificate_id, actor, new Date());
+    return res.job;
   });
 }
 

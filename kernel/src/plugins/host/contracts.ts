@@ -1,0 +1,78 @@
+import type { Json, PluginCapabilities } from '@certctl/sdk';
+
+/**
+ * Kernel-side contracts of the plugin host. A runner executes plugin methods in
+ * some isolation tier; whatever the tier, the plugin gets a PluginContext whose
+ * members turn into BrokerOps that the kernel's CapabilityBroker answers, after
+ * checking the capabilities the operator granted. Only JSON crosses.
+ */
+
+export type RunnerTier = 'core' | 'worker' | 'isolate';
+
+/** Capabilities the operator granted at install (a subset of what the manifest asked for). */
+export type GrantedCapabilities = PluginCapabilities;
+
+export interface PluginCall {
+  pluginId: string;
+  instanceId: string | null;
+  /** A method of the plugin's kind (issue, deploy, notify, ...). */
+  method: string;
+  request: Json;
+  /** The instance's validated config without secrets. */
+  config: Record<string, Json>;
+  /** Epoch ms after which the call fails with `timeout`. */
+  deadline: number;
+}
+
+/** Why a plugin call failed, as the host sees it. */
+export type PluginFailureCode =
+  | 'timeout' // the call did not finish by its deadline
+  | 'cpu_limit' // the isolate ran past its CPU budget
+  | 'memory_limit' // the isolate or worker exceeded its memory limit
+  | 'crashed' // the worker or sandbox process died
+  | 'plugin_error' // the plugin threw (any value)
+  | 'bad_result' // the result is not JSON, too large, or not of the contract's shape
+  | 'capability_denied' // the plugin used something it was not granted
+  | 'not_supported' // the plugin does not implement the method
+  | 'unavailable'; // the plugin is disabled or its runner could not start
+
+export class PluginCallError extends Error {
+  constructor(readonly code: PluginFailureCode, message: string, readonly pluginId: string) {
+    super(message);
+    this.name = 'PluginCallError';
+  }
+}
+
+export interface PluginRunner {
+  readonly tier: RunnerTier;
+  /** Runs one method; rejects with PluginCallError. Never lets a plugin fault escape as anything else. */
+  call(call: PluginCall): Promise<Json>;
+  /** Stops the runner's workers or process. */
+  close(): Promise<void>;
+}
+
+/** What a plugin context can ask of the host. Names mirror PluginContext members. */
+export type BrokerOp =
+  | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields?: Record<string, Json> }
+  | { op: 'secrets.get'; path: string }
+  | { op: 'http.fetch'; request: Json }
+  | { op: 'kv.get'; key: string }
+  | { op: 'kv.set'; key: string; value: Json; ttlSeconds?: number }
+  | { op: 'kv.delete'; key: string }
+  | { op: 'kv.list'; prefix?: string }
+  | { op: 'events.emit'; type: string; data: Record<string, Json> }
+  | { op: 'fs.read'; path: string }
+  | { op: 'fs.write'; path: string; data: string; mode?: number }
+  | { op: 'exec.run'; command: string; args: string[]; timeoutMs?: number; input?: string };
+
+export interface BrokerCallContext {
+  pluginId: string;
+  instanceId: string | null;
+  grants: GrantedCapabilities;
+  deadline: number;
+}
+
+export interface CapabilityBroker {
+  /** Answers one op for one plugin call; rejects with PluginCallError('capability_denied') when not granted. */
+  handle(ctx: BrokerCallContext, op: BrokerOp): Promise<Json>;
+}

@@ -1,0 +1,203 @@
+/**
+ * The plugin contract: what each kind of plugin implements and the one host
+ * surface (PluginContext) it may use. Every method takes one request object and
+ * returns one result object; outcomes are states (issued / pending / failed /
+ * denied), not bare throws, so the host can tell "try later" from "never".
+ *
+ * Only plain JSON crosses between host and plugin: a plugin may run in a worker
+ * thread or in a V8 isolate in another process, and must not be able to tell.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface PluginLogger {
+  debug(message: string, fields?: Record<string, Json>): void;
+  info(message: string, fields?: Record<string, Json>): void;
+  warn(message: string, fields?: Record<string, Json>): void;
+  error(message: string, fields?: Record<string, Json>): void;
+}
+
+export interface HttpRequest {
+  url: string;
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  headers?: Record<string, string>;
+  /** UTF-8 text, or base64 when bodyEncoding is 'base64'. */
+  body?: string;
+  bodyEncoding?: 'utf8' | 'base64';
+  /** Capped by the host's own limit. */
+  timeoutMs?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  bodyEncoding: 'utf8' | 'base64';
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The host surface. Members the operator did not grant are absent or throw a
+ * capability error; the plugin cannot reach anything else (no env, no fs, no net).
+ */
+export interface PluginContext {
+  pluginId: string;
+  /** The issuer/target/notifier row this call is for, when there is one. */
+  instanceId: string | null;
+  /** The instance's validated config without its secrets; frozen. */
+  config: Readonly<Record<string, Json>>;
+  /** The instance's own secrets (schema fields marked writeOnly / x-secret), by dot path. */
+  secrets: { get(path: string): Promise<string | undefined> };
+  log: PluginLogger;
+  /** Capability `http`: only the hosts the manifest declared and the operator granted. */
+  http: { fetch(request: HttpRequest): Promise<HttpResponse> };
+  /** Capability `kv`: a store private to this plugin. Values are JSON. */
+  kv: {
+    get(key: string): Promise<Json | undefined>;
+    set(key: string, value: Json, options?: { ttlSeconds?: number }): Promise<void>;
+    delete(key: string): Promise<void>;
+    list(prefix?: string): Promise<string[]>;
+  };
+  /** Capability `events`. */
+  events: { emit(type: string, data: Record<string, Json>): Promise<void> };
+  /** Epoch milliseconds at the host; the call's deadline too. */
+  clock: { now(): number; deadline(): number };
+  /** Agent side, capability `fs`: declared paths only. */
+  fs: {
+    read(path: string): Promise<string>;
+    write(path: string, data: string, options?: { mode?: number }): Promise<void>;
+  };
+  /** Agent side, capability `exec`: declared commands only, arguments always as an array. */
+  exec: { run(command: string, args: string[], options?: { timeoutMs?: number; input?: string }): Promise<ExecResult> };
+}
+
+// ---- issuer -------------------------------------------------------------
+
+export interface IssueRequest {
+  /** The certificate's id in certctl (stable across renewals). */
+  certificateId: string;
+  csrPem: string;
+  commonName: string;
+  sans: string[];
+  /** Requested validity; the issuer may shorten it. ISO 8601. */
+  notAfter?: string;
+  profile: { id: string | null; maxTtlSeconds: number | null; ekus: string[] };
+  /** Set on renewal: the serial being replaced. */
+  previousSerialNumber?: string;
+}
+
+export type IssueResult =
+  | { status: 'issued'; certificatePem: string; chainPem: string[] }
+  | { status: 'pending'; orderId: string; retryAfterSeconds: number }
+  | { status: 'failed'; reason: string; retryable: boolean }
+  | { status: 'denied'; reason: string };
+
+export interface RevokeRequest {
+  serialNumber: string;
+  certificatePem?: string;
+  /** RFC 5280 reason name, e.g. keyCompromise. */
+  reason: string;
+}
+
+export type RevokeResult = { status: 'revoked' } | { status: 'failed'; reason: string; retryable: boolean };
+
+export interface RenewalInfo {
+  suggestedWindow: { start: string; end: string };
+  retryAfterSeconds?: number;
+  explanationUrl?: string;
+}
+
+export interface IssuerPlugin {
+  kind: 'issuer';
+  issue(request: IssueRequest, ctx: PluginContext): Promise<IssueResult>;
+  /** Follows up an earlier `pending`. */
+  checkOrder?(request: { orderId: string; certificateId: string }, ctx: PluginContext): Promise<IssueResult>;
+  renew?(request: IssueRequest, ctx: PluginContext): Promise<IssueResult>;
+  revoke?(request: RevokeRequest, ctx: PluginContext): Promise<RevokeResult>;
+  getCaChain?(request: Record<string, never>, ctx: PluginContext): Promise<{ chainPem: string[] }>;
+  renewalInfo?(request: { certificatePem: string }, ctx: PluginContext): Promise<RenewalInfo | null>;
+  /** "Test connection" from the dashboard: reach the CA with this config, change nothing. */
+  validateConfig?(request: Record<string, never>, ctx: PluginContext): Promise<{ ok: true } | { ok: false; reason: string }>;
+}
+
+// ---- target -------------------------------------------------------------
+
+export interface DeployRequest {
+  certificateId: string;
+  certificatePem: string;
+  chainPem: string[];
+  /** Path of the private key on the agent; the key itself never leaves the agent. */
+  keyPath: string;
+  fingerprintSha256: string;
+}
+
+export type DeployResult =
+  | { status: 'deployed'; changed: boolean; snapshotId?: string }
+  | { status: 'failed'; reason: string; rolledBack: boolean };
+
+export interface TargetPlugin {
+  kind: 'target';
+  deploy(request: DeployRequest, ctx: PluginContext): Promise<DeployResult>;
+  validate?(request: Record<string, never>, ctx: PluginContext): Promise<{ ok: true } | { ok: false; reason: string }>;
+  verify?(request: { fingerprintSha256: string }, ctx: PluginContext): Promise<{ status: 'success' | 'failed' | 'skipped'; observedFingerprintSha256?: string; reason?: string }>;
+  rollback?(request: { snapshotId: string }, ctx: PluginContext): Promise<{ ok: boolean; reason?: string }>;
+  validateConfig?(request: Record<string, never>, ctx: PluginContext): Promise<{ ok: true } | { ok: false; reason: string }>;
+}
+
+// ---- notifier -----------------------------------------------------------
+
+export const NOTIFICATION_TYPES = ['ExpirationWarning', 'RenewalSuccess', 'RenewalFailure', 'DeploymentSuccess', 'DeploymentFailure', 'PolicyViolation', 'Revocation'] as const;
+export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
+
+export interface NotifyRequest {
+  notificationId: string;
+  type: NotificationType;
+  severity: 'info' | 'warning' | 'critical';
+  subject: string;
+  message: string;
+  recipients: string[];
+  certificate?: { id: string; commonName: string; expiresAt: string | null; status: string };
+}
+
+export type NotifyResult = { status: 'sent' } | { status: 'failed'; reason: string; retryable: boolean };
+
+export interface NotifierPlugin {
+  kind: 'notifier';
+  notify(request: NotifyRequest, ctx: PluginContext): Promise<NotifyResult>;
+  validateConfig?(request: Record<string, never>, ctx: PluginContext): Promise<{ ok: true } | { ok: false; reason: string }>;
+}
+
+// ---- discovery ----------------------------------------------------------
+
+export interface DiscoveredCertificate {
+  certificatePem: string;
+  source: string;
+}
+
+export interface DiscoveryPlugin {
+  kind: 'discovery';
+  discover(request: { cursor?: string }, ctx: PluginContext): Promise<{ certificates: DiscoveredCertificate[]; nextCursor?: string }>;
+}
+
+export type Plugin = IssuerPlugin | TargetPlugin | NotifierPlugin | DiscoveryPlugin;
+export type PluginOf<K extends Plugin['kind']> = Extract<Plugin, { kind: K }>;
+
+/** The methods a host may call on a plugin of a kind (everything but `kind`). */
+export type PluginMethod<P extends Plugin> = Exclude<keyof P, 'kind'> & string;
+
+/**
+ * Declares a plugin. The object is returned as is (no registration side effect):
+ * the entry module's default export is what the host loads.
+ */
+export function definePlugin<P extends Plugin>(plugin: P): P {
+  if (!plugin || typeof plugin !== 'object') throw new TypeError('definePlugin expects an object');
+  for (const [name, value] of Object.entries(plugin)) {
+    if (name !== 'kind' && typeof value !== 'function') throw new TypeError(`plugin member "${name}" must be a function`);
+  }
+  return plugin;
+}
