@@ -1,9 +1,10 @@
-// `npm run bench -- api [--db pglite|postgres|both] [--rows N] [--requests N] [--warmup N] [--jobs N]`
+// `npm run bench -- api [--db pglite|postgres|both] [--rows N] [--requests N] [--warmup N] [--jobs N]
+//                       [--pg-sync-commit on|off]`   (docs/benchmarks.md explains every figure)
 //
 // Seeds N managed certificates (default 100,000), starts a kernel on them and measures
-// GET /api/v1/certificates over keep-alive HTTPS (page 1, a deep page, filters, sort,
-// cursor walk, sparse fields; sequential and at concurrency 8), each against the same
-// list query run directly through knex in the same process (no HTTP, auth or audit).
+// GET /api/v1/certificates over keep-alive HTTPS from a worker thread (page 1, a deep page,
+// filters, sort, cursor walk, sparse fields; sequential and at concurrency 8), each against
+// the same list query run directly through knex (no HTTP, auth or audit).
 // Then job throughput: enqueue through the JobQueue, claim + complete with a no-op
 // handler, against raw FOR UPDATE SKIP LOCKED claims without audit.
 // One JSON line per figure on stdout; progress on stderr.
@@ -26,7 +27,7 @@ import { certificateListSpec, serializeCertificate } from '../../kernel/dist/res
 import { startLoadWorker } from './lib/http-load.js';
 import { CURSOR_PAGE_SIZE, listScenarios, scenarioOp } from './lib/list-scenarios.js';
 import { emit, measure, note, round } from './lib/measure.js';
-import { findPgBin, startPgCluster } from './lib/postgres-cluster.js';
+import { findPgBin, startPgCluster } from '../support/postgres-cluster.js';
 import { seedCertificates, seedJobs } from './lib/seed.js';
 
 const CONCURRENCY = [1, 8];
@@ -87,7 +88,7 @@ async function provision(kind, dataDir, opts) {
   let adminUrl = process.env.CERTCTL_BENCH_DATABASE_URL;
   if (!adminUrl) {
     note('starting a private PostgreSQL cluster');
-    cluster = await startPgCluster({ synchronousCommit: opts.syncCommit });
+    cluster = await startPgCluster({ durable: true, synchronousCommit: opts.syncCommit, maxConnections: 100 });
     adminUrl = cluster.adminUrl;
   }
   const name = `certctl_bench_${crypto.randomBytes(4).toString('hex')}`;
@@ -252,7 +253,7 @@ async function jobBench(kind, kernel, count) {
   };
 
   // Enqueue through the queue: batched inserts plus one job_created audit row per job.
-  let t0 = performance.now();
+  const t0 = performance.now();
   await enqueue(jobs, count);
   const enqueueRate = count / ((performance.now() - t0) / 1000);
   emit({ name: 'jobs.enqueue.rate', value: enqueueRate, unit: 'jobs/s', db: kind, jobs: count, batch: 1000 });

@@ -6,7 +6,7 @@ import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../kernel/src/db/database.js';
 import { migrate } from '../../kernel/src/db/migrate.js';
-import { findPgBin, startPgCluster, type PgCluster } from './postgres-cluster.js';
+import { findPgBin, startPgCluster } from './postgres-cluster.js';
 
 /**
  * Prepares the database template the suite copies for every test kernel:
@@ -30,7 +30,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return async () => fs.rmSync(path.dirname(file), { recursive: true, force: true });
   }
 
-  let cluster: PgCluster | null = null;
+  let cluster: Awaited<ReturnType<typeof startPgCluster>> | null = null;
   let adminUrl = process.env.CERTCTL_TEST_DATABASE_URL;
   if (!adminUrl) {
     if (!findPgBin()) {

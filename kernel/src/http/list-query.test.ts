@@ -39,6 +39,9 @@ describe('parseListQuery', () => {
     expect(code(() => parseListQuery(spec, { sort: 'name', cursor }))).toBe('BAD_CURSOR');
     expect(code(() => parseListQuery(spec, { cursor: 'garbage!!' }))).toBe('BAD_CURSOR');
     expect(code(() => parseListQuery(spec, { cursor, page: '2' }))).toBe('BAD_QUERY');
+    const withTotal = encodeCursor('name', 'b', 'mc-2', 1234);
+    expect(parseListQuery(spec, { sort: 'name', cursor: withTotal }).cursor).toEqual({ v: 'b', id: 'mc-2', total: 1234 });
+    expect(code(() => parseListQuery(spec, { sort: 'name', cursor: encodeCursor('name', 'b', 'mc-2', -1) }))).toBe('BAD_CURSOR');
   });
 
   it('validates filters, fields and unknown parameters', () => {

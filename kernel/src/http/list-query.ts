@@ -34,7 +34,7 @@ export interface ListQuery {
   mode: 'page' | 'cursor';
   page: number;
   perPage: number;
-  cursor?: { v: unknown; id: string };
+  cursor?: { v: unknown; id: string; total?: number };
   sort: { key: string; column: string; desc: boolean };
   fields?: string[];
   filters: Record<string, string[]>;
@@ -72,15 +72,22 @@ function resolveSort(spec: ListSpec, raw: string): ListQuery['sort'] {
   return { key, column, desc };
 }
 
-export function encodeCursor(sortKey: string, v: unknown, id: string): string {
+/**
+ * A cursor is [sort key, last sort value, last id, total]. The total is counted once,
+ * on the first page, and carried forward: walking an inventory page by page must not
+ * count the whole table on every page. It is a snapshot, as a cursor walk is.
+ */
+export function encodeCursor(sortKey: string, v: unknown, id: string, total?: number): string {
   const value = v instanceof Date ? { d: v.toISOString() } : v;
-  return Buffer.from(JSON.stringify([sortKey, value, id])).toString('base64url');
+  return Buffer.from(JSON.stringify(total === undefined ? [sortKey, value, id] : [sortKey, value, id, total])).toString('base64url');
 }
 
-function decodeCursor(raw: string, sortKey: string): { v: unknown; id: string } {
+function decodeCursor(raw: string, sortKey: string): { v: unknown; id: string; total?: number } {
   try {
     const parsed = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as unknown;
-    if (!Array.isArray(parsed) || parsed.length !== 3 || typeof parsed[2] !== 'string') throw new Error('shape');
+    if (!Array.isArray(parsed) || parsed.length < 3 || parsed.length > 4 || typeof parsed[2] !== 'string') throw new Error('shape');
+    const total = parsed[3] as unknown;
+    if (total !== undefined && !(Number.isInteger(total) && (total as number) >= 0)) throw new Error('total');
     if (parsed[0] !== sortKey) throw appError('BAD_CURSOR', 'The cursor was made for another sort order');
     let v = parsed[1] as unknown;
     if (v && typeof v === 'object' && 'd' in (v as object)) {
@@ -88,7 +95,7 @@ function decodeCursor(raw: string, sortKey: string): { v: unknown; id: string } 
       if (Number.isNaN(d.getTime())) throw new Error('date');
       v = d;
     } else if (v !== null && !['string', 'number', 'boolean'].includes(typeof v)) throw new Error('value');
-    return { v, id: parsed[2] };
+    return { v, id: parsed[2], total: total as number | undefined };
   } catch (err) {
     if (err instanceof Error && err.name === 'AppError') throw err;
     throw appError('BAD_CURSOR');
@@ -190,8 +197,11 @@ export async function runList<Row extends { id: string }, Out>(
   serialize: (row: Row) => Out,
 ): Promise<ListEnvelope<Partial<Out>>> {
   const filtered = () => applyFilters(base(), spec, lq);
-  const totalRow = (await filtered().clearSelect().count({ n: '*' }).first()) as { n: number | string } | undefined;
-  const total = Number(totalRow?.n ?? 0);
+  let total = lq.cursor?.total;
+  if (total === undefined) {
+    const totalRow = (await filtered().clearSelect().count({ n: '*' }).first()) as { n: number | string } | undefined;
+    total = Number(totalRow?.n ?? 0);
+  }
 
   const { column, desc } = lq.sort;
   const nullable = spec.nullable?.includes(column) ?? false;
@@ -219,7 +229,7 @@ export async function runList<Row extends { id: string }, Out>(
   if (lq.mode === 'cursor' && rows.length > lq.perPage) {
     rows.length = lq.perPage;
     const last = rows[rows.length - 1];
-    nextCursor = encodeCursor(lq.sort.key, last[column] ?? null, last.id);
+    nextCursor = encodeCursor(lq.sort.key, last[column] ?? null, last.id, total);
   }
   const data = rows.map((r) => pickFields(serialize(r), lq.fields));
   return { data, total, page: lq.mode === 'page' ? lq.page : 1, per_page: lq.perPage, next_cursor: nextCursor };

@@ -4,7 +4,17 @@ import type { LoopDef } from './scheduler.js';
 
 /** The kernel's own background loops. Subsystems add theirs through StartOptions.loops. */
 export function kernelLoops(k: KernelServices): LoopDef[] {
+  const maintenance: LoopDef[] = k.db.dialect === 'pglite'
+    ? [{
+        // PGlite has no autovacuum: without this, often-updated tables (jobs, agents, keys) only grow.
+        name: 'database-maintenance',
+        intervalMs: 6 * 3_600_000,
+        runOnStart: false,
+        tick: async () => { await k.db.knex.raw('VACUUM (ANALYZE)'); },
+      }]
+    : [];
   return [
+    ...maintenance,
     {
       name: 'expiry-check',
       intervalMs: k.config.intervals.renewalCheckMs,
