@@ -3,7 +3,9 @@ import type { AuditLog } from './audit/audit-log.js';
 import type { KernelConfig } from './config.js';
 import type { Database } from './db/database.js';
 import type { JobQueue } from './jobs/job-queue.js';
+import type { CryptoService } from './crypto/crypto-service.js';
 import type { PluginCatalog } from './plugins/catalog.js';
+import type { PluginHost } from './plugins/host/plugin-host.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 import type { ConfigCipher } from './secrets/config-cipher.js';
 
@@ -18,6 +20,10 @@ export interface KernelServices {
   cipher: ConfigCipher;
   /** Discovered plugins and their checked manifests (built at boot, immutable). */
   plugins: PluginCatalog;
+  /** Calls plugin methods in their runners (worker pool or isolate); runners start on first use. */
+  pluginHost: PluginHost;
+  /** CSR verification and certificate signing on the crypto pool (never loads plugin code). */
+  crypto: CryptoService;
   replicaId: string;
   isDraining(): boolean;
 }

@@ -18,7 +18,12 @@ import type { KernelServices } from './kernel-services.js';
 import { kernelRoutes } from './routes-index.js';
 import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
 import { kernelLoops } from './scheduler/kernel-loops.js';
+import { CryptoService } from './crypto/crypto-service.js';
+import { KernelCapabilityBroker } from './plugins/broker/capability-broker.js';
 import { loadPluginCatalog } from './plugins/catalog.js';
+import { isolateRunnerFactory } from './plugins/host/isolate-runner-factory.js';
+import { PluginHost } from './plugins/host/plugin-host.js';
+import { InstalledPluginStore } from './plugins/install/installed-store.js';
 import { ConfigCipher } from './secrets/config-cipher.js';
 import { loadServerTls } from './tls/server-certificate.js';
 import { VERSION } from './version.js';
@@ -65,6 +70,9 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     poolMax: config.databasePoolMax,
   });
   let closed = false;
+  let installedPlugins: InstalledPluginStore | null = null;
+  let pluginHost: PluginHost | null = null;
+  let cryptoService: CryptoService | null = null;
   try {
     const applied = await migrate(db);
     log.info({ database: db.dialect, applied }, applied.length ? 'migrations applied' : 'schema up to date');
@@ -96,12 +104,19 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     const disabledPlugins = plugins.list().filter((p) => p.status === 'disabled');
     for (const p of disabledPlugins) log.warn({ plugin: p.id, dir: p.dir, reason: p.reason }, 'plugin disabled');
     log.info({ enabled: plugins.list().length - disabledPlugins.length, disabled: disabledPlugins.length }, 'plugin catalog loaded');
+    // Plugins installed through the API join the catalog from installed_plugins, re-read on every replica.
+    installedPlugins = new InstalledPluginStore({ knex: db.knex, dataDir: config.dataDir, catalog: plugins, kernelVersion: VERSION, log: log.child({ mod: 'plugins' }) });
+    await installedPlugins.start();
 
     const jobs = new JobQueue(db.knex, audit, log.child({ mod: 'jobs' }), { replicaId, ...config.jobs, approvalTimeoutMs: config.approvalTimeoutMs });
     for (const [type, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.registerHandler(type as JobType, handler!);
     const scheduler = new Scheduler(db, log.child({ mod: 'scheduler' }), replicaId);
     let draining = false;
-    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, replicaId, isDraining: () => draining };
+    // Plugin runners and the crypto pool start on first use; nothing here loads plugin code.
+    const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, log: log.child({ mod: 'plugin-broker' }) });
+    pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
+    cryptoService = new CryptoService({ log: log.child({ mod: 'crypto' }) });
+    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, replicaId, isDraining: () => draining };
 
     const routeDefs: RouteDef[] = kernelRoutes(services, identity, () => routeDefs);
     const { app, compiled, stop: stopApp } = buildApp({ config, log, db, audit, routes: routeDefs });
@@ -140,6 +155,8 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
       server?.closeAllConnections();
       await serverClosed;
       stopApp();
+      installedPlugins?.stop();
+      await Promise.all([pluginHost?.close(), cryptoService?.close()]);
       await audit.close();
       await db.close();
       log.info('stopped');
@@ -147,6 +164,8 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
 
     return { ...services, identity, routes: compiled, server, url, tlsFingerprint: tlsId.fingerprintSha256, initialAdminKey, close };
   } catch (err) {
+    installedPlugins?.stop();
+    await Promise.all([pluginHost?.close(), cryptoService?.close()]).catch(() => {});
     if (!closed) await db.close().catch(() => {});
     throw err;
   }

@@ -13,6 +13,7 @@ import { profileRoutes } from './resources/profiles/routes.js';
 import { renewalPolicyRoutes } from './resources/renewal-policies/routes.js';
 import { teamRoutes } from './resources/teams/routes.js';
 import { pluginRoutes } from './plugins/routes.js';
+import { pluginManageRoutes } from './plugins/manage-routes.js';
 import { issuerRoutes } from './resources/issuers/routes.js';
 import { notifierRoutes } from './resources/notifiers/routes.js';
 import { targetRoutes } from './resources/targets/routes.js';
@@ -27,7 +28,7 @@ export function kernelRoutes(k: KernelServices, identity: IdentityService, all: 
     ...auditRoutes(k),
     ...teamRoutes(k), ...ownerRoutes(k), ...agentRoutes(k), ...agentGroupRoutes(k),
     ...profileRoutes(k), ...policyRoutes(k), ...renewalPolicyRoutes(k), ...notificationRoutes(k),
-    ...pluginRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k),
+    ...pluginRoutes(k), ...pluginManageRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k),
     ...certificateRoutes(k), ...jobRoutes(k),
   ];
 }

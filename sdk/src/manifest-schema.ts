@@ -3,7 +3,8 @@ import { PLUGIN_API_VERSION, PLUGIN_KINDS, PLUGIN_RUNTIMES } from './manifest.js
 const kebabCase = '^[a-z][a-z0-9]*(-[a-z0-9]+)*$';
 // Relative, inside the package: no leading slash, no `..` segment, no backslash.
 const packagePath = '^(?!/)(?!.*(^|/)\\.\\.(/|$))[A-Za-z0-9._@+/-]+$';
-const hostPattern = '^(\\*\\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$';
+// An optional `http://` (plain HTTP allowed to that host) or `https://` prefix; without one, HTTPS only.
+const hostPattern = '^(https?://)?(\\*\\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$';
 const absolutePath = '^/(?!.*(^|/)\\.\\.(/|$)).*$';
 const commandName = '^[A-Za-z0-9_./+-]+$';
 

@@ -22,7 +22,10 @@ export type JsonSchemaObject = { [keyword: string]: unknown };
  * the operator grants capabilities at install time and the host enforces them.
  */
 export interface PluginCapabilities {
-  /** Outbound HTTP(S) to these hosts only (`example.com`, `*.example.com`, `host:8443`). */
+  /**
+   * Outbound HTTP(S) to these hosts only (`example.com`, `*.example.com`, `host:8443`).
+   * HTTPS only, unless the entry starts with `http://` (`http://10.0.0.5:8080`); no port means any port.
+   */
   http?: { hosts: string[] };
   /** A key-value store private to the plugin. */
   kv?: boolean;

@@ -105,7 +105,7 @@ describe('manifest schema and config-schema helpers', () => {
 
   it('accepts a minimal manifest and names every problem of a bad one', () => {
     expect(checkManifest(good, '0.1.0')).toMatchObject({ ok: true, manifest: good });
-    const bad = checkManifest({ ...good, entry: { worker: '../escape.js' }, capabilities: { http: { hosts: ['https://x'] }, shell: true }, features: ['Renew'] }, '0.1.0');
+    const bad = checkManifest({ ...good, entry: { worker: '../escape.js' }, capabilities: { http: { hosts: ['ftp://x/path'] }, shell: true }, features: ['Renew'] }, '0.1.0');
     expect(bad.ok).toBe(false);
     const reason = (bad as { reason: string }).reason;
     expect(reason).toMatch(/\/entry\/worker must match pattern/);

@@ -6,7 +6,7 @@ import type { Database } from '../db/database.js';
 import { accessLog } from './middleware/access-log.js';
 import { auditApiCalls } from './middleware/audit-api.js';
 import { authenticate } from './middleware/authenticate.js';
-import { bodyReader } from './middleware/body-reader.js';
+import { bodyReader, deferredBodyMatcher } from './middleware/body-reader.js';
 import { corsPolicy } from './middleware/cors.js';
 import { errorMapper } from './middleware/error-mapper.js';
 import { RecentKeys, rateLimiter } from './middleware/rate-limit.js';
@@ -41,7 +41,7 @@ export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database
     ctx.set('Cache-Control', 'no-store');
     await next();
   });
-  app.use(bodyReader(config.maxBodySize));
+  app.use(bodyReader(config.maxBodySize, deferredBodyMatcher(deps.routes)));
   app.use(corsPolicy(config.corsOrigins));
   if (limiter) app.use(limiter);
   app.use(authenticate(db.knex, config.authType, recentKeys));

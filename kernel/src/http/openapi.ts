@@ -74,6 +74,10 @@ export function buildOpenApi(routes: RouteDef[], info: { version: string; server
     };
     if (r.access === 'public') op.security = [];
     if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: r.body } } };
+    else if (r.rawBody) {
+      const types = r.rawBodyTypes ?? ['application/octet-stream'];
+      op.requestBody = { required: true, content: Object.fromEntries(types.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) };
+    }
     (paths[oaPath] ??= {})[r.method.toLowerCase()] = op;
   }
   return {

@@ -38,6 +38,15 @@ export interface RouteDef {
   response?: { status?: number; schema?: JsonSchema; contentType?: string; description?: string };
   /** Raw bodies (non-JSON protocols, uploads) are handed over unparsed. */
   rawBody?: boolean;
+  /** Media types a raw-body route accepts (documented in OpenAPI). */
+  rawBodyTypes?: string[];
+  /**
+   * A body cap above CERTCTL_MAX_BODY_SIZE, for uploads (plugin packages). Such a
+   * body is not read up front with the others but after authentication and the
+   * permission check, so an anonymous caller can still make the kernel buffer at
+   * most the global cap.
+   */
+  maxBodyBytes?: number;
   handler: (ctx: Ctx, input: RouteInput) => Promise<unknown> | unknown;
 }
 

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { appError } from '../errors.js';
 import { ajv, assertValid } from './validation.js';
 import { parseListQuery } from './list-query.js';
+import { readRequestBody } from './middleware/body-reader.js';
 import type { CompiledRoute, Ctx, RouteDef, RouteInput } from './route.js';
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]*\+)?json\b/i;
@@ -59,6 +60,8 @@ export function buildRouter(routes: RouteDef[]): { router: Router<Ctx['state']>;
         principal: principal!,
         query: {},
       };
+      // Uploads with their own cap are read only now, for an authorised caller.
+      if (route.maxBodyBytes !== undefined) ctx.state.rawBody = await readRequestBody(ctx, route.maxBodyBytes);
       if (route.list) input.list = parseListQuery(route.list, ctx.query);
       else input.query = plainQuery(ctx, route);
       if (c.validateBody) input.body = assertValid(c.validateBody, parseJsonBody(ctx));

@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PluginPackageJson } from '@certctl/sdk';
 
-export type PluginSource = 'workspace' | 'extra';
+/** Where a plugin came from: the repository, CERTCTL_PLUGIN_DIRS, or an install through the API. */
+export type PluginSource = 'workspace' | 'extra' | 'installed';
 
 /** A package directory that declares itself a plugin (its package.json has a `certctl` block). */
 export interface PluginCandidate {

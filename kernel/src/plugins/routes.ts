@@ -33,6 +33,18 @@ function detail(p: PluginEntry) {
     runtimes: m?.runtimes ?? [],
     secret_fields: p.secretFields,
     has_ui_schema: Boolean(m?.uiSchema),
+    runtime: p.runtime,
+    granted_capabilities: p.grants,
+    installation: p.installation && {
+      package_name: p.installation.packageName,
+      requested_capabilities: p.installation.requested,
+      granted_capabilities: p.installation.granted,
+      grant_pending: p.installation.grantPending,
+      enabled: p.installation.enabled,
+      installed_by: p.installation.installedBy,
+      installed_at: p.installation.installedAt,
+      updated_at: p.installation.updatedAt,
+    },
   };
 }
 
@@ -49,8 +61,6 @@ const LIST: ListSpec = {
 
 /** The plugin catalog, read-only: what was discovered at boot and why anything is disabled. */
 export function pluginRoutes(k: KernelServices): RouteDef[] {
-  // Ids can repeat (a duplicate is listed, disabled); the discovery position keeps keys unique.
-  const keyOf = new Map(k.plugins.list().map((p, i) => [p, `${p.id}\u0000${String(i).padStart(5, '0')}`]));
   const find = (id: string) => {
     const p = k.plugins.get(id);
     if (!p) throw appError('NOT_FOUND', `plugin ${id} not found`);
@@ -59,15 +69,21 @@ export function pluginRoutes(k: KernelServices): RouteDef[] {
   return [
     {
       method: 'GET', path: '/api/v1/plugins', access: 'plugin.read', tag: 'plugins', summary: 'List discovered plugins, enabled and disabled (with the reason)', list: LIST,
-      handler: (_ctx, { list }) => listInMemory(k.plugins.list(), list!, {
-        key: (p) => keyOf.get(p)!,
-        sortValue: (p, column) => (summary(p) as Record<string, unknown>)[column] as string | null,
-        filters: {
-          kind: (p, values) => p.kind !== null && values.includes(p.kind),
-          status: (p, values) => values.includes(p.status),
-        },
-        serialize: summary,
-      }),
+      handler: (_ctx, { list }) => {
+        // Read per request: installed plugins come and go. Ids can repeat (a duplicate is
+        // listed, disabled); the catalog position keeps keys unique.
+        const all = k.plugins.list();
+        const keyOf = new Map(all.map((p, i) => [p, `${p.id}\u0000${String(i).padStart(5, '0')}`]));
+        return listInMemory(all, list!, {
+          key: (p) => keyOf.get(p)!,
+          sortValue: (p, column) => (summary(p) as Record<string, unknown>)[column] as string | null,
+          filters: {
+            kind: (p, values) => p.kind !== null && values.includes(p.kind),
+            status: (p, values) => values.includes(p.status),
+          },
+          serialize: summary,
+        });
+      },
     },
     {
       method: 'GET', path: '/api/v1/plugins/:id', access: 'plugin.read', tag: 'plugins', summary: 'Get one plugin and its manifest facts',

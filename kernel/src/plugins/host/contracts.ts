@@ -72,6 +72,16 @@ export interface BrokerCallContext {
   deadline: number;
 }
 
+/**
+ * What handle() resolves to, per op (context shims in every runner rely on it):
+ *   log -> null; secrets.get -> string | null (null: not set);
+ *   http.fetch -> HttpResponse (sdk); kv.get -> { value } | null (null: absent or expired,
+ *   so a stored null stays distinguishable); kv.set, kv.delete, events.emit -> null;
+ *   kv.list -> string[]; fs.read -> string; fs.write -> null; exec.run -> ExecResult.
+ * Refusals reject with PluginCallError (capability_denied, or timeout past the
+ * deadline); I/O failures the plugin should handle (connection refused, DNS)
+ * reject with a plain Error carrying an errno-like `code`.
+ */
 export interface CapabilityBroker {
   /** Answers one op for one plugin call; rejects with PluginCallError('capability_denied') when not granted. */
   handle(ctx: BrokerCallContext, op: BrokerOp): Promise<Json>;

@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { Piscina } from 'piscina';
+import { CryptoError, type CryptoOutcome, type CryptoTask, type CsrInfo, type SignCertificateRequest, type SignedCertificate } from './crypto-types.js';
+
+export interface CryptoServiceOptions {
+  log?: Logger;
+  minThreads?: number;
+  /** Default: half the CPUs, between 1 and 4. */
+  maxThreads?: number;
+  idleTimeoutMs?: number;
+  /** A task that takes longer is abandoned and its thread replaced. */
+  taskTimeoutMs?: number;
+}
+
+/** The compiled worker script (kernel/dist), also when the kernel runs from sources in tests. */
+export function cryptoWorkerScript(): string {
+  const here = fileURLToPath(new URL('./crypto-worker.js', import.meta.url));
+  if (fs.existsSync(here)) return here;
+  const dist = here.replace(/([\\/])kernel\1src\1/, '$1kernel$1dist$1');
+  if (fs.existsSync(dist)) return dist;
+  throw new CryptoError('unavailable', `the crypto worker script is not built (${dist}); run npm run build`);
+}
+
+/**
+ * CSR verification and certificate signing on a dedicated Piscina pool that
+ * never loads plugin code. Issuer plugins never see a CA key: the kernel calls
+ * this service with the key and hands the plugin (or the caller) the result.
+ * The pool starts on first use.
+ */
+export class CryptoService {
+  private pool: Piscina | null = null;
+  private closed = false;
+
+  constructor(private readonly opts: CryptoServiceOptions = {}) {}
+
+  private ensurePool(): Piscina {
+    if (this.closed) throw new CryptoError('unavailable', 'the crypto service is shut down');
+    if (!this.pool) {
+      const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+      const maxThreads = this.opts.maxThreads ?? Math.min(4, Math.max(1, Math.floor(cpus / 2)));
+      this.pool = new Piscina({
+        filename: cryptoWorkerScript(),
+        minThreads: Math.min(this.opts.minThreads ?? 0, maxThreads),
+        maxThreads,
+        idleTimeout: this.opts.idleTimeoutMs ?? 60_000,
+        env: {},
+        closeTimeout: 5_000,
+      });
+      this.pool.on('error', (err: unknown) => this.opts.log?.warn({ err }, 'crypto pool error'));
+    }
+    return this.pool;
+  }
+
+  private async run<T>(task: CryptoTask): Promise<T> {
+    const pool = this.ensurePool();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.opts.taskTimeoutMs ?? 30_000);
+    let outcome: CryptoOutcome<T>;
+    try {
+      outcome = (await pool.run(task, { signal: abort.signal })) as CryptoOutcome<T>;
+    } catch (err) {
+      const e = err as { name?: string; message?: string };
+      if (e?.name === 'AbortError') throw new CryptoError('timeout', `crypto task ${task.op} did not finish in time`);
+      if (this.closed) throw new CryptoError('unavailable', 'the crypto service is shut down');
+      this.opts.log?.error({ err }, 'crypto worker died');
+      throw new CryptoError('crashed', `crypto task ${task.op} failed: ${e?.message ?? String(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!outcome.ok) throw new CryptoError(outcome.code, outcome.message);
+    return outcome.value;
+  }
+
+  /** Parses a PKCS#10 CSR and checks its signature; `valid: false` with a reason rather than a throw. */
+  verifyCsr(csr: string | Uint8Array): Promise<CsrInfo> {
+    return this.run<CsrInfo>({ op: 'verifyCsr', csr });
+  }
+
+  /** Signs a certificate for a verified CSR; throws CryptoError (csr_invalid, key_mismatch, bad_request, ...). */
+  signCertificate(request: SignCertificateRequest): Promise<SignedCertificate> {
+    return this.run<SignedCertificate>({ op: 'signCertificate', request });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.destroy().catch(() => {});
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * The crypto pool's worker script (runs from kernel/dist). It imports only the
+ * kernel's own crypto modules -- never plugin code -- so CA keys handed to it
+ * stay in threads no plugin shares. Failures come back as data with a code.
+ */
+import { signCertificate } from './certificate-sign.js';
+import { CryptoError, type CryptoOutcome, type CryptoTask } from './crypto-types.js';
+import { verifyCsr } from './csr-verify.js';
+
+export default async function runCryptoTask(task: CryptoTask): Promise<CryptoOutcome<unknown>> {
+  try {
+    switch (task?.op) {
+      case 'verifyCsr':
+        return { ok: true, value: await verifyCsr(task.csr) };
+      case 'signCertificate':
+        return { ok: true, value: await signCertificate(task.request) };
+      default:
+        return { ok: false, code: 'bad_request', message: `unknown crypto task ${JSON.stringify((task as { op?: unknown })?.op)}` };
+    }
+  } catch (err) {
+    if (err instanceof CryptoError) return { ok: false, code: err.code, message: err.message };
+    return { ok: false, code: 'bad_request', message: (err as Error)?.message ?? String(err) };
+  }
+}

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { classifyAddress, normalizeAddress } from './address-policy.js';
+
+describe('classifyAddress', () => {
+  it('classifies the address ranges a plugin must not reach by accident', () => {
+    const cases: [string, string][] = [
+      ['8.8.8.8', 'public'], ['2606:4700::1111', 'public'],
+      ['10.1.2.3', 'private'], ['172.20.0.1', 'private'], ['192.168.1.1', 'private'], ['100.64.0.1', 'private'], ['fd12:3456::1', 'private'],
+      ['127.0.0.1', 'loopback'], ['127.8.9.10', 'loopback'], ['::1', 'loopback'],
+      ['169.254.1.1', 'link-local'], ['fe80::1', 'link-local'],
+      ['169.254.169.254', 'metadata'], ['fd00:ec2::254', 'metadata'], ['fd00:ec2:0::254', 'metadata'], ['100.100.100.200', 'metadata'], ['168.63.129.16', 'metadata'],
+      ['0.0.0.0', 'unspecified'], ['::', 'unspecified'],
+      ['224.0.0.1', 'multicast'], ['ff02::1', 'multicast'],
+      ['255.255.255.255', 'broadcast'], ['240.0.0.1', 'reserved'],
+      ['64:ff9b::a9fe:a9fe', 'reserved'], ['::a9fe:a9fe', 'reserved'],
+    ];
+    for (const [address, cls] of cases) expect(classifyAddress(address), address).toBe(cls);
+  });
+
+  it('sees through IPv4-mapped IPv6 addresses', () => {
+    expect(normalizeAddress('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(normalizeAddress('[::FFFF:A9FE:A9FE]')).toBe('169.254.169.254');
+    expect(classifyAddress('::ffff:169.254.169.254')).toBe('metadata');
+    expect(classifyAddress('::ffff:7f00:1')).toBe('loopback');
+  });
+
+  it('throws on something that is not an IP address', () => {
+    expect(() => classifyAddress('example.com')).toThrow(/not an IP address/);
+  });
+});

@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { ExecResult } from '@certctl/sdk';
+
+/**
+ * The agent-side `exec` capability: a target plugin runs only the exact absolute
+ * commands the operator granted, with arguments as an array (never a shell
+ * string), a timeout, a bounded output and a minimal environment. The kernel
+ * never grants exec; these functions are for the agent's broker.
+ */
+
+export class ExecRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExecRefused';
+  }
+}
+
+/** The command ran but did not finish well (timeout, too much output): the plugin decides what that means. */
+export class ExecFailed extends Error {
+  constructor(message: string, readonly code: 'ETIMEDOUT' | 'EOUTPUT' | 'ESPAWN') {
+    super(message);
+    this.name = 'ExecFailed';
+  }
+}
+
+export const EXEC_LIMITS = { maxArgs: 256, maxArgLength: 8192, defaultTimeoutMs: 30_000, maxTimeoutMs: 300_000, maxOutputBytes: 1024 * 1024, maxInputBytes: 1024 * 1024 };
+const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Checks a command and its arguments against the grant; returns them unchanged when allowed. */
+export function checkExec(command: unknown, args: unknown, declared: readonly string[]): { command: string; args: string[] } {
+  if (typeof command !== 'string' || !command || command.includes('\0')) throw new ExecRefused('command must be a non-empty string');
+  if (!path.isAbsolute(command)) throw new ExecRefused(`command must be an absolute path: ${command}`);
+  if (!declared.some((d) => typeof d === 'string' && path.isAbsolute(d) && d === command)) throw new ExecRefused(`command ${command} is not among the granted commands`);
+  if (!Array.isArray(args)) throw new ExecRefused('args must be an array of strings');
+  if (args.length > EXEC_LIMITS.maxArgs) throw new ExecRefused(`at most ${EXEC_LIMITS.maxArgs} arguments`);
+  for (const a of args) {
+    if (typeof a !== 'string') throw new ExecRefused('args must be an array of strings');
+    if (a.includes('\0') || a.length > EXEC_LIMITS.maxArgLength) throw new ExecRefused(`an argument is over ${EXEC_LIMITS.maxArgLength} characters or contains NUL`);
+  }
+  return { command, args: args as string[] };
+}
+
+export async function runDeclaredCommand(command: unknown, args: unknown, declared: readonly string[], opts: { timeoutMs?: number; input?: string; maxOutputBytes?: number } = {}): Promise<ExecResult> {
+  const checked = checkExec(command, args, declared);
+  const timeoutMs = Math.min(Math.max(1, Number(opts.timeoutMs ?? EXEC_LIMITS.defaultTimeoutMs) || EXEC_LIMITS.defaultTimeoutMs), EXEC_LIMITS.maxTimeoutMs);
+  const maxOut = opts.maxOutputBytes ?? EXEC_LIMITS.maxOutputBytes;
+  if (opts.input !== undefined && (typeof opts.input !== 'string' || Buffer.byteLength(opts.input) > EXEC_LIMITS.maxInputBytes)) throw new ExecRefused('input must be a string of at most 1 MB');
+
+  return new Promise<ExecResult>((resolve, reject) => {
+    const child = spawn(checked.command, checked.args, { shell: false, env: { PATH: SAFE_PATH, LANG: 'C.UTF-8' }, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let failure: ExecFailed | null = null;
+    const stop = (f: ExecFailed) => {
+      if (failure) return;
+      failure = f;
+      child.kill('SIGKILL');
+    };
+    const timer = setTimeout(() => stop(new ExecFailed(`${checked.command} did not finish within ${timeoutMs} ms and was killed`, 'ETIMEDOUT')), timeoutMs);
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxOut) return stop(new ExecFailed(`${checked.command} wrote more than ${maxOut} bytes of output and was killed`, 'EOUTPUT'));
+      into.push(chunk);
+    };
+    child.stdout.on('data', collect(out));
+    child.stderr.on('data', collect(err));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new ExecFailed(`${checked.command} could not be started: ${(e as NodeJS.ErrnoException).code ?? e.message}`, 'ESPAWN'));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (failure) return reject(failure);
+      resolve({ exitCode: code ?? (signal ? 128 : -1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}

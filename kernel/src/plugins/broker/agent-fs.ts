@@ -1,0 +1,112 @@
+import fs from 'node:fs/promises';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+
+/**
+ * The agent-side `fs` capability: a target plugin reads and writes only files
+ * at or below the absolute paths the operator granted. Checks run on real paths
+ * (symlinks resolved), so neither `..` nor a symlink leads out of a granted
+ * path. The kernel never grants fs; these functions are for the agent's broker.
+ */
+
+export class FsRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FsRefused';
+  }
+}
+
+const MAX_PATH = 4096;
+export const FS_READ_MAX_BYTES = 1024 * 1024;
+export const FS_WRITE_MAX_BYTES = 1024 * 1024;
+
+const within = (root: string, p: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+
+async function realRoots(declared: readonly string[]): Promise<string[]> {
+  const roots: string[] = [];
+  for (const d of declared) {
+    if (typeof d !== 'string' || !path.isAbsolute(d)) continue;
+    try {
+      roots.push(await fs.realpath(d));
+    } catch {
+      // A granted path that does not exist (yet) grants nothing.
+    }
+  }
+  return roots;
+}
+
+function checkShape(requested: unknown): string {
+  if (typeof requested !== 'string' || !requested || requested.length > MAX_PATH) throw new FsRefused('path must be a non-empty string');
+  if (requested.includes('\0')) throw new FsRefused('path must not contain NUL');
+  if (!path.isAbsolute(requested)) throw new FsRefused(`path must be absolute: ${requested}`);
+  if (requested.split(/[\\/]+/).includes('..')) throw new FsRefused(`path must not contain "..": ${requested}`);
+  return path.resolve(requested);
+}
+
+/**
+ * The real path to operate on, after checking it lies within a granted path.
+ * For a write the file may not exist yet: then its directory must exist and be
+ * within a granted path. An existing file (or symlink) is judged by its real path.
+ */
+export async function resolveDeclaredPath(requested: unknown, declared: readonly string[], opts: { forWrite: boolean }): Promise<string> {
+  const abs = checkShape(requested);
+  const roots = await realRoots(declared);
+  if (!roots.length) throw new FsRefused('the plugin was granted no file paths');
+  let real: string;
+  try {
+    real = await fs.realpath(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !opts.forWrite) throw new FsRefused(`cannot access ${abs}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    let dir: string;
+    try {
+      dir = await fs.realpath(path.dirname(abs));
+    } catch {
+      throw new FsRefused(`the directory of ${abs} does not exist`);
+    }
+    real = path.join(dir, path.basename(abs));
+  }
+  if (!roots.some((r) => within(r, real))) throw new FsRefused(`${abs} is outside the granted paths${real !== abs ? ` (it resolves to ${real})` : ''}`);
+  return real;
+}
+
+export async function readDeclaredFile(requested: unknown, declared: readonly string[], maxBytes = FS_READ_MAX_BYTES): Promise<string> {
+  const real = await resolveDeclaredPath(requested, declared, { forWrite: false });
+  // O_NOFOLLOW: if the checked path was swapped for a symlink since, the open fails.
+  const handle = await fs.open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new FsRefused(`${real} is not a regular file`);
+    if (stat.size > maxBytes) throw new FsRefused(`${real} is ${stat.size} bytes, over the ${maxBytes}-byte read limit`);
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes atomically: a new file beside the target (O_EXCL, so never through a
+ * planted symlink), flushed, then renamed over the target's real path.
+ */
+export async function writeDeclaredFile(requested: unknown, data: string, declared: readonly string[], opts: { mode?: number; maxBytes?: number } = {}): Promise<string> {
+  if (typeof data !== 'string') throw new FsRefused('data must be a string');
+  const max = opts.maxBytes ?? FS_WRITE_MAX_BYTES;
+  if (Buffer.byteLength(data, 'utf8') > max) throw new FsRefused(`data is over the ${max}-byte write limit`);
+  const mode = opts.mode ?? 0o600;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw new FsRefused('mode must be a permission number such as 0o640');
+  const real = await resolveDeclaredPath(requested, declared, { forWrite: true });
+  const tmp = path.join(path.dirname(real), `.${path.basename(real)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  try {
+    await handle.writeFile(data, 'utf8');
+    await handle.chmod(mode);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  await fs.rename(tmp, real);
+  return real;
+}

@@ -1,0 +1,156 @@
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import type { Json } from '@certctl/sdk';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { ConfigCipher } from '../../secrets/config-cipher.js';
+import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker } from '../host/contracts.js';
+import { readInstanceSecret } from './instance-secrets.js';
+import { sanitizeLogFields, sanitizeLogMessage } from './log-fields.js';
+import { emitPluginEvent, eventProblem, PluginEventBus } from './plugin-events.js';
+import { KvRefused, PluginKv, type KvLimits } from './plugin-kv.js';
+import { FetchRefused, pinnedFetch, type FetchLimits, type LookupAll } from './pinned-fetch.js';
+
+export interface KernelBrokerOptions {
+  knex: Knex;
+  cipher: ConfigCipher;
+  audit: AuditLog;
+  log: Logger;
+  events?: PluginEventBus;
+  fetch?: { limits?: Partial<FetchLimits>; lookup?: LookupAll };
+  kv?: Partial<KvLimits>;
+  /** Log lines kept per plugin call; the rest are counted and dropped. */
+  maxLogLinesPerCall?: number;
+}
+
+const LEVELS = new Set(['debug', 'info', 'warn', 'error']);
+
+interface CallState {
+  log: Logger;
+  lines: number;
+  denials: number;
+}
+
+/**
+ * The kernel's CapabilityBroker: the one place a plugin's context members turn
+ * into effects, for every runner tier. Each op is checked against the grants of
+ * the call (`ctx.grants`) before anything happens; refusals are
+ * PluginCallError('capability_denied') with a message naming what was refused,
+ * while ordinary I/O failures (connection refused, DNS) come back as plain
+ * errors for the plugin to handle. fs and exec exist only on the agent.
+ *
+ * Answers, by op (the runners' context shims rely on these shapes):
+ *   log -> null; secrets.get -> string | null; http.fetch -> HttpResponse;
+ *   kv.get -> { value } | null (null: absent or expired); kv.set, kv.delete -> null;
+ *   kv.list -> string[]; events.emit -> null.
+ */
+export class KernelCapabilityBroker implements CapabilityBroker {
+  readonly events: PluginEventBus;
+  readonly kv: PluginKv;
+  private readonly calls = new WeakMap<BrokerCallContext, CallState>();
+  private readonly maxLogLines: number;
+
+  constructor(private readonly opts: KernelBrokerOptions) {
+    this.events = opts.events ?? new PluginEventBus();
+    this.kv = new PluginKv(opts.knex, opts.kv);
+    this.maxLogLines = opts.maxLogLinesPerCall ?? 1000;
+  }
+
+  private state(ctx: BrokerCallContext): CallState {
+    let s = this.calls.get(ctx);
+    if (!s) {
+      s = { log: this.opts.log.child({ plugin_id: ctx.pluginId, instance_id: ctx.instanceId }), lines: 0, denials: 0 };
+      this.calls.set(ctx, s);
+    }
+    return s;
+  }
+
+  private deny(ctx: BrokerCallContext, op: string, message: string): PluginCallError {
+    const s = this.state(ctx);
+    if (++s.denials <= 20) s.log.warn({ op, reason: message }, 'plugin capability refused');
+    return new PluginCallError('capability_denied', message, ctx.pluginId);
+  }
+
+  async handle(ctx: BrokerCallContext, op: BrokerOp): Promise<Json> {
+    const name = op && typeof op === 'object' && typeof (op as { op?: unknown }).op === 'string' ? op.op : null;
+    if (!name) throw this.deny(ctx, 'unknown', 'malformed host call');
+    if (name !== 'log' && Date.now() > ctx.deadline) throw new PluginCallError('timeout', `${name}: the plugin call is past its deadline`, ctx.pluginId);
+    const g = ctx.grants ?? {};
+    switch (op.op) {
+      case 'log':
+        return this.writeLog(ctx, op);
+      case 'secrets.get': {
+        try {
+          return (await readInstanceSecret(this.opts.knex, this.opts.cipher, ctx.pluginId, ctx.instanceId, op.path)) ?? null;
+        } catch (err) {
+          if (err instanceof TypeError) throw this.deny(ctx, name, err.message);
+          throw err;
+        }
+      }
+      case 'http.fetch': {
+        if (!g.http?.hosts?.length) throw this.deny(ctx, name, 'http.fetch is not granted to this plugin (capability http)');
+        try {
+          return (await pinnedFetch(op.request, { hosts: g.http.hosts, deadline: ctx.deadline, limits: this.opts.fetch?.limits, lookup: this.opts.fetch?.lookup })) as unknown as Json;
+        } catch (err) {
+          if (err instanceof FetchRefused) throw this.deny(ctx, name, err.message);
+          throw err;
+        }
+      }
+      case 'kv.get':
+      case 'kv.set':
+      case 'kv.delete':
+      case 'kv.list': {
+        if (g.kv !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability kv)`);
+        try {
+          return await this.kvOp(ctx.pluginId, op);
+        } catch (err) {
+          if (err instanceof KvRefused) throw this.deny(ctx, name, err.message);
+          throw err;
+        }
+      }
+      case 'events.emit': {
+        if (g.events !== true) throw this.deny(ctx, name, 'events.emit is not granted to this plugin (capability events)');
+        const problem = eventProblem(op.type, op.data);
+        if (problem) throw this.deny(ctx, name, problem);
+        await emitPluginEvent(this.opts.audit, this.events, { pluginId: ctx.pluginId, instanceId: ctx.instanceId, type: op.type, data: op.data, at: Date.now() });
+        return null;
+      }
+      case 'fs.read':
+      case 'fs.write':
+        throw this.deny(ctx, name, `${name}: file access is an agent-side capability; plugins running in the control plane cannot use it`);
+      case 'exec.run':
+        throw this.deny(ctx, name, 'exec.run: running commands is an agent-side capability; plugins running in the control plane cannot use it');
+      default:
+        throw this.deny(ctx, String(name).slice(0, 40), `unknown host call ${JSON.stringify(String(name).slice(0, 40))}`);
+    }
+  }
+
+  private writeLog(ctx: BrokerCallContext, op: Extract<BrokerOp, { op: 'log' }>): null {
+    const s = this.state(ctx);
+    s.lines++;
+    if (s.lines > this.maxLogLines) {
+      if (s.lines === this.maxLogLines + 1) s.log.warn(`plugin log limit reached (${this.maxLogLines} lines in one call); further lines dropped`);
+      return null;
+    }
+    const level = LEVELS.has(op.level) ? op.level : 'info';
+    const fields = op.fields === undefined ? {} : { fields: sanitizeLogFields(op.fields) };
+    s.log[level](fields, sanitizeLogMessage(op.message));
+    return null;
+  }
+
+  private async kvOp(pluginId: string, op: Extract<BrokerOp, { op: `kv.${string}` }>): Promise<Json> {
+    switch (op.op) {
+      case 'kv.get': {
+        const value = await this.kv.get(pluginId, op.key);
+        return value === undefined ? null : { value };
+      }
+      case 'kv.set':
+        await this.kv.set(pluginId, op.key, op.value, op.ttlSeconds);
+        return null;
+      case 'kv.delete':
+        await this.kv.delete(pluginId, op.key);
+        return null;
+      case 'kv.list':
+        return await this.kv.list(pluginId, op.prefix);
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import type { Knex } from 'knex';
+import type { ConfigCipher } from '../../secrets/config-cipher.js';
+
+/** The tables whose rows are plugin instances; a row's `type` is its plugin's id. */
+export const INSTANCE_TABLES = ['issuers', 'targets', 'notifiers'] as const;
+
+type Row = { encrypted_config: string | null };
+
+const PATH = /^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,9}$/;
+
+/**
+ * secrets.get for a plugin call: one secret of the call's own instance, by dot
+ * path. The row must belong to the calling plugin (its `type`), so a plugin
+ * naming another instance's id gets nothing. Values are decrypted here, per
+ * call, and never cached in the kernel.
+ */
+export async function readInstanceSecret(knex: Knex, cipher: ConfigCipher, pluginId: string, instanceId: string | null, path: string): Promise<string | undefined> {
+  if (typeof path !== 'string' || !PATH.test(path)) throw new TypeError('secrets.get expects a dot path such as "api_token" or "auth.password"');
+  if (!instanceId) return undefined;
+  const union = INSTANCE_TABLES.map((t) => `select encrypted_config from ${t} where id = ? and type = ?`).join(' union all ');
+  const res = (await knex.raw(union, INSTANCE_TABLES.flatMap(() => [instanceId, pluginId]))) as { rows?: Row[] } | Row[];
+  const row = ((res as { rows?: Row[] }).rows ?? (res as Row[]))[0];
+  if (!row) return undefined;
+  let value: unknown = cipher.openJson(row.encrypted_config);
+  for (const part of path.split('.')) {
+    if (!value || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, part)) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}

@@ -1,0 +1,73 @@
+import type { PluginCapabilities, PluginCapability } from '@certctl/sdk';
+
+/**
+ * Capability sets as flat items, so grants can be compared and narrowed exactly:
+ * `http:api.example.com`, `kv`, `events`, `fs:/etc/ssl`, `exec:nginx`. A grant is
+ * always a subset of what the manifest asked for, item by item.
+ */
+export function capabilityItems(c: PluginCapabilities | null | undefined): string[] {
+  if (!c) return [];
+  const items: string[] = [];
+  for (const host of c.http?.hosts ?? []) items.push(`http:${host}`);
+  if (c.kv === true) items.push('kv');
+  if (c.events === true) items.push('events');
+  for (const p of c.fs?.paths ?? []) items.push(`fs:${p}`);
+  for (const cmd of c.exec?.commands ?? []) items.push(`exec:${cmd}`);
+  return [...new Set(items)].sort();
+}
+
+/** The capability set made of these items (the inverse of capabilityItems). */
+export function fromItems(items: Iterable<string>): PluginCapabilities {
+  const out: PluginCapabilities = {};
+  const list = (name: 'http' | 'fs' | 'exec', value: string) => {
+    if (name === 'http') (out.http ??= { hosts: [] }).hosts.push(value);
+    if (name === 'fs') (out.fs ??= { paths: [] }).paths.push(value);
+    if (name === 'exec') (out.exec ??= { commands: [] }).commands.push(value);
+  };
+  for (const item of [...new Set(items)].sort()) {
+    if (item === 'kv') out.kv = true;
+    else if (item === 'events') out.events = true;
+    else {
+      const at = item.indexOf(':');
+      const name = item.slice(0, at);
+      if (name === 'http' || name === 'fs' || name === 'exec') list(name, item.slice(at + 1));
+    }
+  }
+  return out;
+}
+
+/** The same set in canonical form (sorted, no duplicates, no empty or false members). */
+export const normalizeCapabilities = (c: PluginCapabilities | null | undefined): PluginCapabilities => fromItems(capabilityItems(c));
+
+/** Items in `granted` that `requested` does not contain (a grant may not exceed the request). */
+export function notRequested(requested: PluginCapabilities, granted: PluginCapabilities): string[] {
+  const asked = new Set(capabilityItems(requested));
+  return capabilityItems(granted).filter((i) => !asked.has(i));
+}
+
+/** `granted` limited to what `requested` still asks for (after an upgrade drops a request). */
+export function narrowGrant(granted: PluginCapabilities, requested: PluginCapabilities): PluginCapabilities {
+  const asked = new Set(capabilityItems(requested));
+  return fromItems(capabilityItems(granted).filter((i) => asked.has(i)));
+}
+
+/** What a new version asks for that the operator has not been asked about before. */
+export function newRequests(previouslyRequested: PluginCapabilities, requested: PluginCapabilities): string[] {
+  const before = new Set(capabilityItems(previouslyRequested));
+  return capabilityItems(requested).filter((i) => !before.has(i));
+}
+
+const NAMES: readonly PluginCapability[] = ['http', 'kv', 'events', 'fs', 'exec'];
+
+/**
+ * The requested capabilities named in `names` (as `--grant http,kv` says), each in
+ * full. A name the plugin did not ask for is an error, not silently ignored.
+ */
+export function selectCapabilities(requested: PluginCapabilities, names: string[]): PluginCapabilities {
+  const wanted = new Set(names.map((n) => n.trim()).filter(Boolean));
+  for (const n of wanted) {
+    if (!(NAMES as readonly string[]).includes(n)) throw new Error(`unknown capability "${n}" (known: ${NAMES.join(', ')})`);
+    if (!capabilityItems(requested).some((i) => i === n || i.startsWith(`${n}:`))) throw new Error(`the plugin does not ask for "${n}"`);
+  }
+  return fromItems(capabilityItems(requested).filter((i) => wanted.has(i.split(':')[0])));
+}

@@ -1,0 +1,41 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { Json } from '@certctl/sdk';
+import type { BrokerOp, PluginFailureCode } from '../../host/contracts.js';
+
+/**
+ * Messages between the kernel thread and a plugin worker thread. A call is one
+ * Piscina task; the task carries a fresh MessagePort over which the plugin's
+ * context members send BrokerOps and receive answers. Only structured-clone
+ * data crosses, and results travel as JSON text so the size cap is exact.
+ */
+
+export interface PluginTask {
+  pluginId: string;
+  /** file:// URL of the plugin's worker entry, already resolved inside the plugin directory. */
+  entryUrl: string;
+  /** The kind the manifest declares; the module's default export must agree. */
+  kind: string;
+  maxResultBytes: number;
+  method: string;
+  request: Json;
+  config: Record<string, Json>;
+  instanceId: string | null;
+  deadline: number;
+  port: MessagePort;
+}
+
+export type PluginTaskOutcome =
+  | { ok: true; json: string }
+  | { ok: false; code: PluginFailureCode; message: string };
+
+/**
+ * Worker -> kernel. `id` is absent for fire-and-forget ops (log lines). A
+ * `flush` (no op) is answered once everything sent before it was handled: the
+ * worker sends one before returning, so no log line is lost to the port closing.
+ */
+export type BrokerRequestMessage = { id?: number; op: BrokerOp } | { id: number; flush: true };
+
+/** Kernel -> worker. `code` is a PluginFailureCode for host refusals, an errno-like code or absent otherwise. */
+export type BrokerReplyMessage =
+  | { id: number; ok: true; value: Json }
+  | { id: number; ok: false; message: string; code?: string; hostRefusal: boolean };

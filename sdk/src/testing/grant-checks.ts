@@ -1,0 +1,271 @@
+import net from 'node:net';
+import path from 'node:path';
+import type { HttpRequest, PluginCapabilities } from '../index.js';
+import { CapabilityError } from './errors.js';
+import { jsonProblem } from './json-check.js';
+
+/**
+ * The host's capability rules, for the test host. They follow the kernel's
+ * broker rule for rule (kernel/src/plugins/broker: host-allowlist, address-policy,
+ * pinned-fetch, plugin-kv, plugin-events, agent-fs, agent-exec); a parity test
+ * in this folder runs both on the same cases. One difference is inherent: the
+ * test host resolves no DNS, so a host name reaches the address given in the
+ * `dns` option, or counts as a public address.
+ */
+
+// ---- http ---------------------------------------------------------------
+
+export interface HostRule {
+  entry: string;
+  host: string;
+  wildcard: boolean;
+  ip: boolean;
+  port: number | null;
+  allowHttp: boolean;
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+const isHostname = (h: string) => h.length <= 253 && h.split('.').every((l) => LABEL.test(l));
+
+/**
+ * One `http.hosts` entry as a rule: `ca.example.com` (https, any port),
+ * `*.example.com:8443` (subdomains, that port), `http://10.0.0.5:8080` (plain
+ * http allowed too), `[fd00::5]:8443`. Null when the entry is not usable.
+ */
+export function parseHostRule(entry: string): HostRule | null {
+  if (typeof entry !== 'string') return null;
+  let rest = entry.trim().toLowerCase();
+  let allowHttp = false;
+  const scheme = /^(https?):\/\//.exec(rest);
+  if (scheme) {
+    allowHttp = scheme[1] === 'http';
+    rest = rest.slice(scheme[0].length).replace(/\/$/, '');
+  }
+  if (!rest || /[/?#@\s]/.test(rest)) return null;
+  let host = rest;
+  let port: number | null = null;
+  const v6 = /^\[([0-9a-f:.]+)\](?::(\d+))?$/.exec(rest);
+  if (v6) {
+    host = v6[1];
+    if (net.isIP(host) !== 6) return null;
+    if (v6[2] !== undefined) port = Number(v6[2]);
+  } else {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(rest);
+    if (!m) return null;
+    host = m[1];
+    if (m[2] !== undefined) port = Number(m[2]);
+  }
+  if (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65535)) return null;
+  const wildcard = host.startsWith('*.');
+  const bare = wildcard ? host.slice(2) : host;
+  const ip = !wildcard && net.isIP(bare) !== 0;
+  if (!ip && !isHostname(bare)) return null;
+  if (wildcard && !bare.includes('.')) return null;
+  return { entry, host: bare, wildcard, ip, port, allowHttp };
+}
+
+const urlHost = (url: URL) => url.hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+
+function sameV6(a: string, b: string): boolean {
+  const list = new net.BlockList();
+  try {
+    list.addAddress(b, 'ipv6');
+    return list.check(a, 'ipv6');
+  } catch {
+    return false;
+  }
+}
+
+/** The first rule that lets this URL through, or why none does. */
+export function matchHostRule(rules: readonly HostRule[], url: URL): { rule: HostRule } | { reason: string } {
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { reason: `scheme ${url.protocol} is not allowed (only https, or http where declared)` };
+  if (url.username || url.password) return { reason: 'credentials in the URL are not allowed; send an Authorization header' };
+  const host = urlHost(url);
+  const port = url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443;
+  let hostMatched = false;
+  for (const r of rules) {
+    const hostOk = r.wildcard ? host.endsWith(`.${r.host}`) : host === r.host || (r.ip && net.isIP(host) === 6 && sameV6(host, r.host));
+    if (!hostOk) continue;
+    hostMatched = true;
+    if (r.port !== null && r.port !== port) continue;
+    if (url.protocol === 'http:' && !r.allowHttp) continue;
+    return { rule: r };
+  }
+  if (!hostMatched) return { reason: `host ${host} is not among the plugin's granted hosts` };
+  return { reason: `${url.protocol.slice(0, -1)} to ${host}:${port} is not granted` };
+}
+
+export type AddressClass = 'public' | 'private' | 'loopback' | 'link-local' | 'metadata' | 'unspecified' | 'multicast' | 'broadcast' | 'reserved';
+
+const metadata = new net.BlockList();
+for (const a of ['169.254.169.254', '169.254.170.2', '100.100.100.200', '168.63.129.16']) metadata.addAddress(a, 'ipv4');
+metadata.addAddress('fd00:ec2::254', 'ipv6');
+const RANGES: [AddressClass, string, number, 'ipv4' | 'ipv6'][] = [
+  ['unspecified', '0.0.0.0', 8, 'ipv4'], ['loopback', '127.0.0.0', 8, 'ipv4'], ['link-local', '169.254.0.0', 16, 'ipv4'],
+  ['multicast', '224.0.0.0', 4, 'ipv4'], ['reserved', '240.0.0.0', 4, 'ipv4'], ['private', '10.0.0.0', 8, 'ipv4'],
+  ['private', '172.16.0.0', 12, 'ipv4'], ['private', '192.168.0.0', 16, 'ipv4'], ['private', '100.64.0.0', 10, 'ipv4'],
+  ['unspecified', '::', 128, 'ipv6'], ['loopback', '::1', 128, 'ipv6'], ['link-local', 'fe80::', 10, 'ipv6'],
+  ['multicast', 'ff00::', 8, 'ipv6'], ['reserved', '64:ff9b::', 96, 'ipv6'], ['reserved', '64:ff9b:1::', 48, 'ipv6'],
+  ['reserved', '::', 96, 'ipv6'], ['private', 'fc00::', 7, 'ipv6'],
+];
+const classLists = new Map<AddressClass, net.BlockList>();
+for (const [cls, addr, prefix, family] of RANGES) {
+  let list = classLists.get(cls);
+  if (!list) classLists.set(cls, (list = new net.BlockList()));
+  list.addSubnet(addr, prefix, family);
+}
+
+/** `::ffff:127.0.0.1` reaches 127.0.0.1: classify what an address really reaches. */
+export function normalizeAddress(address: string): string {
+  const a = address.toLowerCase().replace(/^\[|\]$/g, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped) return mapped[1];
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
+  if (hex) {
+    const hi = parseInt(hex[1], 16);
+    const lo = parseInt(hex[2], 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return a;
+}
+
+export function classifyAddress(address: string): AddressClass {
+  const a = normalizeAddress(address);
+  const family = net.isIP(a);
+  if (!family) throw new Error(`not an IP address: ${address}`);
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (metadata.check(a, type)) return 'metadata';
+  if (a === '255.255.255.255') return 'broadcast';
+  for (const cls of ['unspecified', 'loopback', 'link-local', 'multicast', 'reserved', 'private'] as const) {
+    if (classLists.get(cls)?.check(a, type)) return cls;
+  }
+  return 'public';
+}
+
+/** Public and private addresses are ordinary; loopback and the like need an exact host; metadata an exact IP. */
+function addressAllowed(cls: AddressClass, address: string, rule: HostRule): boolean {
+  if (cls === 'public' || cls === 'private') return true;
+  if (cls === 'metadata' || cls === 'unspecified') return rule.ip && normalizeAddress(rule.host) === address;
+  return !rule.wildcard;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const DROPPED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'expect']);
+export const MAX_HTTP_BODY_BYTES = 5 * 1024 * 1024;
+
+/** The request as the host would send it, after every check; throws CapabilityError when refused. */
+export function checkFetch(grants: PluginCapabilities, raw: unknown, dns: Record<string, string[]> = {}): Required<Pick<HttpRequest, 'url' | 'method' | 'headers'>> & { body?: string; bodyEncoding?: 'utf8' | 'base64' } {
+  const hosts = grants.http?.hosts ?? [];
+  if (!hosts.length) throw new CapabilityError('http.fetch is not granted to this plugin (capability http)');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CapabilityError('http.fetch expects a request object');
+  const r = raw as HttpRequest;
+  if (typeof r.url !== 'string' || r.url.length > 8192) throw new CapabilityError('http.fetch request.url must be a string of at most 8192 characters');
+  let url: URL;
+  try {
+    url = new URL(r.url);
+  } catch {
+    throw new CapabilityError(`http.fetch request.url is not a URL: ${r.url.slice(0, 200)}`);
+  }
+  const method = r.method ?? 'GET';
+  if (typeof method !== 'string' || !METHODS.has(method)) throw new CapabilityError(`http.fetch method must be one of ${[...METHODS].join(', ')}`);
+  const headers: Record<string, string> = {};
+  if (r.headers !== undefined) {
+    if (!r.headers || typeof r.headers !== 'object' || Array.isArray(r.headers)) throw new CapabilityError('http.fetch headers must be an object of strings');
+    for (const [name, value] of Object.entries(r.headers)) {
+      if (!HEADER_NAME.test(name) || typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new CapabilityError(`http.fetch header ${JSON.stringify(name).slice(0, 100)} is not a valid header`);
+      if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = value;
+    }
+  }
+  if (r.body !== undefined && r.body !== null) {
+    if (typeof r.body !== 'string') throw new CapabilityError('http.fetch body must be a string');
+    const enc = r.bodyEncoding ?? 'utf8';
+    if (enc !== 'utf8' && enc !== 'base64') throw new CapabilityError('http.fetch bodyEncoding must be utf8 or base64');
+    if (Buffer.byteLength(r.body, enc) > MAX_HTTP_BODY_BYTES) throw new CapabilityError(`http.fetch request body is over the ${MAX_HTTP_BODY_BYTES}-byte limit`);
+  }
+  if (r.timeoutMs !== undefined && !(Number.isFinite(Number(r.timeoutMs)) && Number(r.timeoutMs) > 0)) throw new CapabilityError('http.fetch timeoutMs must be a positive number');
+  const rules = hosts.map(parseHostRule).filter((x): x is HostRule => x !== null);
+  const match = matchHostRule(rules, url);
+  if ('reason' in match) throw new CapabilityError(`http.fetch refused: ${match.reason}`);
+  const host = urlHost(url);
+  const addresses = net.isIP(host) ? [host] : (dns[host] ?? (host === 'localhost' ? ['127.0.0.1'] : []));
+  const refused = addresses.map(normalizeAddress).filter((a) => !addressAllowed(classifyAddress(a), a, match.rule));
+  if (addresses.length && refused.length === addresses.length) {
+    throw new CapabilityError(`${host} resolves to ${refused.map((a) => `${a} (${classifyAddress(a)})`).join(', ')}, which plugins may not reach unless the operator grants it`);
+  }
+  return { url: r.url, method, headers, ...(r.body !== undefined && r.body !== null ? { body: r.body, bodyEncoding: r.bodyEncoding ?? 'utf8' } : {}) };
+}
+
+// ---- kv, events ---------------------------------------------------------
+
+export const KV_LIMITS = { maxValueBytes: 64 * 1024, maxKeysPerPlugin: 10_000, maxKeyLength: 256, maxTtlSeconds: 10 * 365 * 24 * 3600 };
+
+export function checkKv(grants: PluginCapabilities, op: string, key?: unknown): void {
+  if (grants.kv !== true) throw new CapabilityError(`${op} is not granted to this plugin (capability kv)`);
+  if (op === 'kv.list') {
+    if (key !== undefined && (typeof key !== 'string' || key.length > KV_LIMITS.maxKeyLength)) throw new CapabilityError('kv list prefix must be a string');
+    return;
+  }
+  if (typeof key !== 'string' || key.length === 0 || key.length > KV_LIMITS.maxKeyLength) throw new CapabilityError(`kv key must be a string of 1 to ${KV_LIMITS.maxKeyLength} characters`);
+  if (key.includes('\0')) throw new CapabilityError('kv key must not contain NUL');
+}
+
+export function checkKvValue(value: unknown, ttlSeconds: unknown): void {
+  const problem = jsonProblem(value, 'kv value');
+  if (value === undefined || problem) throw new CapabilityError(problem ?? 'kv value must be JSON');
+  const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
+  if (bytes > KV_LIMITS.maxValueBytes) throw new CapabilityError(`kv value is ${bytes} bytes, over the ${KV_LIMITS.maxValueBytes}-byte limit`);
+  if (ttlSeconds !== undefined && !(typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= KV_LIMITS.maxTtlSeconds)) {
+    throw new CapabilityError(`kv ttlSeconds must be a number above 0 and at most ${KV_LIMITS.maxTtlSeconds}`);
+  }
+}
+
+const EVENT_TYPE = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
+export const MAX_EVENT_BYTES = 16 * 1024;
+
+export function checkEvent(grants: PluginCapabilities, type: unknown, data: unknown): void {
+  if (grants.events !== true) throw new CapabilityError('events.emit is not granted to this plugin (capability events)');
+  if (typeof type !== 'string' || !EVENT_TYPE.test(type)) throw new CapabilityError('events.emit type must be 1-64 characters of letters, digits, dot, dash or underscore');
+  if (!data || typeof data !== 'object' || Array.isArray(data)) throw new CapabilityError('events.emit data must be an object');
+  const problem = jsonProblem(data, 'events.emit data');
+  if (problem) throw new CapabilityError(problem);
+  const bytes = Buffer.byteLength(JSON.stringify(data), 'utf8');
+  if (bytes > MAX_EVENT_BYTES) throw new CapabilityError(`events.emit data is ${bytes} bytes, over the ${MAX_EVENT_BYTES}-byte limit`);
+}
+
+// ---- agent side: fs, exec ---------------------------------------------
+
+/**
+ * A path the `fs` capability allows: absolute, no `..`, at or below a granted
+ * path. (The agent also resolves symlinks; the test host's files are in memory,
+ * so there are none.)
+ */
+export function checkFsPath(grants: PluginCapabilities, op: string, requested: unknown): string {
+  const roots = (grants.fs?.paths ?? []).filter((p) => typeof p === 'string' && path.isAbsolute(p)).map((p) => path.resolve(p));
+  if (!roots.length) throw new CapabilityError(`${op}: the plugin was granted no file paths (capability fs)`);
+  if (typeof requested !== 'string' || !requested || requested.length > 4096) throw new CapabilityError('path must be a non-empty string');
+  if (requested.includes('\0')) throw new CapabilityError('path must not contain NUL');
+  if (!path.isAbsolute(requested)) throw new CapabilityError(`path must be absolute: ${requested}`);
+  if (requested.split(/[\\/]+/).includes('..')) throw new CapabilityError(`path must not contain "..": ${requested}`);
+  const abs = path.resolve(requested);
+  const within = (root: string) => abs === root || abs.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+  if (!roots.some(within)) throw new CapabilityError(`${abs} is outside the granted paths`);
+  return abs;
+}
+
+export const EXEC_LIMITS = { maxArgs: 256, maxArgLength: 8192 };
+
+/** A command the `exec` capability allows: an absolute path granted exactly, with an array of string arguments. */
+export function checkExec(grants: PluginCapabilities, command: unknown, args: unknown): void {
+  const declared = grants.exec?.commands ?? [];
+  if (!declared.length) throw new CapabilityError('exec.run is not granted to this plugin (capability exec)');
+  if (typeof command !== 'string' || !command || command.includes('\0')) throw new CapabilityError('command must be a non-empty string');
+  if (!path.isAbsolute(command)) throw new CapabilityError(`command must be an absolute path: ${command}`);
+  if (!declared.some((d) => path.isAbsolute(d) && d === command)) throw new CapabilityError(`command ${command} is not among the granted commands`);
+  if (!Array.isArray(args)) throw new CapabilityError('args must be an array of strings');
+  if (args.length > EXEC_LIMITS.maxArgs) throw new CapabilityError(`at most ${EXEC_LIMITS.maxArgs} arguments`);
+  for (const a of args) {
+    if (typeof a !== 'string') throw new CapabilityError('args must be an array of strings');
+    if (a.includes('\0') || a.length > EXEC_LIMITS.maxArgLength) throw new CapabilityError(`an argument is over ${EXEC_LIMITS.maxArgLength} characters or contains NUL`);
+  }
+}

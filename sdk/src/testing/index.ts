@@ -1,0 +1,37 @@
+/**
+ * @certctl/sdk/testing: run a plugin in-process against fake capabilities with
+ * the host's grant checks (createTestHost), and hold it to the shared contract
+ * suite for its kind (runConformance). Node only; not part of a plugin bundle.
+ */
+export { CapabilityError, PluginCallFailure, type CallFailureCode } from './errors.js';
+export {
+  createTestHost,
+  type FakeExecHandler,
+  type FakeHttpHandler,
+  type FakeHttpRequest,
+  type FakeHttpResponse,
+  type LogRecord,
+  type TestHost,
+  type TestHostOptions,
+} from './test-host.js';
+export {
+  ConformanceError,
+  OPTIONAL_METHODS,
+  runConformance,
+  type ConformanceCheck,
+  type ConformanceKind,
+  type ConformanceOptions,
+  type ConformanceReport,
+} from './conformance.js';
+export {
+  BAD_CSR_PEM,
+  certificateMatchesCsr,
+  csrPublicKeyDer,
+  TAMPERED_CSR_PEM,
+  TEST_CERT_PEM,
+  TEST_CSR_PEM,
+  TEST_CSR_SUBJECT,
+} from './fixtures.js';
+export { jsonProblem } from './json-check.js';
+export { methodProblem, resultProblem } from './result-shapes.js';
+export { checkFetch, classifyAddress, matchHostRule, parseHostRule, type HostRule } from './grant-checks.js';
