@@ -3,149 +3,24 @@ import path from 'node:path';
 import type { HttpRequest, PluginCapabilities } from '../index.js';
 import { CapabilityError } from './errors.js';
 import { jsonProblem } from './json-check.js';
+import { classifyAddress, IP_LITERAL_ONLY_CLASSES, matchHostRule, normalizeAddress, ORDINARY_CLASSES, parseHostRule, urlHost, type AddressClass, type HostRule } from '../policy/index.js';
 
 /**
- * The host's capability rules, for the test host. They follow the kernel's
- * broker rule for rule (kernel/src/plugins/broker: host-allowlist, address-policy,
- * pinned-fetch, plugin-kv, plugin-events, agent-fs, agent-exec); a parity test
- * in this folder runs both on the same cases. One difference is inherent: the
+ * The host's capability rules, for the test host. Host matching and address
+ * classes come from ../policy, which the kernel's broker uses too; the request,
+ * kv, event, fs and exec checks follow the broker (kernel/src/plugins/broker), and
+ * a parity test in this folder runs both on the same cases. One difference is inherent: the
  * test host resolves no DNS, so a host name reaches the address given in the
  * `dns` option, or counts as a public address.
  */
 
 // ---- http ---------------------------------------------------------------
-
-export interface HostRule {
-  entry: string;
-  host: string;
-  wildcard: boolean;
-  ip: boolean;
-  port: number | null;
-  allowHttp: boolean;
-}
-
-const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
-const isHostname = (h: string) => h.length <= 253 && h.split('.').every((l) => LABEL.test(l));
-
-/**
- * One `http.hosts` entry as a rule: `ca.example.com` (https, any port),
- * `*.example.com:8443` (subdomains, that port), `http://10.0.0.5:8080` (plain
- * http allowed too), `[fd00::5]:8443`. Null when the entry is not usable.
- */
-export function parseHostRule(entry: string): HostRule | null {
-  if (typeof entry !== 'string') return null;
-  let rest = entry.trim().toLowerCase();
-  let allowHttp = false;
-  const scheme = /^(https?):\/\//.exec(rest);
-  if (scheme) {
-    allowHttp = scheme[1] === 'http';
-    rest = rest.slice(scheme[0].length).replace(/\/$/, '');
-  }
-  if (!rest || /[/?#@\s]/.test(rest)) return null;
-  let host = rest;
-  let port: number | null = null;
-  const v6 = /^\[([0-9a-f:.]+)\](?::(\d+))?$/.exec(rest);
-  if (v6) {
-    host = v6[1];
-    if (net.isIP(host) !== 6) return null;
-    if (v6[2] !== undefined) port = Number(v6[2]);
-  } else {
-    const m = /^([^:]+)(?::(\d+))?$/.exec(rest);
-    if (!m) return null;
-    host = m[1];
-    if (m[2] !== undefined) port = Number(m[2]);
-  }
-  if (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65535)) return null;
-  const wildcard = host.startsWith('*.');
-  const bare = wildcard ? host.slice(2) : host;
-  const ip = !wildcard && net.isIP(bare) !== 0;
-  if (!ip && !isHostname(bare)) return null;
-  if (wildcard && !bare.includes('.')) return null;
-  return { entry, host: bare, wildcard, ip, port, allowHttp };
-}
-
-const urlHost = (url: URL) => url.hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
-
-function sameV6(a: string, b: string): boolean {
-  const list = new net.BlockList();
-  try {
-    list.addAddress(b, 'ipv6');
-    return list.check(a, 'ipv6');
-  } catch {
-    return false;
-  }
-}
-
-/** The first rule that lets this URL through, or why none does. */
-export function matchHostRule(rules: readonly HostRule[], url: URL): { rule: HostRule } | { reason: string } {
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { reason: `scheme ${url.protocol} is not allowed (only https, or http where declared)` };
-  if (url.username || url.password) return { reason: 'credentials in the URL are not allowed; send an Authorization header' };
-  const host = urlHost(url);
-  const port = url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443;
-  let hostMatched = false;
-  for (const r of rules) {
-    const hostOk = r.wildcard ? host.endsWith(`.${r.host}`) : host === r.host || (r.ip && net.isIP(host) === 6 && sameV6(host, r.host));
-    if (!hostOk) continue;
-    hostMatched = true;
-    if (r.port !== null && r.port !== port) continue;
-    if (url.protocol === 'http:' && !r.allowHttp) continue;
-    return { rule: r };
-  }
-  if (!hostMatched) return { reason: `host ${host} is not among the plugin's granted hosts` };
-  return { reason: `${url.protocol.slice(0, -1)} to ${host}:${port} is not granted` };
-}
-
-export type AddressClass = 'public' | 'private' | 'loopback' | 'link-local' | 'metadata' | 'unspecified' | 'multicast' | 'broadcast' | 'reserved';
-
-const metadata = new net.BlockList();
-for (const a of ['169.254.169.254', '169.254.170.2', '100.100.100.200', '168.63.129.16']) metadata.addAddress(a, 'ipv4');
-metadata.addAddress('fd00:ec2::254', 'ipv6');
-const RANGES: [AddressClass, string, number, 'ipv4' | 'ipv6'][] = [
-  ['unspecified', '0.0.0.0', 8, 'ipv4'], ['loopback', '127.0.0.0', 8, 'ipv4'], ['link-local', '169.254.0.0', 16, 'ipv4'],
-  ['multicast', '224.0.0.0', 4, 'ipv4'], ['reserved', '240.0.0.0', 4, 'ipv4'], ['private', '10.0.0.0', 8, 'ipv4'],
-  ['private', '172.16.0.0', 12, 'ipv4'], ['private', '192.168.0.0', 16, 'ipv4'], ['private', '100.64.0.0', 10, 'ipv4'],
-  ['unspecified', '::', 128, 'ipv6'], ['loopback', '::1', 128, 'ipv6'], ['link-local', 'fe80::', 10, 'ipv6'],
-  ['multicast', 'ff00::', 8, 'ipv6'], ['reserved', '64:ff9b::', 96, 'ipv6'], ['reserved', '64:ff9b:1::', 48, 'ipv6'],
-  ['reserved', '::', 96, 'ipv6'], ['private', 'fc00::', 7, 'ipv6'],
-];
-const classLists = new Map<AddressClass, net.BlockList>();
-for (const [cls, addr, prefix, family] of RANGES) {
-  let list = classLists.get(cls);
-  if (!list) classLists.set(cls, (list = new net.BlockList()));
-  list.addSubnet(addr, prefix, family);
-}
-
-/** `::ffff:127.0.0.1` reaches 127.0.0.1: classify what an address really reaches. */
-export function normalizeAddress(address: string): string {
-  const a = address.toLowerCase().replace(/^\[|\]$/g, '');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (mapped) return mapped[1];
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
-  if (hex) {
-    const hi = parseInt(hex[1], 16);
-    const lo = parseInt(hex[2], 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return a;
-}
-
-export function classifyAddress(address: string): AddressClass {
-  const a = normalizeAddress(address);
-  const family = net.isIP(a);
-  if (!family) throw new Error(`not an IP address: ${address}`);
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  if (metadata.check(a, type)) return 'metadata';
-  if (a === '255.255.255.255') return 'broadcast';
-  for (const cls of ['unspecified', 'loopback', 'link-local', 'multicast', 'reserved', 'private'] as const) {
-    if (classLists.get(cls)?.check(a, type)) return cls;
-  }
-  return 'public';
-}
+// Host rules and address classes are the kernel's own (../policy), not copies.
 
 /** Public and private addresses are ordinary; loopback and the like need an exact host; metadata an exact IP. */
 function addressAllowed(cls: AddressClass, address: string, rule: HostRule): boolean {
-  if (cls === 'public' || cls === 'private') return true;
-  if (cls === 'metadata' || cls === 'unspecified') return rule.ip && normalizeAddress(rule.host) === address;
+  if (ORDINARY_CLASSES.has(cls)) return true;
+  if (IP_LITERAL_ONLY_CLASSES.has(cls)) return rule.ip && normalizeAddress(rule.host) === address;
   return !rule.wildcard;
 }
 

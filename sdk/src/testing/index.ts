@@ -34,4 +34,5 @@ export {
 } from './fixtures.js';
 export { jsonProblem } from './json-check.js';
 export { methodProblem, resultProblem } from './result-shapes.js';
-export { checkFetch, classifyAddress, matchHostRule, parseHostRule, type HostRule } from './grant-checks.js';
+export { checkFetch } from './grant-checks.js';
+export { classifyAddress, matchHostRule, parseHostRule, type HostRule } from '../policy/index.js';

@@ -3,8 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { HttpRequest, HttpResponse, Json } from '@certctl/sdk';
-import { classifyAddress, IP_LITERAL_ONLY_CLASSES, normalizeAddress, ORDINARY_CLASSES, type AddressClass } from './address-policy.js';
-import { matchHostRule, parseHostRules, urlHost, type HostRule } from './host-allowlist.js';
+import { classifyAddress, IP_LITERAL_ONLY_CLASSES, matchHostRule, normalizeAddress, ORDINARY_CLASSES, parseHostRules, urlHost, type AddressClass, type HostRule } from '@certctl/sdk/policy';
 
 export interface FetchLimits {
   /** Cap on any one request, whatever the plugin asks for. */

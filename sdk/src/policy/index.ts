@@ -1,0 +1,8 @@
+/**
+ * The capability rules the host enforces, as pure functions. The kernel's broker
+ * and the SDK's test host both use these, so a plugin tested with the kit meets
+ * the same rules it will meet when installed.
+ */
+export * from './address-policy.js';
+export * from './host-allowlist.js';
+export * from './json-value.js';
