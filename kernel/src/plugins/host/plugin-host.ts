@@ -8,6 +8,7 @@ import type { PluginSource } from '../discovery.js';
 import { WorkerRunner, type WorkerRunnerOptions } from '../runners/worker/worker-runner.js';
 import { methodProblem, resultProblem } from './contract-shapes.js';
 import { PluginCallError, type CapabilityBroker, type GrantedCapabilities, type PluginFailureCode, type PluginRunner, type RunnerTier } from './contracts.js';
+import { InstanceHealth } from './instance-health.js';
 import { loadInstanceConfig } from './instance-loader.js';
 import { jsonProblem } from './json-value.js';
 
@@ -66,6 +67,8 @@ export class PluginHost {
   private readonly runners = new Map<string, { entry: PluginEntry; runner: Promise<PluginRunner> }>();
   private closed = false;
   private readonly firstParty: ReadonlySet<string>;
+  /** Last error / last success of each instance, shown by the instance API. */
+  private readonly health: InstanceHealth;
 
   private readonly unsubscribe: (() => void) | undefined;
   /** Events plugins emitted (capability `events`): `pluginHost.events.on('event', fn)`. Each is also an audit row. */
@@ -74,6 +77,7 @@ export class PluginHost {
   constructor(private readonly opts: PluginHostOptions) {
     this.events = opts.events ?? new PluginEventBus();
     this.firstParty = new Set(opts.firstPartySources ?? FIRST_PARTY_SOURCES);
+    this.health = new InstanceHealth(opts.knex, opts.log);
     // Runners of plugins that were removed, disabled or replaced stop at once rather than at their next call.
     this.unsubscribe = opts.catalog.onChange?.(() => {
       for (const [id, slot] of [...this.runners]) {
@@ -113,21 +117,28 @@ export class PluginHost {
     const deadline = started + timeoutMs;
     const instance = await loadInstanceConfig(this.opts.knex, this.opts.cipher, entry, instanceId);
     if ('problem' in instance) throw fail('unavailable', instance.problem);
-    const runner = await this.runnerFor(entry);
+    // From here on a failure belongs to the instance: it is recorded on its row (never failing the call itself).
+    const kind = entry.kind;
+    const failed = async (e: PluginCallError) => {
+      if (instanceId !== null) await this.health.failed(kind, instanceId, e);
+      return e;
+    };
 
     let result: Json;
     try {
+      const runner = await this.runnerFor(entry);
       result = await runner.call({ pluginId, instanceId, method, request, config: instance.config, deadline });
     } catch (err) {
       const e = err instanceof PluginCallError ? err : fail('crashed', `${pluginId}.${method}: the runner failed: ${(err as Error)?.message ?? String(err)}`);
       this.opts.log.warn({ plugin_id: pluginId, instance_id: instanceId, method, code: e.code, ms: Date.now() - started, err: e.message }, 'plugin call failed');
-      throw e;
+      throw await failed(e);
     }
     const problem = resultProblem(entry.kind, method, result);
     if (problem) {
       this.opts.log.warn({ plugin_id: pluginId, instance_id: instanceId, method, code: 'bad_result', err: problem }, 'plugin call failed');
-      throw fail('bad_result', `${pluginId}.${method}: ${problem}`);
+      throw await failed(fail('bad_result', `${pluginId}.${method}: ${problem}`));
     }
+    if (instanceId !== null) await this.health.succeeded(kind, instanceId);
     return result;
   }
 

@@ -41,7 +41,7 @@ export interface InstanceSpec {
 
 export type InstanceStatus = 'enabled' | 'disabled' | 'invalid';
 
-const COMMON_FIELDS = ['id', 'name', 'type', 'enabled', 'status', 'status_reason', 'config', 'secret_fields_set', 'created_at', 'updated_at'];
+const COMMON_FIELDS = ['id', 'name', 'type', 'enabled', 'status', 'status_reason', 'config', 'secret_fields_set', 'health', 'created_at', 'updated_at'];
 
 export function instanceResponseSchema(spec: InstanceSpec): JsonSchema {
   return {
@@ -55,6 +55,16 @@ export function instanceResponseSchema(spec: InstanceSpec): JsonSchema {
       status_reason: { type: ['string', 'null'] },
       config: { type: 'object', description: 'Config without secret fields' },
       secret_fields_set: { type: 'array', items: { type: 'string' }, description: 'Paths of the secret fields that hold a value (never the values)' },
+      health: {
+        type: 'object',
+        description: 'Outcome of plugin calls for this instance: the last failure (code and message from the plugin runner) and the last success (recorded at most once a minute)',
+        properties: {
+          last_error: { type: ['string', 'null'] },
+          last_error_code: { type: ['string', 'null'] },
+          last_error_at: { type: ['string', 'null'], format: 'date-time' },
+          last_success_at: { type: ['string', 'null'], format: 'date-time' },
+        },
+      },
       ...Object.fromEntries((spec.extraColumns ?? []).map((c) => [c, {}])),
       created_at: { type: 'string', format: 'date-time' },
       updated_at: { type: 'string', format: 'date-time' },
@@ -111,6 +121,7 @@ export function instanceRoutes(k: KernelServices, spec: InstanceSpec): RouteDef[
     const out: Record<string, unknown> = {
       id: row.id, name: row.name, type: row.type, enabled: row.enabled, status, status_reason: reason,
       config: plain, secret_fields_set: opened ? secretPaths(opened.secret) : [],
+      health: { last_error: row.last_error ?? null, last_error_code: row.last_error_code ?? null, last_error_at: row.last_error_at ?? null, last_success_at: row.last_success_at ?? null },
     };
     for (const c of extraColumns) out[c] = row[c] ?? null;
     out.created_at = row.created_at;

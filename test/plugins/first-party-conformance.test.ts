@@ -1,0 +1,51 @@
+import path from 'node:path';
+import fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { runConformance, type ConformanceOptions } from '@certctl/sdk/testing';
+import { discoverPluginPackages } from '../../kernel/src/plugins/discovery.js';
+import { checkManifest } from '../../kernel/src/plugins/manifest-check.js';
+import { WORKSPACE_PLUGINS_DIR } from '../../kernel/src/plugins/catalog.js';
+import { VERSION } from '../../kernel/src/version.js';
+import { TEST_DB } from '../support/test-db.js';
+
+/**
+ * Every first-party plugin (plugins/<kind>s/<name>/) runs the shared conformance
+ * suite for its kind. A plugin ships its setup (config, secrets, fakes for the
+ * services it talks to) as `conformance.js` next to its package.json, default-
+ * exporting a function that returns the ConformanceOptions minus the plugin.
+ */
+const candidates = discoverPluginPackages({ workspacePluginsDir: WORKSPACE_PLUGINS_DIR, extraDirs: [], log: pino({ level: 'silent' }) });
+
+// DB-independent: run once, in the pglite project.
+describe.skipIf(TEST_DB !== 'pglite')('first-party plugins pass the conformance suite of their kind', () => {
+  if (candidates.length === 0) {
+    it.skip('no first-party plugins in plugins/ yet', () => {});
+    return;
+  }
+  for (const c of candidates) {
+    it(`${path.relative(WORKSPACE_PLUGINS_DIR, c.dir)}`, async () => {
+      const checked = checkManifest(c.pkg?.certctl, VERSION);
+      expect(checked.ok, JSON.stringify(checked)).toBe(true);
+      if (!checked.ok) return;
+      const manifest = checked.manifest;
+      const entry = manifest.entry.worker ?? manifest.entry.isolate;
+      expect(entry, 'a first-party plugin has a worker entry').toBeDefined();
+      const setupFile = path.join(c.dir, 'conformance.js');
+      expect(fs.existsSync(setupFile), `${manifest.id} ships no conformance.js`).toBe(true);
+      const plugin = ((await import(pathToFileURL(path.join(c.dir, entry!)).href)) as { default: unknown }).default;
+      const setup = ((await import(pathToFileURL(setupFile).href)) as { default: () => Promise<Omit<ConformanceOptions, 'plugin'>> | Omit<ConformanceOptions, 'plugin'> }).default;
+      const options = await setup();
+      const report = await runConformance(manifest.kind as never, {
+        ...options,
+        plugin: plugin as never,
+        pluginId: manifest.id,
+        manifest: { kind: manifest.kind, features: manifest.features },
+        grants: options.grants ?? manifest.capabilities ?? {},
+      });
+      expect(report.failed).toBe(0);
+      expect(report.passed).toBeGreaterThan(0);
+    });
+  }
+});
