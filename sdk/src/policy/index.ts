@@ -6,3 +6,4 @@
 export * from './address-policy.js';
 export * from './host-allowlist.js';
 export * from './json-value.js';
+export * from './fetch-request.js';

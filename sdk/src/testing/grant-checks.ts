@@ -3,62 +3,33 @@ import path from 'node:path';
 import type { HttpRequest, PluginCapabilities } from '../index.js';
 import { CapabilityError } from './errors.js';
 import { jsonProblem } from './json-check.js';
-import { classifyAddress, IP_LITERAL_ONLY_CLASSES, matchHostRule, normalizeAddress, ORDINARY_CLASSES, parseHostRule, urlHost, type AddressClass, type HostRule } from '../policy/index.js';
+import { addressAllowed, classifyAddress, FetchPolicyRefusal, matchHostRule, normalizeAddress, parseFetchRequest, parseHostRule, urlHost, type FetchRequestParts, type HostRule } from '../policy/index.js';
 
 /**
- * The host's capability rules, for the test host. Host matching and address
- * classes come from ../policy, which the kernel's broker uses too; the request,
+ * The host's capability rules, for the test host. Request parsing, host matching
+ * and address classes come from ../policy, which the kernel's broker uses too; the
  * kv, event, fs and exec checks follow the broker (kernel/src/plugins/broker), and
- * a parity test in this folder runs both on the same cases. One difference is inherent: the
- * test host resolves no DNS, so a host name reaches the address given in the
- * `dns` option, or counts as a public address.
+ * a parity test in this folder runs both on the same cases. One difference is
+ * inherent: the test host resolves no DNS, so a host name reaches the address given
+ * in the `dns` option, or counts as a public address.
  */
 
 // ---- http ---------------------------------------------------------------
-// Host rules and address classes are the kernel's own (../policy), not copies.
 
-/** Public and private addresses are ordinary; loopback and the like need an exact host; metadata an exact IP. */
-function addressAllowed(cls: AddressClass, address: string, rule: HostRule): boolean {
-  if (ORDINARY_CLASSES.has(cls)) return true;
-  if (IP_LITERAL_ONLY_CLASSES.has(cls)) return rule.ip && normalizeAddress(rule.host) === address;
-  return !rule.wildcard;
-}
-
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const DROPPED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'expect']);
 export const MAX_HTTP_BODY_BYTES = 5 * 1024 * 1024;
 
 /** The request as the host would send it, after every check; throws CapabilityError when refused. */
 export function checkFetch(grants: PluginCapabilities, raw: unknown, dns: Record<string, string[]> = {}): Required<Pick<HttpRequest, 'url' | 'method' | 'headers'>> & { body?: string; bodyEncoding?: 'utf8' | 'base64' } {
   const hosts = grants.http?.hosts ?? [];
   if (!hosts.length) throw new CapabilityError('http.fetch is not granted to this plugin (capability http)');
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CapabilityError('http.fetch expects a request object');
-  const r = raw as HttpRequest;
-  if (typeof r.url !== 'string' || r.url.length > 8192) throw new CapabilityError('http.fetch request.url must be a string of at most 8192 characters');
-  let url: URL;
+  let parts: FetchRequestParts;
   try {
-    url = new URL(r.url);
-  } catch {
-    throw new CapabilityError(`http.fetch request.url is not a URL: ${r.url.slice(0, 200)}`);
+    parts = parseFetchRequest(raw, MAX_HTTP_BODY_BYTES);
+  } catch (err) {
+    if (err instanceof FetchPolicyRefusal) throw new CapabilityError(err.message);
+    throw err;
   }
-  const method = r.method ?? 'GET';
-  if (typeof method !== 'string' || !METHODS.has(method)) throw new CapabilityError(`http.fetch method must be one of ${[...METHODS].join(', ')}`);
-  const headers: Record<string, string> = {};
-  if (r.headers !== undefined) {
-    if (!r.headers || typeof r.headers !== 'object' || Array.isArray(r.headers)) throw new CapabilityError('http.fetch headers must be an object of strings');
-    for (const [name, value] of Object.entries(r.headers)) {
-      if (!HEADER_NAME.test(name) || typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new CapabilityError(`http.fetch header ${JSON.stringify(name).slice(0, 100)} is not a valid header`);
-      if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = value;
-    }
-  }
-  if (r.body !== undefined && r.body !== null) {
-    if (typeof r.body !== 'string') throw new CapabilityError('http.fetch body must be a string');
-    const enc = r.bodyEncoding ?? 'utf8';
-    if (enc !== 'utf8' && enc !== 'base64') throw new CapabilityError('http.fetch bodyEncoding must be utf8 or base64');
-    if (Buffer.byteLength(r.body, enc) > MAX_HTTP_BODY_BYTES) throw new CapabilityError(`http.fetch request body is over the ${MAX_HTTP_BODY_BYTES}-byte limit`);
-  }
-  if (r.timeoutMs !== undefined && !(Number.isFinite(Number(r.timeoutMs)) && Number(r.timeoutMs) > 0)) throw new CapabilityError('http.fetch timeoutMs must be a positive number');
+  const { url, method, headers } = parts;
   const rules = hosts.map(parseHostRule).filter((x): x is HostRule => x !== null);
   const match = matchHostRule(rules, url);
   if ('reason' in match) throw new CapabilityError(`http.fetch refused: ${match.reason}`);
@@ -68,7 +39,8 @@ export function checkFetch(grants: PluginCapabilities, raw: unknown, dns: Record
   if (addresses.length && refused.length === addresses.length) {
     throw new CapabilityError(`${host} resolves to ${refused.map((a) => `${a} (${classifyAddress(a)})`).join(', ')}, which plugins may not reach unless the operator grants it`);
   }
-  return { url: r.url, method, headers, ...(r.body !== undefined && r.body !== null ? { body: r.body, bodyEncoding: r.bodyEncoding ?? 'utf8' } : {}) };
+  const body = (raw as HttpRequest).body;
+  return { url: (raw as HttpRequest).url, method, headers, ...(parts.body ? { body: body as string, bodyEncoding: parts.bodyEncoding } : {}) };
 }
 
 // ---- kv, events ---------------------------------------------------------

@@ -2,8 +2,8 @@ import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { HttpRequest, HttpResponse, Json } from '@certctl/sdk';
-import { classifyAddress, IP_LITERAL_ONLY_CLASSES, matchHostRule, normalizeAddress, ORDINARY_CLASSES, parseHostRules, urlHost, type AddressClass, type HostRule } from '@certctl/sdk/policy';
+import type { HttpResponse, Json } from '@certctl/sdk';
+import { addressAllowed, classifyAddress, FetchPolicyRefusal, matchHostRule, normalizeAddress, parseFetchRequest, parseHostRules, urlHost, type FetchRequestParts, type HostRule } from '@certctl/sdk/policy';
 
 export interface FetchLimits {
   /** Cap on any one request, whatever the plugin asks for. */
@@ -33,49 +33,13 @@ export class FetchFailed extends Error {
 export type LookupAll = (host: string) => Promise<{ address: string; family: number }[]>;
 const systemLookup: LookupAll = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Set by the host from the URL and body, or meaningless across the connection we open. */
-const DROPPED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'expect']);
-
-function parseRequest(raw: Json, limits: FetchLimits): { url: URL; method: string; headers: Record<string, string>; body: Buffer | null; timeoutMs: number | null } {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new FetchRefused('http.fetch expects a request object');
-  const r = raw as unknown as HttpRequest;
-  if (typeof r.url !== 'string' || r.url.length > 8192) throw new FetchRefused('http.fetch request.url must be a string of at most 8192 characters');
-  let url: URL;
+function parseRequest(raw: Json, limits: FetchLimits): FetchRequestParts {
   try {
-    url = new URL(r.url);
-  } catch {
-    throw new FetchRefused(`http.fetch request.url is not a URL: ${r.url.slice(0, 200)}`);
+    return parseFetchRequest(raw, limits.maxRequestBytes);
+  } catch (err) {
+    if (err instanceof FetchPolicyRefusal) throw new FetchRefused(err.message);
+    throw err;
   }
-  const method = r.method === undefined ? 'GET' : r.method;
-  if (typeof method !== 'string' || !METHODS.has(method)) throw new FetchRefused(`http.fetch method must be one of ${[...METHODS].join(', ')}`);
-  const headers: Record<string, string> = {};
-  if (r.headers !== undefined) {
-    if (!r.headers || typeof r.headers !== 'object' || Array.isArray(r.headers)) throw new FetchRefused('http.fetch headers must be an object of strings');
-    for (const [name, value] of Object.entries(r.headers)) {
-      if (!HEADER_NAME.test(name) || typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new FetchRefused(`http.fetch header ${JSON.stringify(name).slice(0, 100)} is not a valid header`);
-      if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = value;
-    }
-  }
-  let body: Buffer | null = null;
-  if (r.body !== undefined && r.body !== null) {
-    if (typeof r.body !== 'string') throw new FetchRefused('http.fetch body must be a string');
-    const enc = r.bodyEncoding ?? 'utf8';
-    if (enc !== 'utf8' && enc !== 'base64') throw new FetchRefused('http.fetch bodyEncoding must be utf8 or base64');
-    body = Buffer.from(r.body, enc);
-    if (body.length > limits.maxRequestBytes) throw new FetchRefused(`http.fetch request body is ${body.length} bytes, over the ${limits.maxRequestBytes}-byte limit`);
-  }
-  const timeoutMs = r.timeoutMs === undefined ? null : Number(r.timeoutMs);
-  if (timeoutMs !== null && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new FetchRefused('http.fetch timeoutMs must be a positive number');
-  return { url, method, headers, body, timeoutMs };
-}
-
-/** Whether an address of this class may be reached through this rule. */
-function addressAllowed(cls: AddressClass, address: string, rule: HostRule): boolean {
-  if (ORDINARY_CLASSES.has(cls)) return true;
-  if (IP_LITERAL_ONLY_CLASSES.has(cls)) return rule.ip && normalizeAddress(rule.host) === address;
-  return !rule.wildcard;
 }
 
 /** Picks the address to connect to: the first resolved one the rule allows. Refuses when none is. */
