@@ -144,6 +144,8 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: flooding the host', ()
   it('drops log lines past the per-call op budget', async () => {
     await expect(callPlugin(runner, 'logFlood')).resolves.toBe('logged');
     expect(broker.opsNamed('log')).toHaveLength(1000);
+    // One broker context per call: the kernel broker keys its per-call log and refusal caps on it.
+    expect(new Set(broker.opsNamed('log').map((o) => o.ctx)).size).toBe(1);
   });
 
   it('refuses awaited host operations past the per-call op budget', async () => {

@@ -21,7 +21,7 @@ export function pluginEntryFile(entry: PluginEntry, runtime: PluginRuntime): { f
     return { reason: `the ${runtime} entry ${rel} does not exist (is the plugin built?)` };
   }
   const inside = path.relative(root, file);
-  if (!inside || inside.startsWith('..') || path.isAbsolute(inside)) return { reason: `the ${runtime} entry ${rel} resolves outside the plugin directory` };
+  if (!inside || inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) return { reason: `the ${runtime} entry ${rel} resolves outside the plugin directory` };
   if (!fs.statSync(file).isFile()) return { reason: `the ${runtime} entry ${rel} is not a file` };
   return { file };
 }

@@ -3,7 +3,7 @@ import type { Json, PluginKind } from '@certctl/sdk';
 import type { Logger } from 'pino';
 import { resultProblem } from '../../host/contract-shapes.js';
 import {
-  PluginCallError, type CapabilityBroker, type GrantedCapabilities, type PluginCall, type PluginFailureCode, type PluginRunner,
+  PluginCallError, type BrokerCallContext, type CapabilityBroker, type GrantedCapabilities, type PluginCall, type PluginFailureCode, type PluginRunner,
 } from '../../host/contracts.js';
 import { checkBrokerOp, parseUntrustedJson } from './broker-op-check.js';
 import type { ChildMessage, OpResultMessage, ParentMessage, SandboxLimits } from './protocol.js';
@@ -58,6 +58,8 @@ interface InFlight {
   reject(err: PluginCallError): void;
   graceTimer: NodeJS.Timeout;
   ops: number;
+  /** One broker context per call: the broker keys its per-call log and refusal caps on it. */
+  brokerCtx: BrokerCallContext;
 }
 
 interface SandboxChild {
@@ -125,7 +127,10 @@ export class IsolateRunner implements PluginRunner {
     const id = this.nextCallId++;
     return new Promise<Json>((resolve, reject) => {
       const graceTimer = setTimeout(() => this.onHung(child, id), Math.max(0, call.deadline - Date.now()) + this.grace);
-      child.inflight.set(id, { call, resolve, reject, graceTimer, ops: 0 });
+      child.inflight.set(id, {
+        call, resolve, reject, graceTimer, ops: 0,
+        brokerCtx: { pluginId: this.pluginId, instanceId: call.instanceId, grants: this.opts.grants, deadline: call.deadline },
+      });
       this.send(child, {
         t: 'call', id, method: call.method, requestJson, configJson, instanceId: call.instanceId, deadline: call.deadline,
       });
@@ -339,8 +344,7 @@ export class IsolateRunner implements PluginRunner {
     }
     const checked = checkBrokerOp(parsed);
     if (!checked.ok) return reply({ ok: false, hostRefusal: false, message: checked.reason });
-    const { call } = entry;
-    this.opts.broker.handle({ pluginId: this.pluginId, instanceId: call.instanceId, grants: this.opts.grants, deadline: call.deadline }, checked.op).then(
+    this.opts.broker.handle(entry.brokerCtx, checked.op).then(
       (value) => {
         let valueJson: string | null = null;
         try {
