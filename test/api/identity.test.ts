@@ -68,6 +68,19 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('API keys and roles', () => {
     expect(viaCreate.status).toBe(403);
   });
 
+  it('a key manager holding auth.role.assign cannot grant a role with permissions it does not hold (no self-made admin)', async () => {
+    const mgrRole = await t.api.post('/api/v1/auth/roles', { name: 'key-manager', permissions: ['auth.role.assign', 'auth.key.list', 'cert.read'] });
+    const mgr = await t.api.post('/api/v1/auth/keys', { name: 'key-manager', roles: [{ role_id: mgrRole.body.id }] });
+    const self = await t.api.post(`/api/v1/auth/keys/${mgr.body.id}/roles`, { role_id: 'role-admin' }, { key: mgr.body.key });
+    expect(self.status).toBe(403);
+    expect(self.body.error.message).toMatch(/cannot hand out permissions/);
+    expect((await t.api.get('/api/v1/auth/me', { key: mgr.body.key })).body.roles.map((r: any) => r.role)).toEqual(['key-manager']);
+    // A role within what the manager holds can be granted.
+    const readers = await t.api.post('/api/v1/auth/roles', { name: 'cert-readers', permissions: ['cert.read'] });
+    const other = await t.api.post('/api/v1/auth/keys', { name: 'reader' });
+    expect((await t.api.post(`/api/v1/auth/keys/${other.body.id}/roles`, { role_id: readers.body.id }, { key: mgr.body.key })).status).toBe(201);
+  });
+
   it('a role editor cannot hand out permissions they do not hold', async () => {
     const editor = await t.api.post('/api/v1/auth/roles', { name: 'role-editor', permissions: ['auth.role.create', 'auth.role.edit', 'cert.read'] });
     expect(editor.status).toBe(201);

@@ -65,6 +65,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('audit trail', () => {
     const check = await t.kernel.audit.verify({ fromSeq: last.m - 3 });
     expect(check.valid).toBe(false);
     expect(check.broken_at?.reason).toBe('sequence_gap');
+    // Starting right after the deleted row: the missing anchor is a break too, not an unchecked first link.
+    const fromGap = await t.kernel.audit.verify({ fromSeq: last.m });
+    expect(fromGap).toMatchObject({ valid: false, broken_at: { seq: last.m, reason: 'sequence_gap' } });
   });
 
   it('exports CSV and JSON to the auditor, with filters', async () => {

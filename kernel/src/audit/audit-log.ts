@@ -138,7 +138,12 @@ export class AuditLog {
     let prev: string | null = null;
     if (after > 0) {
       const row = (await this.knex('audit_events').where('seq', after).select('hash').first()) as { hash: string } | undefined;
-      prev = row?.hash ?? null;
+      if (!row) {
+        // Without the anchor row the first link cannot be checked: that is a break, not a pass.
+        const next = (await this.knex('audit_events').where('seq', '>', after).orderBy('seq').select('seq', 'id').first()) as { seq: number; id: string } | undefined;
+        return { valid: false, checked: 0, last_seq: null, head_hash: null, broken_at: { seq: next?.seq ?? after, id: next?.id ?? '', reason: 'sequence_gap' } };
+      }
+      prev = row.hash;
     }
     let checked = 0;
     let last: { seq: number; hash: string } | null = null;
@@ -147,7 +152,7 @@ export class AuditLog {
       if (rows.length === 0) break;
       for (const r of rows) {
         const expectedSeq = after + 1;
-        const expectedPrev = prev ?? (expectedSeq === 1 ? GENESIS_HASH : r.prev_hash);
+        const expectedPrev = prev ?? GENESIS_HASH;
         if (r.seq !== expectedSeq) return { valid: false, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null, broken_at: { seq: r.seq, id: r.id, reason: 'sequence_gap' } };
         if (r.prev_hash !== expectedPrev) return { valid: false, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null, broken_at: { seq: r.seq, id: r.id, reason: 'prev_hash_mismatch' } };
         if (hashAuditRecord(r) !== r.hash) return { valid: false, checked, last_seq: last?.seq ?? null, head_hash: last?.hash ?? null, broken_at: { seq: r.seq, id: r.id, reason: 'hash_mismatch' } };

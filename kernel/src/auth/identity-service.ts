@@ -106,6 +106,9 @@ export class IdentityService {
     if (key.revoked_at) throw appError('INVALID_STATE', 'Cannot grant roles to a revoked key');
     const role = await trx('roles').where({ id: g.role_id }).first();
     if (!role) throw appError('REFERENCE_NOT_FOUND', `Role ${g.role_id} not found`);
+    // The same escalation guard as for editing a role: granting a role hands out its permissions.
+    const rolePermissions = (await trx('role_permissions').where({ role_id: g.role_id }).pluck('permission')) as Permission[];
+    this.assertCanHandOut(by, rolePermissions);
     if (scopeType !== 'global') {
       const table = scopeType === 'profile' ? 'certificate_profiles' : 'issuers';
       if (!(await trx(table).where({ id: scopeId }).first('id'))) throw appError('REFERENCE_NOT_FOUND', `${scopeType} ${scopeId} not found`);

@@ -36,7 +36,9 @@ function plainQuery(ctx: Ctx, route: RouteDef): Record<string, string> {
  * ever sees an authorised caller with a schema-valid body.
  */
 export function buildRouter(routes: RouteDef[]): { router: Router<Ctx['state']>; compiled: CompiledRoute[] } {
-  const router = new Router<Ctx['state']>();
+  // Case-sensitive, like the body reader's matcher for routes that read their own body:
+  // the two must agree on which route a path is.
+  const router = new Router<Ctx['state']>({ sensitive: true });
   const compiled: CompiledRoute[] = [];
   const seen = new Set<string>();
   for (const route of routes) {
