@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { LOCK_KEYS } from '../db/database.js';
 import { newId } from '../db/ids.js';
+import type { Principal } from '../auth/principal.js';
 import { GENESIS_HASH, hashAuditRecord, type AuditRecord, type ChainCheck } from './chain.js';
 
 export type AuditInput = Omit<AuditRecord, 'seq' | 'id' | 'occurred_at' | 'prev_hash' | 'method' | 'path' | 'status_code' | 'latency_ms' | 'body_sha256' | 'request_id' | 'resource_type' | 'resource_id' | 'details'> & {
@@ -17,6 +18,16 @@ export type AuditInput = Omit<AuditRecord, 'seq' | 'id' | 'occurred_at' | 'prev_
   request_id?: string | null;
   details?: Record<string, unknown>;
 };
+
+/** Who an audit row names: the caller, or the kernel itself. */
+export interface AuditActor {
+  actor: string;
+  actor_type: string;
+}
+
+export const SYSTEM_ACTOR: AuditActor = { actor: 'system', actor_type: 'system' };
+
+export const actorOf = (p: Principal | null | undefined): AuditActor => (p ? { actor: p.actor, actor_type: p.actorType } : SYSTEM_ACTOR);
 
 export type AuditListener = (rows: AuditRecord[]) => void;
 

@@ -6,6 +6,7 @@ import { appError } from '../errors.js';
 import { generateApiKey } from './api-keys.js';
 import { DEFAULT_ROLES, PERMISSIONS, type Permission, type ScopeType } from './permissions.js';
 import type { Principal } from './principal.js';
+import { actorOf, SYSTEM_ACTOR } from '../audit/audit-log.js';
 
 export interface RoleGrantInput {
   role_id: string;
@@ -20,7 +21,6 @@ export interface CreatedKey {
   key_prefix: string;
 }
 
-const actorOf = (p: Principal | null) => ({ actor: p?.actor ?? 'system', actor_type: p?.actorType ?? 'system' });
 
 /** Roles, API keys and grants. The rules live here; routes stay thin. */
 export class IdentityService {
@@ -58,7 +58,7 @@ export class IdentityService {
       if (await this.adminExists(trx)) return null;
       const created = await this.insertKey(trx, { name, description: via === 'initial' ? 'Created on first start' : 'Created through /api/v1/auth/bootstrap', actor_type: 'user', created_by: 'system' });
       await trx('api_key_roles').insert({ id: newId('grant'), api_key_id: created.id, role_id: 'role-admin', scope_type: 'global', scope_id: '', granted_by: 'system' });
-      await this.audit.append({ category: 'auth', actor: 'system', actor_type: 'system', action: via === 'initial' ? 'initial_admin_created' : 'bootstrap_admin_created', resource_type: 'api_key', resource_id: created.id, details: { name } }, trx);
+      await this.audit.append({ category: 'auth', ...SYSTEM_ACTOR, action: via === 'initial' ? 'initial_admin_created' : 'bootstrap_admin_created', resource_type: 'api_key', resource_id: created.id, details: { name } }, trx);
       return created;
     });
   }

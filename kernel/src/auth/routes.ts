@@ -7,6 +7,7 @@ import type { RouteDef } from '../http/route.js';
 import type { KernelServices } from '../kernel-services.js';
 import { ALL_PERMISSIONS, PERMISSIONS, type Permission } from './permissions.js';
 import type { IdentityService } from './identity-service.js';
+import { markAuditResource } from '../http/route.js';
 
 const permissionSchema = { type: 'string', enum: ALL_PERMISSIONS };
 const grantSchema = {
@@ -138,7 +139,7 @@ export function authRoutes(k: KernelServices, identity: IdentityService): RouteD
         description: { type: 'string', maxLength: 500 }, permissions: { type: 'array', items: permissionSchema, maxItems: 100, uniqueItems: true } } },
       handler: async (ctx, { body, principal }) => {
         const id = await identity.createRole(principal, { ...body, permissions: body.permissions ?? [] });
-        ctx.state.auditResource = { type: 'role', id };
+        markAuditResource(ctx, 'role', id);
         return loadRole(id);
       },
     },
@@ -192,7 +193,7 @@ export function authRoutes(k: KernelServices, identity: IdentityService): RouteD
         roles: { type: 'array', items: grantSchema, maxItems: 20 } } },
       handler: async (ctx, { body, principal }) => {
         const created = await identity.createKey(principal, body);
-        ctx.state.auditResource = { type: 'api_key', id: created.id };
+        markAuditResource(ctx, 'api_key', created.id);
         return { ...(await loadKey(created.id)), key: created.key, note: 'Store this key now: it is not shown again.' };
       },
     },

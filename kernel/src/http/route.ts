@@ -62,3 +62,8 @@ export interface RouteInput {
 export interface CompiledRoute extends RouteDef {
   validateBody?: ValidateFunction;
 }
+
+/** Names the resource a request acted on, for its API audit row. */
+export const markAuditResource = (ctx: Ctx, type: string, id: string): void => {
+  ctx.state.auditResource = { type, id };
+};

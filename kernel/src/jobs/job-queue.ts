@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import { newId } from '../db/ids.js';
 import { CANCELLABLE_JOB_STATUSES, type JobRow, type JobStatus, type JobType } from './job-states.js';
+import { SYSTEM_ACTOR, type AuditActor } from '../audit/audit-log.js';
 
 export interface JobHandlerContext {
   /** Aborted when this replica lost the job's lease, or when shutdown's bound ran out. */
@@ -43,17 +44,13 @@ export interface JobQueueOptions {
   approvalTimeoutMs?: number;
 }
 
-export interface Actor {
-  actor: string;
-  actor_type: string;
-}
+export type Actor = AuditActor;
 
 /** Why an operator action on a job was refused; the caller maps it to its API error. */
 export type JobActionResult =
   | { ok: true; job: JobRow }
   | { ok: false; reason: 'not_found' | 'wrong_status' | 'approval_expired' | 'same_actor'; job?: JobRow };
 
-const SYSTEM_ACTOR: Actor = { actor: 'system', actor_type: 'system' };
 const BACKOFF_CAP_MS = 3_600_000;
 
 /**

@@ -4,6 +4,7 @@ import { OPEN_JOB_STATUSES } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
 import { DEFAULT_ALERT_THRESHOLDS_DAYS, DEFAULT_RENEWAL_WINDOW_DAYS } from './expiry-status.js';
 import { enqueueIssuingJobs, ISSUING_JOB_TYPES, type CertificateForJob } from './issuance-jobs.js';
+import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 
 export interface ExpiryCheckResult {
   expired: number;
@@ -21,7 +22,6 @@ export interface ExpiryCheckOptions {
   signal?: AbortSignal;
 }
 
-const SYSTEM = { actor: 'system', actor_type: 'system' } as const;
 const DAY_MS = 86_400_000;
 /** Certificates whose expiry still matters for alerts. */
 const ALERTABLE = ['Active', 'Expiring', 'Expired', 'RenewalInProgress', 'Failed'];
@@ -79,7 +79,7 @@ async function inBatches(ctx: StepContext, step: Step): Promise<number> {
 async function statusChanges(trx: Knex.Transaction, k: KernelServices, rows: { id: string; from_status: string }[], to: string, reason: string) {
   if (!rows.length) return;
   await k.audit.append(rows.map((r) => ({
-    category: 'lifecycle' as const, ...SYSTEM, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: r.id,
+    category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: r.id,
     details: { from: r.from_status, to, reason },
   })), trx);
 }
@@ -144,7 +144,7 @@ const resettleAfterCancelledRenewal: Step = async (trx, { k, now, stamp, batch }
   ));
   if (rows.length) {
     await k.audit.append(rows.map((r) => ({
-      category: 'lifecycle' as const, ...SYSTEM, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: r.id,
+      category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: r.id,
       details: { from: r.from_status, to: r.to_status, reason: 'renewal_cancelled' },
     })), trx);
   }
@@ -167,11 +167,11 @@ const queueRenewals: Step = async (trx, { k, stamp, batch }) => {
     [batch],
   ));
   if (!certs.length) return 0;
-  const jobs = await enqueueIssuingJobs(k, trx, certs, 'Renewal', { actor: SYSTEM, trigger: 'expiry', now: stamp });
+  const jobs = await enqueueIssuingJobs(k, trx, certs, 'Renewal', { actor: SYSTEM_ACTOR, trigger: 'expiry', now: stamp });
   await trx('managed_certificates').whereIn('id', certs.map((c) => c.id)).update({ status: 'RenewalInProgress', updated_at: stamp });
   const jobOf = new Map(jobs.map((j) => [j.certificate_id, j]));
   await k.audit.append(certs.map((c) => ({
-    category: 'lifecycle' as const, ...SYSTEM, action: 'certificate_renewal_requested', resource_type: 'certificate', resource_id: c.id,
+    category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'certificate_renewal_requested', resource_type: 'certificate', resource_id: c.id,
     details: { from: c.from_status, to: 'RenewalInProgress', job_id: jobOf.get(c.id)?.id, job_status: jobOf.get(c.id)?.status, trigger: 'expiry' },
   })), trx);
   return certs.length;

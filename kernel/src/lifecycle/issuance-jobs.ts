@@ -3,6 +3,7 @@ import type { KernelConfig } from '../config.js';
 import type { NewJob } from '../jobs/job-queue.js';
 import { OPEN_JOB_STATUSES, type JobRow, type JobStatus } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
+import type { AuditActor } from '../audit/audit-log.js';
 
 export interface CertificateForJob {
   id: string;
@@ -10,7 +11,6 @@ export interface CertificateForJob {
   profile_id: string | null;
 }
 
-export type Actor = { actor: string; actor_type: string };
 
 /** Issuance and Renewal jobs: the ones that produce a new certificate version. */
 export const ISSUING_JOB_TYPES = ['Issuance', 'Renewal'] as const;
@@ -57,7 +57,7 @@ export async function enqueueIssuingJobs(
   trx: Knex.Transaction,
   certs: CertificateForJob[],
   type: (typeof ISSUING_JOB_TYPES)[number],
-  opts: { actor: Actor; trigger: string; now?: Date },
+  opts: { actor: AuditActor; trigger: string; now?: Date },
 ): Promise<JobRow[]> {
   if (!certs.length) return [];
   const now = opts.now ?? new Date();

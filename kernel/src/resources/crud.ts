@@ -6,6 +6,8 @@ import { appError } from '../errors.js';
 import { runList, type ListSpec } from '../http/list-query.js';
 import type { Ctx, JsonSchema, RouteDef } from '../http/route.js';
 import type { KernelServices } from '../kernel-services.js';
+import { actorOf } from '../audit/audit-log.js';
+import { markAuditResource } from '../http/route.js';
 
 export type Row = Record<string, unknown> & { id: string };
 export type CrudOperation = 'list' | 'get' | 'create' | 'update' | 'delete';
@@ -99,8 +101,6 @@ export function toDbRow(spec: Pick<CrudSpec, 'jsonColumns'>, data: Record<string
 }
 
 /** The audit actor fields for a principal. */
-export const auditActor = (p: Principal) => ({ actor: p.actor, actor_type: p.actorType });
-
 /** Loads one row by id or throws 404 naming the resource. */
 export async function loadRow(db: Db, table: string, noun: string, id: string, opts: { lock?: boolean; scope?: ((qb: Knex.QueryBuilder) => void) | null } = {}): Promise<Row> {
   const q = db(table).where(`${table}.id`, id).first();
@@ -131,8 +131,6 @@ export async function assertNotReferenced(db: Db, noun: string, id: string, by: 
 }
 
 /** Routes can name the resource in the API-call audit row. */
-export const markAuditResource = (ctx: Ctx, type: string, id: string) => { ctx.state.auditResource = { type, id }; };
-
 export function crudRoutes(k: KernelServices, spec: CrudSpec): RouteDef[] {
   const knex = k.db.knex;
   const serialize = spec.serialize ?? ((r: Row) => r);
@@ -168,7 +166,7 @@ export function crudRoutes(k: KernelServices, spec: CrudSpec): RouteDef[] {
         await assertReferencesExist(trx, spec.references, data);
         if (await trx(spec.table).where({ id: data.id }).first('id')) throw appError('CONFLICT', `${spec.noun} ${String(data.id)} already exists`);
         const [created] = (await trx(spec.table).insert(toDbRow(spec, data)).returning('*')) as Row[];
-        await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: `${spec.noun}_created`, resource_type: spec.noun, resource_id: created.id, details: { fields: Object.keys(body) } }, trx);
+        await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: `${spec.noun}_created`, resource_type: spec.noun, resource_id: created.id, details: { fields: Object.keys(body) } }, trx);
         return created;
       });
       mark(ctx, row.id);
@@ -187,7 +185,7 @@ export function crudRoutes(k: KernelServices, spec: CrudSpec): RouteDef[] {
         if (spec.beforeWrite) data = await spec.beforeWrite(data, { trx, existing, principal });
         await assertReferencesExist(trx, spec.references, data);
         const [updated] = (await trx(spec.table).where({ id: params.id }).update({ ...toDbRow(spec, data), updated_at: trx.fn.now() }).returning('*')) as Row[];
-        await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: `${spec.noun}_updated`, resource_type: spec.noun, resource_id: params.id, details: { fields: Object.keys(body) } }, trx);
+        await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: `${spec.noun}_updated`, resource_type: spec.noun, resource_id: params.id, details: { fields: Object.keys(body) } }, trx);
         return updated;
       });
       return serialize(row);
@@ -204,7 +202,7 @@ export function crudRoutes(k: KernelServices, spec: CrudSpec): RouteDef[] {
         if (spec.beforeDelete) await spec.beforeDelete(existing, { trx, principal });
         await trx(spec.table).where({ id: params.id }).delete();
         const details = typeof existing.name === 'string' ? { name: existing.name } : {};
-        await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: `${spec.noun}_deleted`, resource_type: spec.noun, resource_id: params.id, details }, trx);
+        await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: `${spec.noun}_deleted`, resource_type: spec.noun, resource_id: params.id, details }, trx);
       });
     },
   });

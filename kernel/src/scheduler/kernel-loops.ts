@@ -1,6 +1,7 @@
 import type { KernelServices } from '../kernel-services.js';
 import { runExpiryCheck } from '../lifecycle/expiry-check.js';
 import type { LoopDef } from './scheduler.js';
+import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 
 /** The kernel's own background loops. Subsystems add theirs through StartOptions.loops. */
 export function kernelLoops(k: KernelServices): LoopDef[] {
@@ -46,7 +47,7 @@ export function kernelLoops(k: KernelServices): LoopDef[] {
         const stale = (await k.db.knex('agents').where({ status: 'Online' }).where('last_heartbeat_at', '<', cutoff)
           .update({ status: 'Offline', updated_at: k.db.knex.fn.now() }).returning('id')) as { id: string }[];
         if (stale.length) {
-          await k.audit.append(stale.map((a) => ({ category: 'lifecycle' as const, actor: 'system', actor_type: 'system', action: 'agent_offline', resource_type: 'agent', resource_id: a.id, details: { cutoff: cutoff.toISOString() } })));
+          await k.audit.append(stale.map((a) => ({ category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'agent_offline', resource_type: 'agent', resource_id: a.id, details: { cutoff: cutoff.toISOString() } })));
         }
       },
     },

@@ -3,10 +3,12 @@ import { runList } from '../../http/list-query.js';
 import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { serializeAgent } from '../agents/schemas.js';
-import { auditActor, crudRoutes, loadRow, markAuditResource, type CrudSpec, type Row } from '../crud.js';
+import { crudRoutes, loadRow, type CrudSpec, type Row } from '../crud.js';
 import { parseCidr, type GroupCriteria } from './group-matching.js';
 import { resolveGroupMembers } from './membership.js';
 import { groupProperties, groupsList, memberBody, membersList } from './schemas.js';
+import { actorOf } from '../../audit/audit-log.js';
+import { markAuditResource } from '../../http/route.js';
 
 export const agentGroupSpec: CrudSpec = {
   kind: 'agentGroup',
@@ -59,7 +61,7 @@ export function agentGroupRoutes(k: KernelServices): RouteDef[] {
             .insert({ agent_group_id: params.id, agent_id: body.agent_id, membership_type: body.membership_type })
             .onConflict(['agent_group_id', 'agent_id']).merge(['membership_type'])
             .returning('*')) as Record<string, unknown>[];
-          await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'agent_group_member_set', resource_type: 'agent_group', resource_id: params.id, details: { agent_id: body.agent_id, membership_type: body.membership_type } }, trx);
+          await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'agent_group_member_set', resource_type: 'agent_group', resource_id: params.id, details: { agent_id: body.agent_id, membership_type: body.membership_type } }, trx);
           return row;
         });
       },
@@ -73,7 +75,7 @@ export function agentGroupRoutes(k: KernelServices): RouteDef[] {
           await loadRow(trx, 'agent_groups', 'agent_group', params.id, { lock: true });
           const removed = (await trx('agent_group_members').where({ agent_group_id: params.id, agent_id: params.agent_id }).delete().returning('membership_type')) as { membership_type: string }[];
           if (removed.length === 0) throw appError('NOT_FOUND', `agent ${params.agent_id} has no manual membership in agent_group ${params.id}`);
-          await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'agent_group_member_removed', resource_type: 'agent_group', resource_id: params.id, details: { agent_id: params.agent_id, membership_type: removed[0].membership_type } }, trx);
+          await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'agent_group_member_removed', resource_type: 'agent_group', resource_id: params.id, details: { agent_id: params.agent_id, membership_type: removed[0].membership_type } }, trx);
         });
       },
     },

@@ -3,7 +3,8 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import { generateApiKey } from '../../auth/api-keys.js';
 import type { Principal } from '../../auth/principal.js';
 import { newId } from '../../db/ids.js';
-import { auditActor } from '../crud.js';
+import { actorOf } from '../../audit/audit-log.js';
+
 
 export interface AgentKey {
   id: string;
@@ -27,8 +28,8 @@ export async function mintAgentKey(trx: Knex.Transaction, audit: AuditLog, by: P
   await trx('api_keys').insert({ id, name, description: `Key of agent ${agentId}`, key_hash: hash, key_prefix: prefix, actor_type: 'agent', created_by: by.actor });
   await trx('api_key_roles').insert({ id: newId('grant'), api_key_id: id, role_id: AGENT_ROLE, scope_type: 'global', scope_id: '', granted_by: by.actor });
   await audit.append([
-    { category: 'auth', ...auditActor(by), action: 'api_key_created', resource_type: 'api_key', resource_id: id, details: { name, agent_id: agentId, expires_at: null } },
-    { category: 'auth', ...auditActor(by), action: 'role_assigned', resource_type: 'api_key', resource_id: id, details: { role_id: AGENT_ROLE, scope_type: 'global', scope_id: '' } },
+    { category: 'auth', ...actorOf(by), action: 'api_key_created', resource_type: 'api_key', resource_id: id, details: { name, agent_id: agentId, expires_at: null } },
+    { category: 'auth', ...actorOf(by), action: 'role_assigned', resource_type: 'api_key', resource_id: id, details: { role_id: AGENT_ROLE, scope_type: 'global', scope_id: '' } },
   ], trx);
   return { id, key, key_prefix: prefix, name };
 }
@@ -37,6 +38,6 @@ export async function mintAgentKey(trx: Knex.Transaction, audit: AuditLog, by: P
 export async function revokeAgentKey(trx: Knex.Transaction, audit: AuditLog, by: Principal, keyId: string, agentId: string): Promise<void> {
   const n = await trx('api_keys').where({ id: keyId, actor_type: 'agent' }).whereNull('revoked_at').update({ revoked_at: trx.fn.now(), updated_at: trx.fn.now() });
   if (n > 0) {
-    await audit.append({ category: 'auth', ...auditActor(by), action: 'api_key_revoked', resource_type: 'api_key', resource_id: keyId, details: { reason: 'agent_deleted', agent_id: agentId } }, trx);
+    await audit.append({ category: 'auth', ...actorOf(by), action: 'api_key_revoked', resource_type: 'api_key', resource_id: keyId, details: { reason: 'agent_deleted', agent_id: agentId } }, trx);
   }
 }

@@ -2,9 +2,11 @@ import { ID_PATTERN, newId } from '../../db/ids.js';
 import { appError } from '../../errors.js';
 import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
-import { auditActor, crudRoutes, markAuditResource, toDbRow, type CrudSpec, type Row } from '../crud.js';
+import { crudRoutes, toDbRow, type CrudSpec, type Row } from '../crud.js';
 import { mintAgentKey, revokeAgentKey } from './agent-key.js';
 import { agentName, agentsList, heartbeatBody, hostFacts, serializeAgent } from './schemas.js';
+import { actorOf } from '../../audit/audit-log.js';
+import { markAuditResource } from '../../http/route.js';
 
 /** List, get, rename and delete come from the CRUD factory; create and heartbeat are agent-specific. */
 export function agentSpec(k: KernelServices): CrudSpec {
@@ -59,7 +61,7 @@ export function agentRoutes(k: KernelServices): RouteDef[] {
           if (await trx('agents').where({ id }).first('id')) throw appError('CONFLICT', `agent ${id} already exists`);
           const minted = createKey ? await mintAgentKey(trx, k.audit, principal, id) : null;
           const [created] = (await trx('agents').insert(toDbRow(spec, { ...fields, id, api_key_id: minted?.id ?? null })).returning('*')) as Row[];
-          await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'agent_created', resource_type: 'agent', resource_id: id, details: { fields: Object.keys(body), api_key_id: minted?.id ?? null } }, trx);
+          await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'agent_created', resource_type: 'agent', resource_id: id, details: { fields: Object.keys(body), api_key_id: minted?.id ?? null } }, trx);
           return { row: created, key: minted };
         });
         markAuditResource(ctx, 'agent', id);
@@ -81,7 +83,7 @@ export function agentRoutes(k: KernelServices): RouteDef[] {
             .update({ ...toDbRow(spec, body), status, last_heartbeat_at: trx.fn.now(), updated_at: trx.fn.now() })
             .returning('*')) as Row[];
           if (agent.status !== status) {
-            await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'agent_status_changed', resource_type: 'agent', resource_id: params.id, details: { from: agent.status, to: status } }, trx);
+            await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'agent_status_changed', resource_type: 'agent', resource_id: params.id, details: { from: agent.status, to: status } }, trx);
           }
           return updated;
         });

@@ -4,8 +4,9 @@ import { OPEN_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { enqueueIssuingJobs, openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
 import type { CertificateRow } from './certificate-model.js';
-import { actorOf, hasVersions, loadVisibleCertificate } from './certificate-store.js';
+import { hasVersions, loadVisibleCertificate } from './certificate-store.js';
 import { replaceTargets } from './certificate-targets.js';
+import { actorOf } from '../../audit/audit-log.js';
 
 /**
  * Archives a certificate (kept for history, no longer managed) and cancels the

@@ -4,7 +4,6 @@ import type { Principal } from '../../auth/principal.js';
 import { appError, type ErrorDetail } from '../../errors.js';
 import type { CertificateRow } from './certificate-model.js';
 
-export const actorOf = (p: Principal) => ({ actor: p.actor, actor_type: p.actorType });
 
 /**
  * Loads a certificate the caller may see with `readVia` (any of the given

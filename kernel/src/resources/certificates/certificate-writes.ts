@@ -6,9 +6,10 @@ import type { JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { enqueueIssuingJobs, issuingJobState, openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
 import type { CertificateRow } from './certificate-model.js';
-import { actorOf, checkReferences, hasVersions, loadVisibleCertificate } from './certificate-store.js';
+import { checkReferences, hasVersions, loadVisibleCertificate } from './certificate-store.js';
 import { replaceTargets } from './certificate-targets.js';
 import { normaliseSans } from './subject-names.js';
+import { actorOf } from '../../audit/audit-log.js';
 
 export interface CertificateInput {
   id?: string;

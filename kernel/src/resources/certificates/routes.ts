@@ -10,6 +10,7 @@ import { certificateSchema, createCertificateBody, setTargetsBody, updateCertifi
 import { loadVisibleCertificate } from './certificate-store.js';
 import { TARGET_SUMMARY_FIELDS } from './certificate-targets.js';
 import { createCertificate, deleteCertificate, updateCertificate } from './certificate-writes.js';
+import { markAuditResource } from '../../http/route.js';
 
 const VERSION_FIELDS = ['id', 'certificate_id', 'serial_number', 'fingerprint_sha256', 'not_before', 'not_after', 'key_algorithm', 'key_size', 'pem_chain', 'csr_pem', 'created_at'] as const;
 
@@ -32,7 +33,7 @@ export function certificateRoutes(k: KernelServices): RouteDef[] {
   const knex = k.db.knex;
   const base = '/api/v1/certificates';
   const tag = 'certificates';
-  const mark = (ctx: Ctx, id: string) => { ctx.state.auditResource = { type: 'certificate', id }; };
+  const mark = (ctx: Ctx, id: string) => markAuditResource(ctx, 'certificate', id);
 
   return [
     {

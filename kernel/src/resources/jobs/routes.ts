@@ -4,6 +4,7 @@ import type { JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { cancelJob, loadVisibleJob } from './job-actions.js';
 import { jobListSpec, scopeJobs, serializeJob } from './job-model.js';
+import { markAuditResource } from '../../http/route.js';
 
 /** /api/v1/jobs: the work queue as operators see it. */
 export function jobRoutes(k: KernelServices): RouteDef[] {
@@ -17,14 +18,14 @@ export function jobRoutes(k: KernelServices): RouteDef[] {
     {
       method: 'GET', path: '/api/v1/jobs/:id', access: 'job.read', tag, summary: 'Get a job',
       handler: async (ctx, { params, principal }) => {
-        ctx.state.auditResource = { type: 'job', id: params.id };
+        markAuditResource(ctx, 'job', params.id);
         return serializeJob((await loadVisibleJob(knex, params.id, principal, ['job.read'])).job);
       },
     },
     {
       method: 'POST', path: '/api/v1/jobs/:id/cancel', access: 'job.cancel', tag, summary: 'Cancel a job that has not started',
       handler: async (ctx, { params, principal }) => {
-        ctx.state.auditResource = { type: 'job', id: params.id };
+        markAuditResource(ctx, 'job', params.id);
         return serializeJob(await cancelJob(k, principal, params.id));
       },
     },

@@ -1,7 +1,9 @@
 import type { ListSpec } from '../../http/list-query.js';
 import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
-import { auditActor, crudRoutes, isSetFilter, loadRow, markAuditResource, TIME_FILTERS, type CrudSpec, type Row } from '../crud.js';
+import { crudRoutes, isSetFilter, loadRow, TIME_FILTERS, type CrudSpec, type Row } from '../crud.js';
+import { actorOf } from '../../audit/audit-log.js';
+import { markAuditResource } from '../../http/route.js';
 
 export const NOTIFICATION_TYPES = ['ExpirationWarning', 'RenewalSuccess', 'RenewalFailure', 'DeploymentSuccess',
   'DeploymentFailure', 'PolicyViolation', 'Revocation'] as const;
@@ -55,7 +57,7 @@ export function notificationRoutes(k: KernelServices): RouteDef[] {
       handler: async (_ctx, { principal }) => knex.transaction(async (trx) => {
         const count = Number(await trx('notifications').whereNull('read_at').update({ read_at: trx.fn.now(), updated_at: trx.fn.now() }));
         if (count > 0) {
-          await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'notifications_read_all', resource_type: 'notification', details: { count } }, trx);
+          await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'notifications_read_all', resource_type: 'notification', details: { count } }, trx);
         }
         return { updated: count };
       }),
@@ -69,7 +71,7 @@ export function notificationRoutes(k: KernelServices): RouteDef[] {
           const existing = await loadRow(trx, 'notifications', 'notification', params.id, { lock: true });
           if (existing.read_at) return existing;
           const [updated] = (await trx('notifications').where({ id: params.id }).update({ read_at: trx.fn.now(), updated_at: trx.fn.now() }).returning('*')) as Row[];
-          await k.audit.append({ category: 'lifecycle', ...auditActor(principal), action: 'notification_read', resource_type: 'notification', resource_id: params.id }, trx);
+          await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'notification_read', resource_type: 'notification', resource_id: params.id }, trx);
           return updated;
         });
         return serializeNotification(row);

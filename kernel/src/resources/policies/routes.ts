@@ -3,9 +3,10 @@ import { ajv, toDetails } from '../../http/validation.js';
 import { runList } from '../../http/list-query.js';
 import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
-import { crudRoutes, loadRow, markAuditResource, type CrudSpec, type Row } from '../crud.js';
+import { crudRoutes, loadRow, type CrudSpec, type Row } from '../crud.js';
 import { assertValidPatterns } from '../profiles/patterns.js';
 import { POLICY_CONFIG_SCHEMAS, POLICY_TYPES, policiesList, policyBodyRules, policyProperties, policyViolationsList, violationsList, type PolicyType } from './schemas.js';
+import { markAuditResource } from '../../http/route.js';
 
 // Compiled once: used when an update changes config but keeps the stored type.
 const configValidators = Object.fromEntries(POLICY_TYPES.map((t) => [t, ajv.compile(POLICY_CONFIG_SCHEMAS[t])]));
