@@ -1,10 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Three projects: unit tests beside the code, and the cross-module suite in test/
- * run twice, once on the embedded PGlite and once on a real PostgreSQL cluster
- * that test/support/global-setup.ts starts privately for the run.
+ * Four projects: unit tests beside the code; cross-module tests that need no
+ * database (sandbox, runners, crypto pool) run once; and the database-backed suite
+ * in test/ run twice, once on the embedded PGlite and once on a real PostgreSQL
+ * cluster that test/support/global-setup.ts starts privately for the run.
  */
+const NO_DATABASE = [
+  'test/hostile/resource-exhaustion.test.ts', 'test/hostile/rogue-sandbox.test.ts', 'test/hostile/bad-values.test.ts',
+  'test/hostile/sandbox-escape.test.ts', 'test/plugins/first-party-conformance.test.ts', 'test/plugins/runtime/worker-runner.test.ts',
+  'test/plugins/runtime/crypto-pool.test.ts', 'test/plugins/custom-ca.test.ts',
+];
 const shared = {
   testTimeout: 60_000,
   hookTimeout: 120_000,
@@ -17,15 +23,16 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { test: { ...shared, name: 'unit', include: ['kernel/src/**/*.test.ts', 'sdk/**/*.test.ts'] } },
+      { test: { ...shared, name: 'node', include: NO_DATABASE } },
       {
         test: {
-          ...shared, name: 'pglite', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'test/**/*.pg-only.test.ts'],
+          ...shared, name: 'pglite', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'test/**/*.pg-only.test.ts', ...NO_DATABASE],
           globalSetup: ['test/support/global-setup.ts'], env: { CERTCTL_TEST_DB: 'pglite' },
         },
       },
       {
         test: {
-          ...shared, name: 'postgres', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'test/**/*.pglite-only.test.ts'],
+          ...shared, name: 'postgres', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'test/**/*.pglite-only.test.ts', ...NO_DATABASE],
           globalSetup: ['test/support/global-setup.ts'], env: { CERTCTL_TEST_DB: 'postgres' },
         },
       },

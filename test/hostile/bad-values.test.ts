@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { IsolateRunner } from '../../kernel/src/plugins/runners/isolate/index.js';
-import { TEST_DB } from '../support/test-db.js';
 import { callPlugin, expectFailure, expectRecovered, runnerFor } from './support.js';
 
 // The sandbox does not touch a database: run once, not per database project.
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: thrown values', () => {
+describe('isolate sandbox: thrown values', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('throw-values.js')); });
   afterAll(() => runner.close());
@@ -30,7 +29,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: thrown values', () => 
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: results', () => {
+describe('isolate sandbox: results', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('bad-results.js', { maxResultBytes: 1024 * 1024 })); });
   afterAll(() => runner.close());

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IsolateRunner } from '../../kernel/src/plugins/runners/isolate/index.js';
-import { TEST_DB } from '../support/test-db.js';
 import { callPlugin, expectFailure, expectRecovered, FakeBroker, runnerFor } from './support.js';
 
 /** Wall time of a promise, whatever it settles to. */
@@ -11,7 +10,7 @@ async function timed<T>(p: Promise<T>): Promise<number> {
 }
 
 // The sandbox does not touch a database: run once, not per database project.
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: CPU', () => {
+describe('isolate sandbox: CPU', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('loop-forever.js', { cpuTimeoutMs: 250 })); });
   afterAll(() => runner.close());
@@ -57,7 +56,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: CPU', () => {
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: memory', () => {
+describe('isolate sandbox: memory', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('allocate.js', { memoryLimitMb: 16, cpuTimeoutMs: 5000 })); });
   afterAll(() => runner.close());
@@ -76,7 +75,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: memory', () => {
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: calls that never finish', () => {
+describe('isolate sandbox: calls that never finish', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('never-resolves.js')); });
   afterAll(() => runner.close());
@@ -99,7 +98,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: calls that never finis
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: timers', () => {
+describe('isolate sandbox: timers', () => {
   let runner: IsolateRunner;
   let broker: FakeBroker;
   beforeAll(() => { ({ runner, broker } = runnerFor('timer-spam.js', { maxPendingTimers: 50, maxTimersPerCall: 200 })); });
@@ -135,7 +134,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: timers', () => {
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: flooding the host', () => {
+describe('isolate sandbox: flooding the host', () => {
   let runner: IsolateRunner;
   let broker: FakeBroker;
   beforeAll(() => { ({ runner, broker } = runnerFor('flood-host.js', { maxOpsPerCall: 1000 })); });

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IsolateRunner } from '../../kernel/src/plugins/runners/isolate/index.js';
-import { TEST_DB } from '../support/test-db.js';
 import { callPlugin, expectFailure, FakeBroker, FIXTURES, runnerFor } from './support.js';
 
 /**
@@ -12,7 +11,7 @@ import { callPlugin, expectFailure, FakeBroker, FIXTURES, runnerFor } from './su
  */
 const ROGUE = path.join(FIXTURES, 'rogue-sandbox.mjs');
 
-describe.skipIf(TEST_DB === 'postgres')('isolate runner: a compromised sandbox process', () => {
+describe('isolate runner: a compromised sandbox process', () => {
   let runner: IsolateRunner | undefined;
   afterEach(async () => { await runner?.close(); runner = undefined; });
   const rogue = (opts: Parameters<typeof runnerFor>[1] = {}) => {

@@ -2,11 +2,10 @@ import path from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IsolateRunner } from '../../kernel/src/plugins/runners/isolate/index.js';
-import { TEST_DB } from '../support/test-db.js';
 import { callPlugin, expectFailure, expectRecovered, FakeBroker, FIXTURES, runnerFor } from './support.js';
 
 // The sandbox does not touch a database: run once, not per database project.
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: a well-behaved plugin', () => {
+describe('isolate sandbox: a well-behaved plugin', () => {
   let runner: IsolateRunner;
   let broker: FakeBroker;
   beforeAll(() => { ({ runner, broker } = runnerFor('well-behaved.js')); });
@@ -89,7 +88,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: a well-behaved plugin'
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: plugins that reach for Node', () => {
+describe('isolate sandbox: plugins that reach for Node', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('node-escape.js')); });
   afterAll(() => runner.close());
@@ -127,7 +126,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: plugins that reach for
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: host operations it was not granted', () => {
+describe('isolate sandbox: host operations it was not granted', () => {
   let runner: IsolateRunner;
   let broker: FakeBroker;
   beforeAll(() => { ({ runner, broker } = runnerFor('fetch-forbidden.js')); });
@@ -169,7 +168,7 @@ describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: host operations it was
   });
 });
 
-describe.skipIf(TEST_DB === 'postgres')('isolate sandbox: prototype attacks', () => {
+describe('isolate sandbox: prototype attacks', () => {
   let runner: IsolateRunner;
   beforeAll(() => { ({ runner } = runnerFor('prototype-attacks.js')); });
   afterAll(() => runner.close());

@@ -8,7 +8,6 @@ import { discoverPluginPackages } from '../../kernel/src/plugins/discovery.js';
 import { checkManifest } from '../../kernel/src/plugins/manifest-check.js';
 import { WORKSPACE_PLUGINS_DIR } from '../../kernel/src/plugins/catalog.js';
 import { VERSION } from '../../kernel/src/version.js';
-import { TEST_DB } from '../support/test-db.js';
 
 /**
  * Every first-party plugin (plugins/<kind>s/<name>/) runs the shared conformance
@@ -24,8 +23,7 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/plugins-runtime/', import.me
 const fixture = discoverPluginPackages({ workspacePluginsDir: null, extraDirs: [FIXTURES], log }).filter((c) => fs.existsSync(path.join(c.dir, 'conformance.js')));
 const candidates = [...firstParty, ...fixture];
 
-// DB-independent: run once, in the pglite project.
-describe.skipIf(TEST_DB !== 'pglite')('first-party plugins pass the conformance suite of their kind', () => {
+describe('first-party plugins pass the conformance suite of their kind', () => {
   it('finds the plugins to check (the fixture at least)', () => {
     expect(fixture.length).toBeGreaterThan(0);
   });
