@@ -23,12 +23,19 @@ export interface KernelConfig {
   configEncryptionKey?: string;
   keygenMode: 'agent' | 'server';
   publicBaseUrl: string;
+  /** Sub-CA mode for the Local CA: the operator's CA certificate and key (CERTCTL_CA_CERT_PATH / CERTCTL_CA_KEY_PATH). */
+  caCertPath?: string;
+  caKeyPath?: string;
+  /** Lets `certctl agent` register itself (POST /api/v1/agents/register); registration is closed without it. */
+  agentBootstrapToken?: string;
   intervals: {
     renewalCheckMs: number;
     jobProcessorMs: number;
     agentHealthCheckMs: number;
     notificationProcessMs: number;
     leaseReaperMs: number;
+    /** Certificates with a lifetime under an hour are checked on their own, faster loop. */
+    shortLivedCheckMs: number;
   };
   jobs: { leaseMs: number; maxAttempts: number; concurrency: number; backoffBaseMs: number };
   approvalTimeoutMs: number;
@@ -104,6 +111,11 @@ export function loadConfig(env: Env = process.env): KernelConfig {
   if (bootstrapToken && bootstrapToken.length < 16) {
     throw new StartupError('CERTCTL_BOOTSTRAP_TOKEN must be at least 16 characters');
   }
+  const caCertPath = optional(env.CERTCTL_CA_CERT_PATH);
+  const caKeyPath = optional(env.CERTCTL_CA_KEY_PATH);
+  if (Boolean(caCertPath) !== Boolean(caKeyPath)) throw new StartupError('CERTCTL_CA_CERT_PATH and CERTCTL_CA_KEY_PATH must be set together');
+  const agentBootstrapToken = optional(env.CERTCTL_AGENT_BOOTSTRAP_TOKEN);
+  if (agentBootstrapToken !== undefined && agentBootstrapToken.length < 16) throw new StartupError('CERTCTL_AGENT_BOOTSTRAP_TOKEN must be at least 16 characters');
   const publicBaseUrl = optional(env.CERTCTL_PUBLIC_BASE_URL) ?? `https://localhost:${serverPort}`;
   try {
     new URL(publicBaseUrl);
@@ -131,12 +143,15 @@ export function loadConfig(env: Env = process.env): KernelConfig {
     configEncryptionKey: optional(env.CERTCTL_CONFIG_ENCRYPTION_KEY),
     keygenMode: oneOf(env, 'CERTCTL_KEYGEN_MODE', 'agent', ['agent', 'server'] as const),
     publicBaseUrl: publicBaseUrl.replace(/\/+$/, ''),
+    ...(caCertPath ? { caCertPath: path.resolve(caCertPath), caKeyPath: path.resolve(caKeyPath!) } : {}),
+    ...(agentBootstrapToken ? { agentBootstrapToken } : {}),
     intervals: {
       renewalCheckMs: duration(env, 'CERTCTL_RENEWAL_CHECK_INTERVAL', '1h'),
       jobProcessorMs: duration(env, 'CERTCTL_JOB_PROCESSOR_INTERVAL', '30s'),
       agentHealthCheckMs: duration(env, 'CERTCTL_AGENT_HEALTH_CHECK_INTERVAL', '2m'),
       notificationProcessMs: duration(env, 'CERTCTL_NOTIFICATION_PROCESS_INTERVAL', '1m'),
       leaseReaperMs: duration(env, 'CERTCTL_JOB_REAPER_INTERVAL', '30s'),
+      shortLivedCheckMs: duration(env, 'CERTCTL_SHORT_LIVED_CHECK_INTERVAL', '30s'),
     },
     jobs: {
       leaseMs: duration(env, 'CERTCTL_JOB_LEASE', '5m'),

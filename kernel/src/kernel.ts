@@ -18,6 +18,7 @@ import type { KernelServices } from './kernel-services.js';
 import { kernelRoutes } from './routes-index.js';
 import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
 import { kernelLoops } from './scheduler/kernel-loops.js';
+import { subsystemJobHandlers, subsystemLoops } from './subsystems.js';
 import { CryptoService } from './crypto/crypto-service.js';
 import { KernelCapabilityBroker } from './plugins/broker/capability-broker.js';
 import { loadPluginCatalog } from './plugins/catalog.js';
@@ -109,7 +110,6 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     await installedPlugins.start();
 
     const jobs = new JobQueue(db.knex, audit, log.child({ mod: 'jobs' }), { replicaId, ...config.jobs, approvalTimeoutMs: config.approvalTimeoutMs });
-    for (const [type, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.registerHandler(type as JobType, handler!);
     const scheduler = new Scheduler(db, log.child({ mod: 'scheduler' }), replicaId);
     let draining = false;
     // Plugin runners and the crypto pool start on first use; nothing here loads plugin code.
@@ -117,6 +117,8 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
     cryptoService = new CryptoService({ log: log.child({ mod: 'crypto' }) });
     const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, replicaId, isDraining: () => draining };
+    const handlers = { ...subsystemJobHandlers(services), ...(opts.jobHandlers ?? {}) };
+    for (const [type, handler] of Object.entries(handlers)) jobs.registerHandler(type as JobType, handler!);
 
     const routeDefs: RouteDef[] = kernelRoutes(services, identity, () => routeDefs);
     const { app, compiled, stop: stopApp } = buildApp({ config, log, db, audit, routes: routeDefs });
@@ -138,7 +140,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
       log.info({ url, tls: 'TLSv1.3', database: db.dialect, data_dir: config.dataDir }, 'certctl control plane listening');
     }
 
-    for (const loop of [...kernelLoops(services), ...(opts.loops ?? [])]) scheduler.register(loop);
+    for (const loop of [...kernelLoops(services), ...subsystemLoops(services), ...(opts.loops ?? [])]) scheduler.register(loop);
     if (config.schedulerEnabled) scheduler.start();
     jobs.onWake(() => { if (config.schedulerEnabled && !draining) void scheduler.trigger('job-processor').catch(() => {}); });
 

@@ -41,6 +41,53 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** Key types the kernel can make a CA key of. */
+export type CaKeyAlgorithm = 'ECDSA-P256' | 'ECDSA-P384' | 'RSA-2048' | 'RSA-3072' | 'RSA-4096';
+
+/**
+ * Which CA the instance signs with. `generate`: a self-signed root the kernel makes on
+ * first use and keeps (key encrypted at rest). `configured`: the operator's sub-CA from
+ * CERTCTL_CA_CERT_PATH / CERTCTL_CA_KEY_PATH (refused unless it is a CA with keyCertSign).
+ * Idempotent: once the instance has a CA, ensure returns it unchanged.
+ */
+export type CaEnsureRequest =
+  | { source: 'generate'; subject: string; keyAlgorithm: CaKeyAlgorithm; validityDays: number; pathLength?: number }
+  | { source: 'configured' };
+
+export interface CaInfo {
+  caId: string;
+  source: 'generated' | 'configured';
+  certificatePem: string;
+  /** Issuing CA first, up to (and including) the root. */
+  chainPem: string[];
+  notBefore: string;
+  notAfter: string;
+}
+
+/** What to sign. The kernel chooses the serial and adds AKI/SKI (and CDP/AIA when published). */
+export interface CaSignRequest {
+  csrPem: string;
+  notAfter: string;
+  notBefore?: string;
+  /** Overrides the CSR's subject (an RFC 4514 string such as `CN=a.example, O=Acme`). */
+  subject?: string;
+  /** Overrides the CSR's SANs (DNS names, IPs, emails, URIs). */
+  sans?: string[];
+  /** Names (serverAuth, clientAuth, codeSigning, emailProtection, timeStamping, ocspSigning) or OIDs. */
+  extendedKeyUsage?: string[];
+  /** Defaults adapt to the key and EKUs (digitalSignature, plus keyEncipherment for RSA TLS keys). */
+  keyUsage?: string[];
+}
+
+export interface CaSignResult {
+  certificatePem: string;
+  chainPem: string[];
+  serialNumberHex: string;
+  notBefore: string;
+  notAfter: string;
+  fingerprintSha256: string;
+}
+
 /**
  * The host surface. Members the operator did not grant are absent or throw a
  * capability error; the plugin cannot reach anything else (no env, no fs, no net).
@@ -67,12 +114,34 @@ export interface PluginContext {
   events: { emit(type: string, data: Record<string, Json>): Promise<void> };
   /** Epoch milliseconds at the host; the call's deadline too. */
   clock: { now(): number; deadline(): number };
-  /** Agent side, capability `fs`: declared paths only. */
+  /**
+   * Capability `ca`: the instance's own CA, kept by the kernel. Signing runs in the
+   * kernel's crypto pool; the CA private key never enters the plugin.
+   */
+  ca: {
+    ensure(request: CaEnsureRequest): Promise<CaInfo>;
+    sign(request: CaSignRequest): Promise<CaSignResult>;
+  };
+  /**
+   * Agent side, capability `fs`: the granted paths only (the manifest's, plus the
+   * instance config fields marked `x-certctl-path`). A missing file rejects with an
+   * error whose `code` is 'ENOENT'.
+   */
   fs: {
     read(path: string): Promise<string>;
+    /**
+     * Atomic (temp file + rename). An existing file keeps its owner, group and mode;
+     * `mode` applies to a new file (default 0o600).
+     */
     write(path: string, data: string, options?: { mode?: number }): Promise<void>;
+    /** Removes a file; a missing file is not an error. */
+    remove(path: string): Promise<void>;
   };
-  /** Agent side, capability `exec`: declared commands only, arguments always as an array. */
+  /**
+   * Agent side, capability `exec`: the granted commands only (the manifest's, plus the
+   * first element of instance config fields marked `x-certctl-command`), arguments
+   * always as an array, never through a shell.
+   */
   exec: { run(command: string, args: string[], options?: { timeoutMs?: number; input?: string }): Promise<ExecResult> };
 }
 

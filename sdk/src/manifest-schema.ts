@@ -51,6 +51,7 @@ export const MANIFEST_SCHEMA = {
         http: { type: 'object', additionalProperties: false, required: ['hosts'], properties: { hosts: stringList(hostPattern, 'Hosts the plugin may call') } },
         kv: { type: 'boolean' },
         events: { type: 'boolean' },
+        ca: { type: 'boolean' },
         fs: { type: 'object', additionalProperties: false, required: ['paths'], properties: { paths: stringList(absolutePath, 'Absolute paths the plugin may read and write') } },
         exec: { type: 'object', additionalProperties: false, required: ['commands'], properties: { commands: stringList(commandName, 'Commands the plugin may run') } },
       },

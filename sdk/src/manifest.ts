@@ -31,6 +31,8 @@ export interface PluginCapabilities {
   kv?: boolean;
   /** Emitting events onto the kernel's event stream. */
   events?: boolean;
+  /** Signing with a CA the kernel keeps for the instance (ctx.ca); the key never reaches the plugin. */
+  ca?: boolean;
   /** Agent-side file access, limited to these absolute paths (and below them). */
   fs?: { paths: string[] };
   /** Agent-side command execution, limited to these commands (arguments always as arrays). */

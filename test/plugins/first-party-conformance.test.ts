@@ -20,7 +20,9 @@ const firstParty = discoverPluginPackages({ workspacePluginsDir: WORKSPACE_PLUGI
 // A fixture plugin that follows the same convention keeps the harness itself under test
 // while plugins/ is still empty.
 const FIXTURES = fileURLToPath(new URL('../fixtures/plugins-runtime/', import.meta.url));
-const fixture = discoverPluginPackages({ workspacePluginsDir: null, extraDirs: [FIXTURES], log }).filter((c) => fs.existsSync(path.join(c.dir, 'conformance.js')));
+/** `conformance.js` beside package.json, or compiled from src/conformance.ts for TypeScript plugins. */
+const conformanceFile = (dir: string) => ['conformance.js', 'dist/conformance.js'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+const fixture = discoverPluginPackages({ workspacePluginsDir: null, extraDirs: [FIXTURES], log }).filter((c) => conformanceFile(c.dir));
 const candidates = [...firstParty, ...fixture];
 
 describe('first-party plugins pass the conformance suite of their kind', () => {
@@ -35,8 +37,9 @@ describe('first-party plugins pass the conformance suite of their kind', () => {
       const manifest = checked.manifest;
       const entry = manifest.entry.worker;
       expect(entry, 'a first-party plugin has a worker entry').toBeDefined();
-      const setupFile = path.join(c.dir, 'conformance.js');
-      expect(fs.existsSync(setupFile), `${manifest.id} ships no conformance.js`).toBe(true);
+      const setupFile = conformanceFile(c.dir);
+      expect(setupFile, `${manifest.id} ships no conformance.js (or src/conformance.ts)`).toBeDefined();
+      if (!setupFile) return;
       const plugin = ((await import(pathToFileURL(path.join(c.dir, entry!)).href)) as { default: unknown }).default;
       const setup = ((await import(pathToFileURL(setupFile).href)) as { default: () => Promise<Omit<ConformanceOptions, 'plugin'>> | Omit<ConformanceOptions, 'plugin'> }).default;
       const options = await setup();

@@ -357,12 +357,14 @@ export class JobQueue {
 
   /**
    * Claims and runs jobs until none are runnable or the queue is stopping (or `signal`
-   * fires), keeping at most `concurrency` in flight. Resolves when the jobs it started
-   * have finished.
+   * fires), keeping at most `concurrency` in flight. By default it resolves when the
+   * jobs it started have finished; with `waitForJobs: false` (the job-processor loop)
+   * it resolves once nothing more can be claimed, so one slow job never holds up
+   * claiming into free slots: a job that finishes while no drain runs wakes the loop.
    */
-  async drainOnce(signal?: AbortSignal): Promise<number> {
+  async drainOnce(signal?: AbortSignal, opts: { waitForJobs?: boolean } = {}): Promise<number> {
     if (this.stopping || signal?.aborted) return 0;
-    const drain = this.drain(signal);
+    const drain = this.drain(signal, opts.waitForJobs ?? true);
     this.drains.add(drain);
     try {
       return await drain;
@@ -371,7 +373,7 @@ export class JobQueue {
     }
   }
 
-  private async drain(signal?: AbortSignal): Promise<number> {
+  private async drain(signal: AbortSignal | undefined, waitForJobs: boolean): Promise<number> {
     let ran = 0;
     const started: Promise<void>[] = [];
     while (!this.stopping && !signal?.aborted) {
@@ -389,7 +391,7 @@ export class JobQueue {
       for (const job of jobs) started.push(this.start(job));
       ran += jobs.length;
     }
-    await Promise.all(started);
+    if (waitForJobs) await Promise.all(started);
     return ran;
   }
 
@@ -400,6 +402,8 @@ export class JobQueue {
     entry.done = this.run(entry).finally(() => {
       if (this.running.get(job.id) === entry) this.running.delete(job.id);
       if (this.running.size === 0) this.stopHeartbeat();
+      // A freed slot: if no drain is claiming, ask for one (more work may be waiting).
+      if (!this.stopping && this.drains.size === 0) this.wake();
     });
     this.startHeartbeat();
     return entry.done;

@@ -21,6 +21,12 @@ export function createConfigAjv(log?: Logger): Ajv {
   addFormats(ajv);
   ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
   ajv.addKeyword({ keyword: 'x-order', schemaType: 'number' });
+  // Config fields whose values widen the instance's grants, because the operator chose them:
+  // a file path the agent may write (x-certctl-path), a command argv it may run
+  // (x-certctl-command), and a URL whose host the plugin may fetch (x-certctl-url).
+  ajv.addKeyword({ keyword: 'x-certctl-path', schemaType: 'boolean' });
+  ajv.addKeyword({ keyword: 'x-certctl-command', schemaType: 'boolean' });
+  ajv.addKeyword({ keyword: 'x-certctl-url', schemaType: 'boolean' });
   ajv.addVocabulary(['example']);
   return ajv;
 }

@@ -29,7 +29,7 @@ export function kernelLoops(k: KernelServices): LoopDef[] {
       intervalMs: k.config.intervals.jobProcessorMs,
       // Every replica claims work; SKIP LOCKED keeps them from taking the same job.
       singleReplica: false,
-      tick: async (signal) => { await k.jobs.drainOnce(signal); },
+      tick: async (signal) => { await k.jobs.drainOnce(signal, { waitForJobs: false }); },
     },
     {
       name: 'job-reaper',

@@ -1,4 +1,4 @@
-import type { ExecResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
+import type { CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, ExecResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
 import { CapabilityError, PluginCallFailure } from './errors.js';
 import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
 import { jsonCopy, jsonProblem } from './json-check.js';
@@ -45,6 +45,8 @@ export interface TestHostOptions<P extends Plugin = Plugin> {
   kv?: Map<string, Json> | Record<string, Json>;
   /** Agent side: an in-memory file system for fs.read/fs.write, by absolute path. */
   files?: Record<string, string>;
+  /** Capability `ca`: stands in for the kernel's CA keystore (e.g. one backed by openssl). */
+  ca?: { ensure(request: CaEnsureRequest): Promise<CaInfo>; sign(request: CaSignRequest): Promise<CaSignResult> };
   /** Agent side: runs granted commands. */
   exec?: FakeExecHandler;
   /** The host clock (epoch ms). */
@@ -193,7 +195,23 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
       },
     },
     clock: { now: () => now(), deadline: () => deadline ?? now() + timeoutMs },
+    ca: {
+      async ensure(request) {
+        if (grants.ca !== true) throw new CapabilityError('ca.ensure is not granted to this plugin (capability ca)');
+        if (!opts.ca) throw new Error('ca.ensure: the test host has no fake CA (pass `ca`)');
+        return opts.ca.ensure(jsonCopy(request as unknown as Json) as never);
+      },
+      async sign(request) {
+        if (grants.ca !== true) throw new CapabilityError('ca.sign is not granted to this plugin (capability ca)');
+        if (!opts.ca) throw new Error('ca.sign: the test host has no fake CA (pass `ca`)');
+        return opts.ca.sign(jsonCopy(request as unknown as Json) as never);
+      },
+    },
     fs: {
+      async remove(path) {
+        const abs = checkFsPath(grants, 'fs.remove', path);
+        files.delete(abs);
+      },
       async read(path) {
         const abs = checkFsPath(grants, 'fs.read', path);
         const content = files.get(abs);

@@ -114,8 +114,12 @@ export class KernelCapabilityBroker implements CapabilityBroker {
         await emitPluginEvent(this.opts.audit, this.events, { pluginId: ctx.pluginId, instanceId: ctx.instanceId, type: op.type, data: op.data, at: Date.now() });
         return null;
       }
+      case 'ca.ensure':
+      case 'ca.sign':
+        throw this.deny(ctx, name, `${name}: this kernel has no CA keystore attached`);
       case 'fs.read':
       case 'fs.write':
+      case 'fs.remove':
         throw this.deny(ctx, name, `${name}: file access is an agent-side capability; plugins running in the control plane cannot use it`);
       case 'exec.run':
         throw this.deny(ctx, name, 'exec.run: running commands is an agent-side capability; plugins running in the control plane cannot use it');

@@ -61,7 +61,10 @@ export type BrokerOp =
   | { op: 'kv.delete'; key: string }
   | { op: 'kv.list'; prefix?: string }
   | { op: 'events.emit'; type: string; data: Record<string, Json> }
+  | { op: 'ca.ensure'; request: Json }
+  | { op: 'ca.sign'; request: Json }
   | { op: 'fs.read'; path: string }
+  | { op: 'fs.remove'; path: string }
   | { op: 'fs.write'; path: string; data: string; mode?: number }
   | { op: 'exec.run'; command: string; args: string[]; timeoutMs?: number; input?: string };
 
@@ -77,7 +80,8 @@ export interface BrokerCallContext {
  *   log -> null; secrets.get -> string | null (null: not set);
  *   http.fetch -> HttpResponse (sdk); kv.get -> { value } | null (null: absent or expired,
  *   so a stored null stays distinguishable); kv.set, kv.delete, events.emit -> null;
- *   kv.list -> string[]; fs.read -> string; fs.write -> null; exec.run -> ExecResult.
+ *   kv.list -> string[]; ca.ensure -> CaInfo; ca.sign -> CaSignResult (sdk);
+ *   fs.read -> string; fs.write, fs.remove -> null; exec.run -> ExecResult.
  * Refusals reject with PluginCallError (capability_denied, or timeout past the
  * deadline); I/O failures the plugin should handle (connection refused, DNS)
  * reject with a plain Error carrying an errno-like `code`.

@@ -50,6 +50,11 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
       if (!isName(v.type)) return bad('events.emit: type must be a string');
       if (!isRecord(v.data)) return bad('events.emit: data must be an object');
       return { ok: true, op: { op: 'events.emit', type: v.type, data: v.data } };
+    case 'ca.ensure':
+    case 'ca.sign':
+      return isRecord(v.request) ? { ok: true, op: { op: v.op, request: v.request } } : bad(`${v.op}: the request must be an object`);
+    case 'fs.remove':
+      return isName(v.path) ? { ok: true, op: { op: 'fs.remove', path: v.path } } : bad('fs.remove: path must be a string');
     case 'fs.read':
       return isName(v.path) ? { ok: true, op: { op: 'fs.read', path: v.path } } : bad('fs.read: path must be a string');
     case 'fs.write':

@@ -232,8 +232,13 @@ export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, 
         now: function now() { return dateNow(); },
         deadline: function deadline() { return meta.deadline; },
       },
+      ca: {
+        ensure: function ensure(request) { return hostOp({ op: 'ca.ensure', request: jsonArg(request) }); },
+        sign: function sign(request) { return hostOp({ op: 'ca.sign', request: jsonArg(request) }); },
+      },
       fs: {
         read: function read(path) { return hostOp({ op: 'fs.read', path: StringCtor(path) }); },
+        remove: async function remove(path) { await hostOp({ op: 'fs.remove', path: StringCtor(path) }); },
         write: async function write(path, data, options) {
           const op = { op: 'fs.write', path: StringCtor(path), data: StringCtor(data) };
           if (options && options.mode !== undefined) op.mode = NumberCtor(options.mode);

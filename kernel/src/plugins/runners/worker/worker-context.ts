@@ -148,8 +148,15 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       },
     },
     clock: { now: () => Date.now(), deadline: () => opts.deadline },
+    ca: {
+      ensure: async (request) => (await send({ op: 'ca.ensure', request: asJson(request, 'ca.ensure request') })) as never,
+      sign: async (request) => (await send({ op: 'ca.sign', request: asJson(request, 'ca.sign request') })) as never,
+    },
     fs: {
       read: async (path) => (await send({ op: 'fs.read', path: String(path) })) as string,
+      remove: async (path) => {
+        await send({ op: 'fs.remove', path: String(path) });
+      },
       write: async (path, data, options) => {
         await send({ op: 'fs.write', path: String(path), data: String(data), ...(options?.mode !== undefined ? { mode: Number(options.mode) } : {}) });
       },

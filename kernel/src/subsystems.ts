@@ -1,0 +1,19 @@
+import type { JobHandler } from './jobs/job-queue.js';
+import type { JobType } from './jobs/job-states.js';
+import type { KernelServices } from './kernel-services.js';
+import type { LoopDef } from './scheduler/scheduler.js';
+
+/**
+ * The lifecycle subsystems' job handlers and loops, registered by the kernel at boot.
+ * One line per subsystem, so each stays in its own folder. A StartOptions handler for
+ * the same job type (a test harness) replaces the subsystem's.
+ */
+export function subsystemJobHandlers(k: KernelServices): Partial<Record<JobType, JobHandler>> {
+  void k;
+  return {};
+}
+
+export function subsystemLoops(k: KernelServices): LoopDef[] {
+  void k;
+  return [];
+}
