@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { JobRow } from '../../kernel/src/jobs/job-states.js';
 import { JOB_TRANSITIONS, TERMINAL_JOB_STATUSES } from '../../kernel/src/jobs/job-states.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
@@ -83,6 +83,32 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('job queue', () => {
       expect(new Set(statuses)).toEqual(new Set(['Completed']));
       expect(q.inFlight).toBe(0);
     });
+  });
+
+  it('without waiting for its jobs, a drain returns at once, and a slow job does not hold up the free slots', async () => {
+    const q = h.queue({ concurrency: 2 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const fast: string[] = [];
+    q.registerHandler('Issuance', async () => { await gate; return { status: 'completed' }; });
+    q.registerHandler('Validation', async (job) => { fast.push(job.id); return { status: 'completed' }; });
+    let wakes = 0;
+    q.onWake(() => { wakes++; });
+    const [slow] = await q.enqueue({ type: 'Issuance' });
+    // The slow job takes one slot; the drain does not wait for it.
+    expect(await q.drainOnce(undefined, { waitForJobs: false })).toBe(1);
+    expect(q.inFlight).toBe(1);
+    const quick = await q.enqueue(Array.from({ length: 5 }, () => ({ type: 'Validation' as const })));
+    // Meanwhile the free slot keeps working through other jobs.
+    expect(await q.drainOnce(undefined, { waitForJobs: false })).toBe(5);
+    await vi.waitFor(() => expect(fast).toHaveLength(5));
+    expect((await h.job(slow.id)).status).toBe('Running');
+    const wakesBefore = wakes;
+    release();
+    // A slot freed while no drain runs asks for another drain.
+    await vi.waitFor(async () => expect((await h.job(slow.id)).status).toBe('Completed'));
+    expect(wakes).toBeGreaterThan(wakesBefore);
+    expect(new Set(await h.db.knex('jobs').whereIn('id', quick.map((j) => j.id)).pluck('status'))).toEqual(new Set(['Completed']));
   });
 
   describe('failures and retries', () => {

@@ -3,6 +3,8 @@ import net from 'node:net';
 import { CryptoError, EXTENDED_KEY_USAGES, KEY_USAGES, type CertificateExtensionsSpec, type SignCertificateRequest, type SignedCertificate } from './crypto-types.js';
 import { verifyCsr } from './csr-verify.js';
 import { x509 } from './x509-setup.js';
+import { normalizeSerial, parseDate } from './sign-params.js';
+import { signLeafFast } from './certificate-sign-fast.js';
 
 type SigningAlgorithm = { importAlg: Record<string, unknown>; signAlg: Record<string, unknown> };
 
@@ -23,25 +25,6 @@ function signingAlgorithmFor(key: crypto.KeyObject): SigningAlgorithm {
     default:
       throw new CryptoError('issuer_invalid', `issuer key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (RSA, ECDSA, Ed25519)`);
   }
-}
-
-const HEX = /^[0-9a-f]+$/i;
-function normalizeSerial(hex: string): string {
-  const h = String(hex ?? '').replace(/:/g, '').toLowerCase();
-  if (!HEX.test(h) || h.length > 40) throw new CryptoError('bad_request', 'serialNumberHex must be 1 to 20 bytes of hex');
-  const trimmed = h.replace(/^0+/, '') || '';
-  if (!trimmed) throw new CryptoError('bad_request', 'serialNumberHex must not be zero');
-  const even = trimmed.length % 2 ? `0${trimmed}` : trimmed;
-  // DER INTEGER is signed: a set top bit needs a leading zero byte to stay positive.
-  const positive = parseInt(even[0], 16) >= 8 ? `00${even}` : even;
-  if (positive.length > 42) throw new CryptoError('bad_request', 'serialNumberHex must be at most 20 bytes once encoded');
-  return positive;
-}
-
-function parseDate(value: string, what: string): Date {
-  const d = new Date(value);
-  if (typeof value !== 'string' || Number.isNaN(d.getTime())) throw new CryptoError('bad_request', `${what} must be an ISO 8601 date`);
-  return d;
 }
 
 /** A SAN string as a GeneralName: IP literal, email, URI (has a scheme) or DNS name. */
@@ -101,6 +84,13 @@ async function buildExtensions(spec: CertificateExtensionsSpec, opts: { sans: st
  */
 export async function signCertificate(req: SignCertificateRequest): Promise<SignedCertificate> {
   if (!req || typeof req !== 'object') throw new CryptoError('bad_request', 'signCertificate expects a request object');
+  // Leaves in the common shapes take the DER template path; everything else, and every
+  // refusal's wording, comes from the general library.
+  return (await signLeafFast(req)) ?? signWithLibrary(req);
+}
+
+/** The general path (@peculiar/x509): any certificate shape; tests hold the template path to its bytes. */
+export async function signWithLibrary(req: SignCertificateRequest): Promise<SignedCertificate> {
   const csrInfo = await verifyCsr(req.csrPem);
   if (!csrInfo.valid) throw new CryptoError('csr_invalid', csrInfo.reason ?? 'the CSR is not valid');
   const csr = new x509.Pkcs10CertificateRequest(req.csrPem.replace(/NEW CERTIFICATE REQUEST/g, 'CERTIFICATE REQUEST'));

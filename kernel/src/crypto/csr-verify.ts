@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { CsrInfo } from './crypto-types.js';
 import { x509 } from './x509-setup.js';
+import { verifyCsrFast } from './csr-fast.js';
 
 export const MAX_CSR_BYTES = 64 * 1024;
 
@@ -58,6 +59,9 @@ export async function verifyCsr(input: string | Uint8Array): Promise<CsrInfo> {
   if (!size) return invalid('the CSR is empty');
   if (size > MAX_CSR_BYTES) return invalid(`the CSR is over ${MAX_CSR_BYTES} bytes`);
   if (typeof input === 'string' && !/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(input)) return invalid('the CSR is not PEM (expected -----BEGIN CERTIFICATE REQUEST-----)');
+  // The common shapes are read and checked without the general library (see csr-fast.ts).
+  const fast = verifyCsrFast(input);
+  if (fast) return fast.info;
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(typeof input === 'string' ? input.replace(/NEW CERTIFICATE REQUEST/g, 'CERTIFICATE REQUEST') : new Uint8Array(input));

@@ -1,0 +1,77 @@
+import crypto from 'node:crypto';
+import type { SignCertificateRequest, SignedCertificate } from './crypto-types.js';
+import { verifyCsrFast } from './csr-fast.js';
+import { derToPem, pemToDer } from './der.js';
+import { buildIssuerTemplate, buildLeafCertificate, type IssuerTemplate } from './leaf-template.js';
+import { normalizeSerial, parseDate } from './sign-params.js';
+
+/**
+ * The template path of signCertificate, for leaf certificates in the common shapes.
+ * It answers null whenever it is not sure (a CA certificate, a subject override,
+ * an unusual CSR, any bad parameter): the library path then decides, so refusals
+ * read the same whichever path a request would have taken.
+ */
+
+const ISSUER_CACHE_MAX = 32;
+/** Per worker thread: parsed issuer and imported key, by a digest of (certificate, key) PEM. */
+const issuers = new Map<string, IssuerTemplate>();
+
+function issuerTemplate(certPem: string, keyPem: string): IssuerTemplate | null {
+  const id = crypto.createHash('sha256').update(certPem).update('\0').update(keyPem).digest('hex');
+  const hit = issuers.get(id);
+  if (hit) {
+    // Map order is insertion order: re-inserting keeps recently used issuers last.
+    issuers.delete(id);
+    issuers.set(id, hit);
+    return hit;
+  }
+  let template: IssuerTemplate;
+  try {
+    template = buildIssuerTemplate(pemToDer(certPem, /CERTIFICATE/), crypto.createPrivateKey(keyPem));
+  } catch {
+    return null;
+  }
+  issuers.set(id, template);
+  if (issuers.size > ISSUER_CACHE_MAX) issuers.delete(issuers.keys().next().value!);
+  return template;
+}
+
+/** Whole seconds: certificate times carry no fractions (RFC 5280 4.1.2.5). */
+const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+
+export async function signLeafFast(req: SignCertificateRequest): Promise<SignedCertificate | null> {
+  if (req.extensions?.basicConstraints?.ca || req.extensions?.basicConstraints?.pathLength !== undefined || req.subject !== undefined) return null;
+  try {
+    const csr = verifyCsrFast(req.csrPem);
+    if (!csr) return null;
+    const notBefore = wholeSeconds(parseDate(req.notBefore, 'notBefore'));
+    const notAfter = wholeSeconds(parseDate(req.notAfter, 'notAfter'));
+    if (notAfter <= notBefore) return null;
+    const serialHex = normalizeSerial(req.serialNumberHex);
+    const issuer = issuerTemplate(req.issuerCertPem, req.issuerKeyPem);
+    if (!issuer) return null;
+    if (!req.allowBeyondIssuer && notAfter > issuer.notAfter) return null;
+    const der = buildLeafCertificate({
+      issuer,
+      serial: Buffer.from(serialHex, 'hex'),
+      notBefore,
+      notAfter,
+      subjectDer: csr.parsed.subjectDer,
+      spkiDer: csr.parsed.spkiDer,
+      subjectKeyBits: csr.parsed.publicKeyBits,
+      subjectIsRsa: csr.info.publicKeyAlgorithm === 'RSA',
+      sans: req.sans ?? csr.info.sans,
+      extensions: req.extensions ?? {},
+    });
+    return {
+      certificatePem: derToPem(der, 'CERTIFICATE'),
+      // As the library reports it: the magnitude, without DER's sign byte.
+      serialNumberHex: serialHex.replace(/^00(?=[89a-f])/, ''),
+      notBefore: notBefore.toISOString(),
+      notAfter: notAfter.toISOString(),
+      fingerprintSha256: crypto.createHash('sha256').update(der).digest('hex'),
+    };
+  } catch {
+    return null;
+  }
+}
