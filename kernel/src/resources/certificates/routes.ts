@@ -11,6 +11,7 @@ import { loadVisibleCertificate } from './certificate-store.js';
 import { TARGET_SUMMARY_FIELDS } from './certificate-targets.js';
 import { createCertificate, deleteCertificate, updateCertificate } from './certificate-writes.js';
 import { markAuditResource } from '../../http/route.js';
+import { certificateExportRoutes } from './certificate-export.js';
 
 const VERSION_FIELDS = ['id', 'certificate_id', 'serial_number', 'fingerprint_sha256', 'not_before', 'not_after', 'key_algorithm', 'key_size', 'pem_chain', 'csr_pem', 'created_at'] as const;
 
@@ -126,5 +127,6 @@ export function certificateRoutes(k: KernelServices): RouteDef[] {
         return runList(() => knex('jobs').where({ certificate_id: cert.id }), jobListSpec, list!, (r: JobRow) => serializeJob(r));
       },
     },
+    ...certificateExportRoutes(k, base),
   ];
 }
