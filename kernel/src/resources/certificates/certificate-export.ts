@@ -43,7 +43,7 @@ const PKCS12_ITERATIONS = 10_000;
 let engineSet = false;
 function pkijsEngine(): void {
   if (engineSet) return;
-  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Crypto }));
+  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as never }));
   engineSet = true;
 }
 
