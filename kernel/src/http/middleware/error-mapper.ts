@@ -30,6 +30,9 @@ export function toAppError(err: unknown): AppError {
     switch (pgCode) {
       case '23505':
         return appError('CONFLICT', 'A resource with the same unique value already exists');
+      // restrict_violation: an ON DELETE RESTRICT reference still points here.
+      case '23001':
+        return appError('IN_USE');
       case '23503': {
         const detail = String((err as { detail?: string }).detail ?? '');
         return /is still referenced/.test(detail) ? appError('IN_USE') : appError('REFERENCE_NOT_FOUND');
