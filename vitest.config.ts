@@ -10,6 +10,9 @@ const NO_DATABASE = [
   'test/hostile/resource-exhaustion.test.ts', 'test/hostile/rogue-sandbox.test.ts', 'test/hostile/bad-values.test.ts',
   'test/hostile/sandbox-escape.test.ts', 'test/plugins/first-party-conformance.test.ts', 'test/plugins/runtime/worker-runner.test.ts',
   'test/plugins/runtime/crypto-pool.test.ts', 'test/plugins/custom-ca.test.ts',
+  'test/targets/ssh.test.ts', 'test/targets/jks.test.ts', 'test/targets/caddy.test.ts', 'test/targets/traefik.test.ts',
+  'test/targets/envoy.test.ts', 'test/targets/postfix.test.ts', 'test/targets/dovecot.test.ts',
+  'test/targets/nginx.test.ts', 'test/targets/apache.test.ts', 'test/targets/haproxy.test.ts', 'test/targets/target-manifests.test.ts',
 ];
 const shared = {
   testTimeout: 60_000,
@@ -22,7 +25,7 @@ export default defineConfig({
     reporters: ['default'],
     maxWorkers: 2,
     projects: [
-      { test: { ...shared, name: 'unit', include: ['kernel/src/**/*.test.ts', 'sdk/**/*.test.ts'] } },
+      { test: { ...shared, name: 'unit', include: ['kernel/src/**/*.test.ts', 'sdk/**/*.test.ts', 'agent/src/**/*.test.ts'] } },
       { test: { ...shared, name: 'node', include: NO_DATABASE } },
       {
         test: {

@@ -12,6 +12,8 @@ export const ERRORS = {
   UNSUPPORTED_SORT: { status: 400, message: 'Sort field is not allowed' },
   UNKNOWN_FIELD: { status: 400, message: 'Unknown field requested' },
   INVALID_STATE: { status: 409, message: 'Operation not allowed in the current state' },
+  CSR_INVALID: { status: 400, message: 'The CSR cannot be parsed or its signature does not verify' },
+  LEASE_LOST: { status: 409, message: 'The job is no longer leased to this agent (its lease expired or it was handed out again)' },
   // 401 / 403
   UNAUTHENTICATED: { status: 401, message: 'Missing or invalid API key' },
   FORBIDDEN: { status: 403, message: 'Permission denied' },
@@ -25,6 +27,8 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
   CONFLICT: { status: 409, message: 'Resource already exists' },
   IN_USE: { status: 409, message: 'Resource is referenced by other resources' },
+  APPROVAL_DECIDED: { status: 409, message: 'The approval request has already been decided' },
+  APPROVAL_EXPIRED: { status: 409, message: 'The approval request expired; what it gated was cancelled' },
   REFERENCE_NOT_FOUND: { status: 422, message: 'A referenced resource does not exist' },
   BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json' },

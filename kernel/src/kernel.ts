@@ -19,6 +19,7 @@ import { kernelRoutes } from './routes-index.js';
 import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
 import { kernelLoops } from './scheduler/kernel-loops.js';
 import { subsystemJobHandlers, subsystemLoops } from './subsystems.js';
+import { CaKeystore } from './ca/ca-keystore.js';
 import { CryptoService } from './crypto/crypto-service.js';
 import { KernelCapabilityBroker } from './plugins/broker/capability-broker.js';
 import { loadPluginCatalog } from './plugins/catalog.js';
@@ -28,6 +29,7 @@ import { InstalledPluginStore } from './plugins/install/installed-store.js';
 import { ConfigCipher } from './secrets/config-cipher.js';
 import { loadServerTls } from './tls/server-certificate.js';
 import { VERSION } from './version.js';
+import { EventBus, LiveSocketServer, type LiveSocketOptions } from './events/index.js';
 
 export interface StartOptions {
   log?: Logger;
@@ -39,6 +41,10 @@ export interface StartOptions {
   /** Print the initial admin key banner (the CLI does; tests read the file). */
   printInitialKey?: boolean;
   listen?: boolean;
+  /** The built dashboard (default: web/dist beside the kernel). */
+  webDir?: string;
+  /** Live WebSocket tuning (tests shorten the heartbeat). */
+  liveSocket?: Partial<LiveSocketOptions>;
 }
 
 export interface Kernel extends KernelServices {
@@ -47,6 +53,8 @@ export interface Kernel extends KernelServices {
   server: https.Server | null;
   url: string;
   tlsFingerprint: string;
+  /** Live events (audit-fed, fanned out across replicas on PostgreSQL). */
+  events: EventBus;
   initialAdminKey?: string;
   close(): Promise<void>;
 }
@@ -74,11 +82,15 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
   let installedPlugins: InstalledPluginStore | null = null;
   let pluginHost: PluginHost | null = null;
   let cryptoService: CryptoService | null = null;
+  let events: EventBus | null = null;
+  let liveSocket: LiveSocketServer | null = null;
   try {
     const applied = await migrate(db);
     log.info({ database: db.dialect, applied }, applied.length ? 'migrations applied' : 'schema up to date');
 
     const audit = new AuditLog(db.knex, log);
+    events = new EventBus({ audit, db, replicaId, log: log.child({ mod: 'events' }) });
+    await events.start();
     const identity = new IdentityService(db.knex, audit);
     await identity.syncDefaultRoles();
     const { cipher, generatedKeyFile } = await ConfigCipher.open(db.knex, { passphrase: config.configEncryptionKey, dataDir: config.dataDir });
@@ -113,15 +125,17 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     const scheduler = new Scheduler(db, log.child({ mod: 'scheduler' }), replicaId);
     let draining = false;
     // Plugin runners and the crypto pool start on first use; nothing here loads plugin code.
-    const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, log: log.child({ mod: 'plugin-broker' }) });
-    pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
     cryptoService = new CryptoService({ log: log.child({ mod: 'crypto' }) });
+    // ctx.ca of issuer plugins: CA keys stay in the kernel and sign in the crypto pool.
+    const caKeystore = new CaKeystore({ knex: db.knex, cipher, audit, crypto: cryptoService, log: log.child({ mod: 'ca' }), configured: { certPath: config.caCertPath, keyPath: config.caKeyPath } });
+    const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, caKeystore, log: log.child({ mod: 'plugin-broker' }) });
+    pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
     const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, replicaId, isDraining: () => draining };
     const handlers = { ...subsystemJobHandlers(services), ...(opts.jobHandlers ?? {}) };
     for (const [type, handler] of Object.entries(handlers)) jobs.registerHandler(type as JobType, handler!);
 
     const routeDefs: RouteDef[] = kernelRoutes(services, identity, () => routeDefs);
-    const { app, compiled, stop: stopApp } = buildApp({ config, log, db, audit, routes: routeDefs });
+    const { app, compiled, stop: stopApp } = buildApp({ config, log, db, audit, routes: routeDefs, webDir: opts.webDir });
 
 
     let server: https.Server | null = null;
@@ -137,6 +151,8 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
       });
       const port = (server.address() as AddressInfo).port;
       url = `https://localhost:${port}`;
+      liveSocket = new LiveSocketServer({ bus: events, knex: db.knex, authType: config.authType, log: log.child({ mod: 'ws' }), options: opts.liveSocket });
+      liveSocket.attach(server);
       log.info({ url, tls: 'TLSv1.3', database: db.dialect, data_dir: config.dataDir }, 'certctl control plane listening');
     }
 
@@ -151,6 +167,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
       log.info('shutting down: draining in-flight work');
       const serverClosed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       server?.closeIdleConnections();
+      await liveSocket?.close();
       const deadline = config.shutdownTimeoutMs;
       const [loopsOk, jobsOk] = await Promise.all([scheduler.stop(deadline), jobs.stop(deadline)]);
       if (!loopsOk || !jobsOk) log.warn('shutdown bound reached; unfinished jobs keep their lease and will be reaped');
@@ -160,13 +177,16 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
       installedPlugins?.stop();
       await Promise.all([pluginHost?.close(), cryptoService?.close()]);
       await audit.close();
+      await events?.stop();
       await db.close();
       log.info('stopped');
     };
 
-    return { ...services, identity, routes: compiled, server, url, tlsFingerprint: tlsId.fingerprintSha256, initialAdminKey, close };
+    return { ...services, identity, routes: compiled, server, url, tlsFingerprint: tlsId.fingerprintSha256, initialAdminKey, events, close };
   } catch (err) {
     installedPlugins?.stop();
+    await liveSocket?.close().catch(() => {});
+    await events?.stop().catch(() => {});
     await Promise.all([pluginHost?.close(), cryptoService?.close()]).catch(() => {});
     if (!closed) await db.close().catch(() => {});
     throw err;

@@ -19,6 +19,9 @@ import { notifierRoutes } from './resources/notifiers/routes.js';
 import { targetRoutes } from './resources/targets/routes.js';
 import { certificateRoutes } from './resources/certificates/routes.js';
 import { jobRoutes } from './resources/jobs/routes.js';
+import { approvalRoutes } from './approvals/routes.js';
+import { agentProtocolRoutes } from './resources/agents/agent-protocol.js';
+import { discoveryRoutes } from './resources/discovery/routes.js';
 
 /** Every route the kernel serves. The RBAC matrix test and the OpenAPI document read this table. */
 export function kernelRoutes(k: KernelServices, identity: IdentityService, all: () => RouteDef[]): RouteDef[] {
@@ -29,6 +32,7 @@ export function kernelRoutes(k: KernelServices, identity: IdentityService, all: 
     ...teamRoutes(k), ...ownerRoutes(k), ...agentRoutes(k), ...agentGroupRoutes(k),
     ...profileRoutes(k), ...policyRoutes(k), ...renewalPolicyRoutes(k), ...notificationRoutes(k),
     ...pluginRoutes(k), ...pluginManageRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k),
-    ...certificateRoutes(k), ...jobRoutes(k),
+    ...certificateRoutes(k), ...jobRoutes(k), ...approvalRoutes(k),
+    ...agentProtocolRoutes(k), ...discoveryRoutes(k),
   ];
 }

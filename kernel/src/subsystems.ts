@@ -2,6 +2,9 @@ import type { JobHandler } from './jobs/job-queue.js';
 import type { JobType } from './jobs/job-states.js';
 import type { KernelServices } from './kernel-services.js';
 import type { LoopDef } from './scheduler/scheduler.js';
+import { issuanceJobHandlers } from './lifecycle/issuance-job.js';
+import { shortLivedLoop } from './lifecycle/short-lived.js';
+import { notificationLoop } from './notifications/notification-loop.js';
 
 /**
  * The lifecycle subsystems' job handlers and loops, registered by the kernel at boot.
@@ -9,11 +12,14 @@ import type { LoopDef } from './scheduler/scheduler.js';
  * the same job type (a test harness) replaces the subsystem's.
  */
 export function subsystemJobHandlers(k: KernelServices): Partial<Record<JobType, JobHandler>> {
-  void k;
-  return {};
+  return {
+    ...issuanceJobHandlers(k),
+  };
 }
 
 export function subsystemLoops(k: KernelServices): LoopDef[] {
-  void k;
-  return [];
+  return [
+    shortLivedLoop(k),
+    notificationLoop(k),
+  ];
 }

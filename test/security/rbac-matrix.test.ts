@@ -20,6 +20,8 @@ const PUBLIC_ROUTES = new Set([
   'GET /api/v1/auth/check',
   'GET /api/v1/auth/bootstrap',
   'POST /api/v1/auth/bootstrap',
+  // Authorised by CERTCTL_AGENT_BOOTSTRAP_TOKEN (checked by the route itself), not by an API key.
+  'POST /api/v1/agents/register',
 ]);
 
 const concrete = (path: string) => path.replace(/:([A-Za-z_]+)/g, (_m, name: string) => `rbac-matrix-${name.replace(/_/g, '-')}`);

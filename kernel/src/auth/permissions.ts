@@ -31,6 +31,8 @@ export const PERMISSIONS = {
   'agent.read': { description: 'View agents, fleet and agent groups', scopes: G },
   'agent.manage': { description: 'Create, edit and delete agents and agent groups', scopes: G },
   'agent.operate': { description: 'Act as an agent: heartbeat, poll work, submit CSRs and results', scopes: G },
+  'discovery.read': { description: 'View certificates agents discovered on disk, and scan history', scopes: G },
+  'discovery.manage': { description: 'Triage discovered certificates: claim (link to a managed certificate) or dismiss', scopes: G },
   'profile.read': { description: 'View certificate profiles', scopes: ['global', 'profile'] },
   'profile.manage': { description: 'Create, edit and delete certificate profiles', scopes: ['global', 'profile'] },
   'policy.read': { description: 'View policies, violations and renewal policies', scopes: G },

@@ -21,6 +21,8 @@ export const ID_PREFIXES = {
   apiKey: 'key',
   role: 'role',
   grant: 'grant',
+  discovered: 'dc',
+  discoveryScan: 'dscan',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

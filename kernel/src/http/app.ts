@@ -6,12 +6,13 @@ import type { Database } from '../db/database.js';
 import { accessLog } from './middleware/access-log.js';
 import { auditApiCalls } from './middleware/audit-api.js';
 import { authenticate } from './middleware/authenticate.js';
-import { bodyReader, deferredBodyMatcher } from './middleware/body-reader.js';
+import { bodyReader, deferredBodyMatcher, routeMatcher } from './middleware/body-reader.js';
 import { corsPolicy } from './middleware/cors.js';
 import { errorMapper } from './middleware/error-mapper.js';
 import { RecentKeys, rateLimiter } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { buildRouter } from './router.js';
+import { staticWeb } from './static-web.js';
 import type { AppState, CompiledRoute, RouteDef } from './route.js';
 
 const PROBES = new Set(['/health', '/ready']);
@@ -22,7 +23,7 @@ const PROBES = new Set(['/health', '/ready']);
  * rate limit -> authentication -> route (permission check, validation, handler).
  * Audit and logging sit outside error mapping so they see the final status.
  */
-export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database; audit: AuditLog; routes: RouteDef[] }) {
+export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database; audit: AuditLog; routes: RouteDef[]; webDir?: string }) {
   const { config, log, db, audit } = deps;
   const app = new Koa<AppState>({ proxy: false });
   app.silent = true;
@@ -32,6 +33,8 @@ export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database
 
   app.use(requestId);
   app.use(accessLog(log));
+  // The dashboard (web/dist) and its SPA fallback; API and protocol paths pass through.
+  app.use(staticWeb(deps.webDir));
   app.use(auditApiCalls(audit, config.auditExcludePaths));
   app.use(errorMapper(log));
   app.use(async (ctx, next) => {
@@ -44,7 +47,7 @@ export function buildApp(deps: { config: KernelConfig; log: Logger; db: Database
   app.use(bodyReader(config.maxBodySize, deferredBodyMatcher(deps.routes)));
   app.use(corsPolicy(config.corsOrigins));
   if (limiter) app.use(limiter);
-  app.use(authenticate(db.knex, config.authType, recentKeys));
+  app.use(authenticate(db.knex, config.authType, recentKeys, routeMatcher(deps.routes.filter((r) => r.access === 'public' && r.ownAuthorization))));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return { app, compiled: compiled as CompiledRoute[], stop: () => limiter?.stop() };

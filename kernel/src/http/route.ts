@@ -47,6 +47,12 @@ export interface RouteDef {
    * most the global cap.
    */
   maxBodyBytes?: number;
+  /**
+   * The route reads the Authorization header itself (agent registration's bootstrap
+   * token is not an API key): authentication leaves such requests anonymous instead
+   * of refusing the header. Only meaningful on a `public` route.
+   */
+  ownAuthorization?: boolean;
   handler: (ctx: Ctx, input: RouteInput) => Promise<unknown> | unknown;
 }
 

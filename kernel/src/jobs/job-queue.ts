@@ -4,6 +4,8 @@ import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import { newId } from '../db/ids.js';
 import { CANCELLABLE_JOB_STATUSES, type JobRow, type JobStatus, type JobType } from './job-states.js';
 import { SYSTEM_ACTOR, type AuditActor } from '../audit/audit-log.js';
+import { closeJobApprovals } from '../approvals/approval-requests.js';
+import { expireApprovals } from '../approvals/approval-expiry.js';
 
 export interface JobHandlerContext {
   /** Aborted when this replica lost the job's lease, or when shutdown's bound ran out. */
@@ -175,8 +177,8 @@ export class JobQueue {
   }
 
   /** The row filter for writes by the lease holder: a reaped and re-claimed job has more attempts. */
-  private held(job: JobRow) {
-    return { id: job.id, status: 'Running', lease_owner: this.opts.replicaId, attempts: job.attempts };
+  private held(job: JobRow, owner = this.opts.replicaId) {
+    return { id: job.id, status: 'Running', lease_owner: owner, attempts: job.attempts };
   }
 
   /**
@@ -234,12 +236,13 @@ export class JobQueue {
   /**
    * Records a failed attempt: back to Pending with backoff, or Failed when out of
    * attempts or the error is not retryable. Returns the new status, or null if this
-   * replica no longer held the lease.
+   * replica (or `leaseOwner`: an agent, `agent:<id>`, reporting its leased job) no
+   * longer held the lease. With `trx` it writes in the caller's transaction.
    */
-  async fail(job: JobRow, error: string, opts: { retryable?: boolean } = {}): Promise<JobStatus | null> {
+  async fail(job: JobRow, error: string, opts: { retryable?: boolean; leaseOwner?: string; trx?: Knex.Transaction } = {}): Promise<JobStatus | null> {
     const finalFailure = opts.retryable === false || job.attempts >= job.max_attempts;
-    return this.knex.transaction(async (trx) => {
-      const n = await trx('jobs').where(this.held(job)).update({
+    const run = async (trx: Knex.Transaction) => {
+      const n = await trx('jobs').where(this.held(job, opts.leaseOwner)).update({
         status: finalFailure ? 'Failed' : 'Pending', last_error: error.slice(0, 2000), lease_owner: null, lease_expires_at: null, updated_at: trx.fn.now(),
         ...(finalFailure ? { completed_at: trx.fn.now() } : { scheduled_at: trx.raw(retryAt('?::int'), [this.opts.backoffBaseMs, job.attempts]) }),
       });
@@ -249,7 +252,8 @@ export class JobQueue {
         details: { type: job.type, attempts: job.attempts, max_attempts: job.max_attempts, error: error.slice(0, 500) },
       }, trx);
       return finalFailure ? 'Failed' : 'Pending';
-    });
+    };
+    return opts.trx ? run(opts.trx) : this.knex.transaction(run);
   }
 
   /**
@@ -278,7 +282,9 @@ export class JobQueue {
         .where({ status: 'AwaitingApproval' })
         .where('approval_expires_at', '<', trx.fn.now())
         .update({ status: 'Cancelled', last_error: 'approval timed out', completed_at: trx.fn.now(), updated_at: trx.fn.now() })
-        .returning(['id', 'type'])) as { id: string; type: string }[];
+        .returning(['id', 'type', 'certificate_id'])) as Pick<JobRow, 'id' | 'type' | 'certificate_id'>[];
+      // Their approval requests expire and renewing certificates settle, in this transaction.
+      await expireApprovals(trx, this.audit, timedOut);
       const events: AuditInput[] = [
         ...expired.map((j) => ({
           category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: j.status === 'Failed' ? 'job_failed' : 'job_lease_expired', resource_type: 'job', resource_id: j.id,
@@ -309,6 +315,7 @@ export class JobQueue {
         .returning('*')) as JobRow[];
       if (job) {
         await this.audit.append({ category: 'lifecycle', ...opts.actor, action: 'job_approved', resource_type: 'job', resource_id: id, details: { type: job.type, reason: opts.reason ?? null, next } }, trx);
+        await closeJobApprovals(trx, this.audit, [id], 'approved', { actor: opts.actor, reason: opts.reason });
         return { ok: true, job };
       }
       const refused = await this.whyRefused(trx, id, ['AwaitingApproval'], opts.actor);
@@ -316,7 +323,10 @@ export class JobQueue {
         // Settle it now rather than at the next reaper run.
         const n = await trx('jobs').where({ id, status: 'AwaitingApproval' }).where('approval_expires_at', '<', trx.fn.now())
           .update({ status: 'Cancelled', last_error: 'approval timed out', completed_at: trx.fn.now(), updated_at: trx.fn.now() });
-        if (n === 1) await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: id, details: { type: refused.job?.type, reason: 'approval_timeout' } }, trx);
+        if (n === 1) {
+          await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: id, details: { type: refused.job?.type, reason: 'approval_timeout' } }, trx);
+          await closeJobApprovals(trx, this.audit, [id], 'expired', { reason: 'approval timed out' });
+        }
       }
       return refused;
     };
@@ -342,6 +352,7 @@ export class JobQueue {
         .returning('*')) as JobRow[];
       if (!job) return this.whyRefused(trx, id, from);
       await this.audit.append({ category: 'lifecycle', ...opts.actor, action, resource_type: 'job', resource_id: id, details: { type: job.type, reason: opts.reason ?? null } }, trx);
+      await closeJobApprovals(trx, this.audit, [id], action === 'job_rejected' ? 'rejected' : 'cancelled', { actor: opts.actor, reason: opts.reason });
       return { ok: true, job };
     };
     return opts.trx ? run(opts.trx) : this.knex.transaction(run);

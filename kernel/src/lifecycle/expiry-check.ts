@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
-import { newId } from '../db/ids.js';
-import { OPEN_JOB_STATUSES } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
-import { DEFAULT_ALERT_THRESHOLDS_DAYS, DEFAULT_RENEWAL_WINDOW_DAYS } from './expiry-status.js';
-import { enqueueIssuingJobs, ISSUING_JOB_TYPES, type CertificateForJob } from './issuance-jobs.js';
+import { DEFAULT_ALERT_THRESHOLDS_DAYS } from './expiry-status.js';
+import { requestNewVersions, type RenewableCertificate } from './renewal-requests.js';
+import { settleCancelledRenewals } from './cancelled-renewal.js';
+import { classFilter, NO_OPEN_ISSUING_JOB, RENEWAL_WINDOW, rowsOf, sqlList, type CertificateClass } from './lifecycle-sql.js';
 import { SYSTEM_ACTOR } from '../audit/audit-log.js';
+import { recordNotifications } from '../notifications/notification-events.js';
 
 export interface ExpiryCheckResult {
   expired: number;
@@ -20,14 +21,17 @@ export interface ExpiryCheckOptions {
   /** Certificates per transaction. */
   batchSize?: number;
   signal?: AbortSignal;
+  /**
+   * Which certificates this pass covers. The hourly loop takes the standard ones (the
+   * default); short-lived ones (under an hour) have their own 30 s loop, which gets no
+   * expiry warnings: for them expiry is routine, and a failed renewal is alerted on.
+   */
+  certificates?: CertificateClass;
 }
 
 const DAY_MS = 86_400_000;
 /** Certificates whose expiry still matters for alerts. */
 const ALERTABLE = ['Active', 'Expiring', 'Expired', 'RenewalInProgress', 'Failed'];
-
-const rowsOf = <T>(res: { rows?: T[] } | T[]): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
-const sqlList = (values: readonly string[]) => values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ');
 
 /**
  * One pass of the expiry scheduler: Active/Expiring certificates past expires_at
@@ -44,12 +48,13 @@ const sqlList = (values: readonly string[]) => values.map((v) => `'${v.replace(/
 export async function runExpiryCheck(k: KernelServices, opts: ExpiryCheckOptions = {}): Promise<ExpiryCheckResult> {
   const now = opts.now ?? new Date();
   const batch = opts.batchSize ?? 500;
-  const ctx = { k, now, stamp: new Date(), batch, signal: opts.signal };
+  const cls = opts.certificates ?? 'standard';
+  const ctx = { k, now, stamp: new Date(), batch, signal: opts.signal, cls, inClass: classFilter(cls) };
   const expired = await inBatches(ctx, moveToExpired);
   const expiring = await inBatches(ctx, moveToExpiring);
   const resettled = await inBatches(ctx, resettleAfterCancelledRenewal);
   const renewalJobs = await inBatches(ctx, queueRenewals);
-  const notifications = await inBatches(ctx, queueExpiryWarnings);
+  const notifications = cls === 'short-lived' ? 0 : await inBatches(ctx, queueExpiryWarnings);
   return { expired, expiring, resettled, renewalJobs, notifications };
 }
 
@@ -61,6 +66,9 @@ interface StepContext {
   stamp: Date;
   batch: number;
   signal?: AbortSignal;
+  cls: CertificateClass;
+  /** SQL condition on `c` selecting this pass's certificates. */
+  inClass: string;
 }
 
 type Step = (trx: Knex.Transaction, ctx: StepContext) => Promise<number>;
@@ -84,12 +92,12 @@ async function statusChanges(trx: Knex.Transaction, k: KernelServices, rows: { i
   })), trx);
 }
 
-const moveToExpired: Step = async (trx, { k, now, stamp, batch }) => {
+const moveToExpired: Step = async (trx, { k, now, stamp, batch, inClass }) => {
   const rows = rowsOf<{ id: string; from_status: string }>(await trx.raw(
     `WITH due AS (
-       SELECT id, status AS from_status FROM managed_certificates
-        WHERE status IN ('Active', 'Expiring') AND expires_at <= ?
-        ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+       SELECT c.id, c.status AS from_status FROM managed_certificates c
+        WHERE c.status IN ('Active', 'Expiring') AND c.expires_at <= ? AND ${inClass}
+        ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED)
      UPDATE managed_certificates c SET status = 'Expired', updated_at = ?
        FROM due WHERE c.id = due.id
      RETURNING c.id, due.from_status`,
@@ -99,81 +107,44 @@ const moveToExpired: Step = async (trx, { k, now, stamp, batch }) => {
   return rows.length;
 };
 
-const moveToExpiring: Step = async (trx, { k, now, stamp, batch }) => {
+const moveToExpiring: Step = async (trx, { k, now, stamp, batch, inClass }) => {
   const rows = rowsOf<{ id: string; from_status: string }>(await trx.raw(
     `WITH due AS (
        SELECT c.id, c.status AS from_status FROM managed_certificates c
          LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
         WHERE c.status = 'Active' AND c.expires_at > ?
-          AND c.expires_at <= ?::timestamptz + make_interval(days => coalesce(rp.renewal_window_days, ?))
+          AND c.expires_at <= ?::timestamptz + ${RENEWAL_WINDOW} AND ${inClass}
         ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED)
      UPDATE managed_certificates c SET status = 'Expiring', updated_at = ?
        FROM due WHERE c.id = due.id
      RETURNING c.id, due.from_status`,
-    [now, now, DEFAULT_RENEWAL_WINDOW_DAYS, batch, stamp],
+    [now, now, batch, stamp],
   ));
   await statusChanges(trx, k, rows, 'Expiring', 'renewal_window');
   return rows.length;
 };
 
-const NO_OPEN_ISSUING_JOB = `NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id
-  AND j.type IN (${sqlList(ISSUING_JOB_TYPES)}) AND j.status IN (${sqlList(OPEN_JOB_STATUSES)}))`;
-
-/**
- * A certificate left RenewalInProgress after its renewal was cancelled (an
- * approval that timed out or was turned down) returns to the status its expiry
- * gives it, so it is alerted on and, if auto-renewing, asked for again.
- */
-const resettleAfterCancelledRenewal: Step = async (trx, { k, now, stamp, batch }) => {
-  const rows = rowsOf<{ id: string; from_status: string; to_status: string }>(await trx.raw(
-    `WITH stuck AS (
-       SELECT c.id, c.status AS from_status,
-              CASE WHEN c.expires_at <= ? THEN 'Expired'
-                   WHEN c.expires_at <= ?::timestamptz + make_interval(days => coalesce(rp.renewal_window_days, ?)) THEN 'Expiring'
-                   ELSE 'Active' END AS to_status
-         FROM managed_certificates c
-         LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
-        WHERE c.status = 'RenewalInProgress' AND c.expires_at IS NOT NULL AND ${NO_OPEN_ISSUING_JOB}
-          AND (SELECT j.status FROM jobs j WHERE j.certificate_id = c.id AND j.type IN (${sqlList(ISSUING_JOB_TYPES)})
-                ORDER BY j.created_at DESC, j.id DESC LIMIT 1) = 'Cancelled'
-        ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED)
-     UPDATE managed_certificates c SET status = stuck.to_status, updated_at = ?
-       FROM stuck WHERE c.id = stuck.id
-     RETURNING c.id, stuck.from_status, stuck.to_status`,
-    [now, now, DEFAULT_RENEWAL_WINDOW_DAYS, batch, stamp],
-  ));
-  if (rows.length) {
-    await k.audit.append(rows.map((r) => ({
-      category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: r.id,
-      details: { from: r.from_status, to: r.to_status, reason: 'renewal_cancelled' },
-    })), trx);
-  }
-  return rows.length;
-};
+/** The sweep half of the one settle rule (lifecycle/cancelled-renewal.ts). */
+const resettleAfterCancelledRenewal: Step = (trx, { k, now, stamp, batch, cls }) =>
+  settleCancelledRenewals(trx, k.audit, { now, stamp, limit: batch, certificateClass: cls });
 
 /**
  * Certificates without a policy renew automatically, as do those whose policy
  * says so; one without an issuer has nothing to renew against and is left to
  * the alerts.
  */
-const queueRenewals: Step = async (trx, { k, stamp, batch }) => {
-  const certs = rowsOf<CertificateForJob & { from_status: string }>(await trx.raw(
-    `SELECT c.id, c.agent_id, c.profile_id, c.status AS from_status
+const queueRenewals: Step = async (trx, { k, stamp, batch, inClass }) => {
+  const certs = rowsOf<RenewableCertificate>(await trx.raw(
+    `SELECT c.id, c.agent_id, c.profile_id, c.status, c.expires_at
        FROM managed_certificates c
        LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
       WHERE c.status IN ('Expiring', 'Expired') AND c.issuer_id IS NOT NULL AND coalesce(rp.auto_renew, true)
-        AND ${NO_OPEN_ISSUING_JOB}
+        AND ${NO_OPEN_ISSUING_JOB} AND ${inClass}
       ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED`,
     [batch],
   ));
-  if (!certs.length) return 0;
-  const jobs = await enqueueIssuingJobs(k, trx, certs, 'Renewal', { actor: SYSTEM_ACTOR, trigger: 'expiry', now: stamp });
-  await trx('managed_certificates').whereIn('id', certs.map((c) => c.id)).update({ status: 'RenewalInProgress', updated_at: stamp });
-  const jobOf = new Map(jobs.map((j) => [j.certificate_id, j]));
-  await k.audit.append(certs.map((c) => ({
-    category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'certificate_renewal_requested', resource_type: 'certificate', resource_id: c.id,
-    details: { from: c.from_status, to: 'RenewalInProgress', job_id: jobOf.get(c.id)?.id, job_status: jobOf.get(c.id)?.status, trigger: 'expiry' },
-  })), trx);
+  // Expiring and Expired certificates were issued: each gets a Renewal job.
+  await requestNewVersions(k, trx, certs, { actor: SYSTEM_ACTOR, trigger: 'expiry', now: stamp });
   return certs.length;
 };
 
@@ -182,9 +153,11 @@ interface DueWarning {
   common_name: string;
   expires_at: Date;
   threshold: string;
-  email: string | null;
   dedupe_key: string;
 }
+
+/** Expired is critical, the last week a warning, earlier thresholds information. */
+const expirySeverity = (daysLeft: number) => (daysLeft <= 0 ? 'critical' : daysLeft <= 7 ? 'warning' : 'info');
 
 /**
  * One ExpirationWarning per certificate, threshold and expiry: the threshold is
@@ -192,7 +165,7 @@ interface DueWarning {
  * 7-day warning, not the 30 and 14 as well). The dedupe key carries the expiry,
  * so a renewed certificate is warned about again on its next expiry.
  */
-const queueExpiryWarnings: Step = async (trx, { now, stamp, batch }) => {
+const queueExpiryWarnings: Step = async (trx, { k, now, stamp, batch, inClass }) => {
   const due = rowsOf<DueWarning>(await trx.raw(
     `WITH thresholds AS (
        SELECT rp.id AS policy_id, CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value)::numeric END AS days
@@ -201,39 +174,34 @@ const queueExpiryWarnings: Step = async (trx, { now, stamp, batch }) => {
        UNION ALL
        SELECT NULL, (e.value)::numeric FROM jsonb_array_elements(?::jsonb) e
      ), crossed AS (
-       SELECT c.id, c.common_name, c.expires_at, c.owner_id, min(t.days) AS threshold
+       SELECT c.id, c.common_name, c.expires_at, min(t.days) AS threshold
          FROM managed_certificates c
          JOIN thresholds t ON t.policy_id IS NOT DISTINCT FROM c.renewal_policy_id
         WHERE c.status IN (${sqlList(ALERTABLE)}) AND c.expires_at IS NOT NULL
-          AND t.days >= 0 AND c.expires_at <= ?::timestamptz + t.days * interval '1 day'
-        GROUP BY c.id, c.common_name, c.expires_at, c.owner_id
+          AND t.days >= 0 AND c.expires_at <= ?::timestamptz + t.days * interval '1 day' AND ${inClass}
+        GROUP BY c.id, c.common_name, c.expires_at
      ), keyed AS (
        SELECT crossed.*, 'expiry:' || crossed.id || ':' || crossed.threshold::text || ':' || floor(extract(epoch FROM crossed.expires_at))::bigint::text AS dedupe_key
          FROM crossed
      )
-     SELECT keyed.id, keyed.common_name, keyed.expires_at, keyed.threshold::text AS threshold, keyed.dedupe_key, o.email
-       FROM keyed LEFT JOIN owners o ON o.id = keyed.owner_id
-      WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.dedupe_key = keyed.dedupe_key)
+     SELECT keyed.id, keyed.common_name, keyed.expires_at, keyed.threshold::text AS threshold, keyed.dedupe_key
+       FROM keyed
+      WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_key = keyed.dedupe_key)
       ORDER BY keyed.id LIMIT ?`,
     [JSON.stringify(DEFAULT_ALERT_THRESHOLDS_DAYS), now, batch],
   ));
   if (!due.length) return 0;
-  const rows = due.map((d) => {
+  await recordNotifications(k, trx, due.map((d) => {
     const daysLeft = Math.ceil((new Date(d.expires_at).getTime() - now.getTime()) / DAY_MS);
     const when = daysLeft <= 0 ? 'has expired' : `expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'}`;
     return {
-      id: newId('notification'),
-      type: 'ExpirationWarning',
+      type: 'ExpirationWarning' as const,
       certificate_id: d.id,
-      recipient: d.email ?? '',
+      severity: expirySeverity(daysLeft),
       subject: `Certificate ${d.common_name} ${when}`,
       message: `Certificate ${d.id} (${d.common_name}) ${when} (expires_at ${new Date(d.expires_at).toISOString()}; ${d.threshold}-day threshold).`,
-      status: 'pending',
       dedupe_key: d.dedupe_key,
-      created_at: stamp,
-      updated_at: stamp,
     };
-  });
-  await trx('notifications').insert(rows).onConflict('dedupe_key').ignore();
+  }), { now: stamp });
   return due.length;
 };

@@ -4,6 +4,7 @@ import type { NewJob } from '../jobs/job-queue.js';
 import { OPEN_JOB_STATUSES, type JobRow, type JobStatus } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
 import type { AuditActor } from '../audit/audit-log.js';
+import { openIssuanceApprovals } from '../approvals/approval-requests.js';
 
 export interface CertificateForJob {
   id: string;
@@ -50,10 +51,11 @@ export async function profilesRequiringApproval(trx: Knex | Knex.Transaction, pr
 
 /**
  * Creates one Issuance or Renewal job per certificate inside the caller's
- * transaction, so the job exists exactly when the change that asked for it commits.
+ * transaction, so the job exists exactly when the change that asked for it commits,
+ * and an approval request for each job the profile holds in AwaitingApproval.
  */
 export async function enqueueIssuingJobs(
-  k: Pick<KernelServices, 'config' | 'jobs'>,
+  k: Pick<KernelServices, 'config' | 'jobs' | 'audit'>,
   trx: Knex.Transaction,
   certs: CertificateForJob[],
   type: (typeof ISSUING_JOB_TYPES)[number],
@@ -69,7 +71,9 @@ export async function enqueueIssuingJobs(
     payload: { keygen: k.config.keygenMode, trigger: opts.trigger },
     requested_by: opts.actor.actor,
   }));
-  return k.jobs.enqueue(jobs, { trx, actor: opts.actor });
+  const created = await k.jobs.enqueue(jobs, { trx, actor: opts.actor });
+  await openIssuanceApprovals(trx, k.audit, created, opts.actor);
+  return created;
 }
 
 /** Open Issuance/Renewal jobs of these certificates, keyed by certificate. */

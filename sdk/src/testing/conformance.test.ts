@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definePlugin, type IssuerPlugin, type NotifierPlugin, type TargetPlugin } from '../index.js';
+import { deployFiles, restoreSnapshot } from '../deploy/index.js';
 import { ConformanceError, runConformance, type ConformanceReport, type FakeHttpHandler } from './index.js';
 
 /** A throwaway CA signing with openssl, behind a fake HTTP API (what a real CA service would do). */
@@ -101,15 +102,14 @@ describe('runConformance', () => {
     const target = definePlugin({
       kind: 'target',
       async deploy(request, ctx) {
-        await ctx.fs.write('/etc/ssl/certctl/cert.pem', request.certificatePem);
-        return { status: 'deployed', changed: true, snapshotId: 'snap-1' };
+        return deployFiles(ctx, { files: [{ path: '/etc/ssl/certctl/cert.pem', content: request.certificatePem }] });
       },
       async verify(request) { return { status: 'success', observedFingerprintSha256: request.fingerprintSha256 }; },
-      async rollback() { return { ok: true }; },
+      async rollback(request, ctx) { return restoreSnapshot(ctx, request.snapshotId); },
     } satisfies TargetPlugin);
-    const t = await runConformance('target', { plugin: target, grants: { fs: { paths: ['/etc/ssl/certctl'] } }, unsupported: ['validate'] });
+    const t = await runConformance('target', { plugin: target, grants: { fs: { paths: ['/etc/ssl/certctl'] }, kv: true }, unsupported: ['validate'] });
     expect(t.failed).toBe(0);
-    expect(t.checks.map((c) => c.name)).toContain('rollback: answers ok or a reason');
+    expect(t.checks.map((c) => c.name)).toContain('rollback: restores the previous files');
 
     const notifier = definePlugin({ kind: 'notifier', async notify() { return { status: 'sent' }; } } satisfies NotifierPlugin);
     expect((await runConformance('notifier', { plugin: notifier })).failed).toBe(0);

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { DeployRequest, IssueRequest, Json, NotifyRequest, Plugin, PluginKind } from '../index.js';
 import { PluginCallFailure } from './errors.js';
 import { BAD_CSR_PEM, certificateMatchesCsr, TAMPERED_CSR_PEM, TEST_CERT_PEM, TEST_CSR_PEM, TEST_CSR_SUBJECT } from './fixtures.js';
+import { targetChecks, type TargetConformanceOptions } from './target-conformance.js';
 import { createTestHost, type TestHost, type TestHostOptions } from './test-host.js';
 
 /** Optional methods whose presence is part of a plugin's declared surface, per kind. */
@@ -24,7 +25,10 @@ export interface ConformanceOptions<P extends Plugin = Plugin> extends TestHostO
   manifest?: { kind: string; features?: string[] };
   /** The issue request; the kit's known-good CSR by default. */
   issueRequest?: Partial<IssueRequest>;
+  /** Targets: the first certificate to deploy (the kit's test certificate by default). */
   deployRequest?: DeployRequest;
+  /** Targets: which config fields name files and commands, when they cannot be inferred. */
+  target?: TargetConformanceOptions;
   notifyRequest?: NotifyRequest;
 }
 
@@ -50,7 +54,7 @@ export class ConformanceError extends Error {
   }
 }
 
-class Checks {
+export class Checks {
   readonly list: ConformanceCheck[] = [];
   pass(name: string, detail?: string) { this.list.push({ name, ok: true, ...(detail ? { detail } : {}) }); }
   fail(name: string, detail: string) { this.list.push({ name, ok: false, detail }); }
@@ -160,17 +164,6 @@ async function issuerChecks(checks: Checks, host: TestHost, plugin: Plugin, opts
   }
 }
 
-async function targetChecks(checks: Checks, host: TestHost, plugin: Plugin, opts: ConformanceOptions): Promise<void> {
-  const p = plugin as unknown as Record<string, unknown>;
-  const fingerprint = new crypto.X509Certificate(TEST_CERT_PEM).fingerprint256.replace(/:/g, '').toLowerCase();
-  const request: DeployRequest = opts.deployRequest ?? { certificateId: 'mc-conformance', certificatePem: TEST_CERT_PEM, chainPem: [], keyPath: '/etc/ssl/certctl/conformance.key', fingerprintSha256: fingerprint };
-  const deployed = await checks.call('deploy: answers with a contract result', host, 'deploy', request as unknown as Json);
-  if (deployed) checks.pass('deploy: answers with a contract result', String(deployed.status));
-  if (typeof p.validate === 'function' && await checks.call('validate', host, 'validate', {})) checks.pass('validate: answers ok or a reason');
-  if (typeof p.verify === 'function' && await checks.call('verify', host, 'verify', { fingerprintSha256: request.fingerprintSha256 })) checks.pass('verify: answers success, failed or skipped');
-  if (typeof p.rollback === 'function' && deployed?.snapshotId && await checks.call('rollback', host, 'rollback', { snapshotId: deployed.snapshotId })) checks.pass('rollback: answers ok or a reason');
-}
-
 async function notifierChecks(checks: Checks, host: TestHost, opts: ConformanceOptions): Promise<void> {
   const request: NotifyRequest = opts.notifyRequest ?? {
     notificationId: 'notif-conformance', type: 'ExpirationWarning', severity: 'warning', subject: 'Certificate expires soon',
@@ -191,9 +184,13 @@ async function notifierChecks(checks: Checks, host: TestHost, opts: ConformanceO
  * Issuers: issue() issues (or accepts) the kit's known-good CSR with a
  * certificate for its key; a damaged CSR and one with a bad signature come back
  * failed or denied rather than thrown; getCaChain/renew/revoke exist exactly when
- * not declared unsupported and answer in shape. Targets and notifiers: their main
- * method and optional methods answer in shape. Every result must be plain JSON
- * of the contract's shape.
+ * not declared unsupported and answer in shape. Targets (target-conformance.ts):
+ * a first deploy writes the certificate and leaves the agent's key alone, the same
+ * deploy again is changed:false and runs no command, a new certificate replaces
+ * the files and rollback restores them, a failing validate command rolls back,
+ * and paths with "..", relative paths and shell strings in commands are refused
+ * before anything is written or run. Notifiers: notify answers in shape. Every
+ * result must be plain JSON of the contract's shape.
  */
 export async function runConformance<P extends Plugin>(kind: ConformanceKind, opts: ConformanceOptions<P>): Promise<ConformanceReport> {
   const checks = new Checks();
@@ -201,7 +198,7 @@ export async function runConformance<P extends Plugin>(kind: ConformanceKind, op
   surfaceChecks(checks, kind, opts.plugin, opts as ConformanceOptions);
   if ((opts.plugin as { kind?: unknown }).kind === kind) {
     if (kind === 'issuer') await issuerChecks(checks, host, opts.plugin, opts as ConformanceOptions);
-    if (kind === 'target') await targetChecks(checks, host, opts.plugin, opts as ConformanceOptions);
+    if (kind === 'target') await targetChecks(checks, opts.plugin, opts as ConformanceOptions);
     if (kind === 'notifier') await notifierChecks(checks, host, opts as ConformanceOptions);
     if (kind === 'discovery') {
       const r = await checks.call('discover: answers with a contract result', host, 'discover', {});

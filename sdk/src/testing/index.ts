@@ -23,6 +23,8 @@ export {
   type ConformanceOptions,
   type ConformanceReport,
 } from './conformance.js';
+export type { TargetConformanceOptions } from './target-conformance.js';
+export { TARGET_CHAIN_CERT_PEM, TARGET_FIRST_CERT_PEM, TARGET_FIRST_KEY_PEM, TARGET_SECOND_CERT_PEM, TARGET_SECOND_KEY_PEM } from './target-fixtures.js';
 export {
   BAD_CSR_PEM,
   certificateMatchesCsr,

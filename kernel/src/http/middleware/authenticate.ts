@@ -15,14 +15,15 @@ export const ANONYMOUS_ADMIN = new Principal('anonymous', 'anonymous', null, 'an
  * invalid key is a 401 even on public routes, so a typo is never silently anonymous.
  * Whether a route needs a principal at all is the router's decision.
  */
-export function authenticate(knex: Knex, authType: 'api-key' | 'none', recentKeys: RecentKeys) {
+export function authenticate(knex: Knex, authType: 'api-key' | 'none', recentKeys: RecentKeys, ownAuthorization: (method: string, path: string) => boolean = () => false) {
   return async (ctx: Ctx, next: () => Promise<void>): Promise<void> => {
     if (authType === 'none') {
       ctx.state.principal = ANONYMOUS_ADMIN;
       return next();
     }
     const header = ctx.get('authorization');
-    if (header) {
+    // A route that checks its own credential (a bootstrap token) gets the header untouched.
+    if (header && !ownAuthorization(ctx.method, ctx.path)) {
       const token = bearerToken(header);
       const principal = token ? await authenticateApiKey(knex, token) : null;
       if (!principal) throw appError('UNAUTHENTICATED', token ? 'Invalid, expired or revoked API key' : 'Authorization header must be "Bearer <key>"');

@@ -22,8 +22,11 @@ export async function readRequestBody(ctx: Ctx, limit: number): Promise<Buffer |
  * Which requests go to a route with its own `maxBodyBytes`: their body is left
  * for the router to read after the permission check (see RouteDef.maxBodyBytes).
  */
-export function deferredBodyMatcher(routes: readonly RouteDef[]): (method: string, path: string) => boolean {
-  const patterns = routes.filter((r) => r.maxBodyBytes !== undefined).map((r) => ({
+export const deferredBodyMatcher = (routes: readonly RouteDef[]) => routeMatcher(routes.filter((r) => r.maxBodyBytes !== undefined));
+
+/** Whether a request (method, path) is one of these routes, for middleware that runs before the router. */
+export function routeMatcher(routes: readonly RouteDef[]): (method: string, path: string) => boolean {
+  const patterns = routes.map((r) => ({
     method: r.method,
     re: new RegExp(`^${r.path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`),
   }));

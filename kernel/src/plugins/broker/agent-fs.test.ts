@@ -65,7 +65,11 @@ describe('agent fs capability checks', () => {
     await refused(writeDeclaredFile(target, 'x'.repeat(20), [granted], { maxBytes: 10 }), 'over the 10-byte write limit');
   });
 
-  it('grants nothing when no granted path exists', async () => {
-    await refused(resolveDeclaredPath(path.join(granted, 'cert.pem'), [path.join(root, 'missing')], { forWrite: false }), 'granted no file paths');
+  it('grants nothing when no granted path or its directory exists; a missing granted file grants only itself', async () => {
+    await refused(resolveDeclaredPath(path.join(granted, 'cert.pem'), [path.join(root, 'no-dir', 'missing')], { forWrite: false }), 'granted no file paths');
+    await refused(resolveDeclaredPath(path.join(granted, 'cert.pem'), [path.join(root, 'missing')], { forWrite: false }), 'outside the granted paths');
+    const future = path.join(granted, 'sub', 'first-deploy.pem');
+    expect(await writeDeclaredFile(future, 'FIRST', [future])).toBe(future);
+    await expect(readDeclaredFile(path.join(granted, 'sub', 'not-yet.pem'), [path.join(granted, 'sub', 'not-yet.pem')])).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -30,7 +30,13 @@ async function realRoots(declared: readonly string[]): Promise<string[]> {
     try {
       roots.push(await fs.realpath(d));
     } catch {
-      // A granted path that does not exist (yet) grants nothing.
+      // A granted file that does not exist yet (a first deploy) is granted where it
+      // will be: its directory's real path plus its name. A missing directory grants nothing.
+      try {
+        roots.push(path.join(await fs.realpath(path.dirname(d)), path.basename(d)));
+      } catch {
+        // Nothing to grant.
+      }
     }
   }
   return roots;
@@ -54,10 +60,11 @@ export async function resolveDeclaredPath(requested: unknown, declared: readonly
   const roots = await realRoots(declared);
   if (!roots.length) throw new FsRefused('the plugin was granted no file paths');
   let real: string;
+  let missing = false;
   try {
     real = await fs.realpath(abs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !opts.forWrite) throw new FsRefused(`cannot access ${abs}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new FsRefused(`cannot access ${abs}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     let dir: string;
     try {
       dir = await fs.realpath(path.dirname(abs));
@@ -65,8 +72,12 @@ export async function resolveDeclaredPath(requested: unknown, declared: readonly
       throw new FsRefused(`the directory of ${abs} does not exist`);
     }
     real = path.join(dir, path.basename(abs));
+    missing = true;
   }
   if (!roots.some((r) => within(r, real))) throw new FsRefused(`${abs} is outside the granted paths${real !== abs ? ` (it resolves to ${real})` : ''}`);
+  // A missing file inside the grant is an ordinary outcome for a reader (ENOENT, as
+  // the contract says); outside the grant it stays a refusal, so nothing is probed.
+  if (missing && !opts.forWrite) throw Object.assign(new Error(`${abs} does not exist`), { code: 'ENOENT' });
   return real;
 }
 
@@ -95,11 +106,24 @@ export async function writeDeclaredFile(requested: unknown, data: string, declar
   const mode = opts.mode ?? 0o600;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw new FsRefused('mode must be a permission number such as 0o640');
   const real = await resolveDeclaredPath(requested, declared, { forWrite: true });
+  // An existing file keeps its owner, group and mode (a key readable by the web
+  // server's group stays so); `mode` is for new files only.
+  const existing = await fs.lstat(real).catch(() => null);
+  if (existing && !existing.isFile()) throw new FsRefused(`${real} is not a regular file`);
   const tmp = path.join(path.dirname(real), `.${path.basename(real)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
     await handle.writeFile(data, 'utf8');
-    await handle.chmod(mode);
+    if (existing) {
+      const mine = await handle.stat();
+      if (mine.uid !== existing.uid || mine.gid !== existing.gid) {
+        // Refused rather than silently handing the file to the agent's user.
+        await handle.chown(existing.uid, existing.gid).catch((err: NodeJS.ErrnoException) => {
+          throw Object.assign(new Error(`cannot keep the owner ${existing.uid}:${existing.gid} of ${real}: ${err.code ?? err.message}`), { code: err.code ?? 'EPERM' });
+        });
+      }
+      await handle.chmod(existing.mode & 0o777);
+    } else await handle.chmod(mode);
     await handle.sync();
   } catch (err) {
     await handle.close();
@@ -109,4 +133,16 @@ export async function writeDeclaredFile(requested: unknown, data: string, declar
   await handle.close();
   await fs.rename(tmp, real);
   return real;
+}
+
+/** Removes a granted file; a missing one is not an error. Directories are refused. */
+export async function removeDeclaredFile(requested: unknown, declared: readonly string[]): Promise<void> {
+  const real = await resolveDeclaredPath(requested, declared, { forWrite: true });
+  const stat = await fs.lstat(real).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (!stat) return;
+  if (stat.isDirectory()) throw new FsRefused(`${real} is a directory; only files can be removed`);
+  await fs.rm(real, { force: true });
 }

@@ -2,6 +2,9 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Json } from '@certctl/sdk';
 import type { AuditLog } from '../../audit/audit-log.js';
+import type { CaKeystore } from '../../ca/ca-keystore.js';
+import { CaError } from '../../ca/ca-errors.js';
+import { parseEnsureRequest, parseSignRequest } from '../../ca/ca-requests.js';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
 import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker } from '../host/contracts.js';
 import { readInstanceSecret } from './instance-secrets.js';
@@ -18,6 +21,8 @@ export interface KernelBrokerOptions {
   events?: PluginEventBus;
   fetch?: { limits?: Partial<FetchLimits>; lookup?: LookupAll };
   kv?: Partial<KvLimits>;
+  /** The CA keystore behind ctx.ca (capability `ca`); without it ca.* is refused. */
+  caKeystore?: Pick<CaKeystore, 'ensure' | 'sign' | 'issuerBelongsTo'>;
   /** Log lines kept per plugin call; the rest are counted and dropped. */
   maxLogLinesPerCall?: number;
 }
@@ -41,7 +46,7 @@ interface CallState {
  * Answers, by op (the runners' context shims rely on these shapes):
  *   log -> null; secrets.get -> string | null; http.fetch -> HttpResponse;
  *   kv.get -> { value } | null (null: absent or expired); kv.set, kv.delete -> null;
- *   kv.list -> string[]; events.emit -> null.
+ *   kv.list -> string[]; events.emit -> null; ca.ensure -> CaInfo; ca.sign -> CaSignResult.
  */
 export class KernelCapabilityBroker implements CapabilityBroker {
   readonly events: PluginEventBus;
@@ -116,7 +121,7 @@ export class KernelCapabilityBroker implements CapabilityBroker {
       }
       case 'ca.ensure':
       case 'ca.sign':
-        throw this.deny(ctx, name, `${name}: this kernel has no CA keystore attached`);
+        return this.caOp(ctx, op);
       case 'fs.read':
       case 'fs.write':
       case 'fs.remove':
@@ -125,6 +130,38 @@ export class KernelCapabilityBroker implements CapabilityBroker {
         throw this.deny(ctx, name, 'exec.run: running commands is an agent-side capability; plugins running in the control plane cannot use it');
       default:
         throw this.deny(ctx, String(name).slice(0, 40), `unknown host call ${JSON.stringify(String(name).slice(0, 40))}`);
+    }
+  }
+
+  /**
+   * ctx.ca: only with the `ca` grant, only for a call on an issuer instance of the
+   * calling plugin, which gets that instance's own CA. The request is rebuilt from
+   * checked fields first. Keystore refusals reach the plugin as errors with a code
+   * (csr_invalid, ca_not_configured, ...); anything unexpected is logged here and
+   * reaches the plugin only as `unavailable`, never with internal detail.
+   */
+  private async caOp(ctx: BrokerCallContext, op: Extract<BrokerOp, { op: 'ca.ensure' | 'ca.sign' }>): Promise<Json> {
+    const name = op.op;
+    if (ctx.grants?.ca !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability ca)`);
+    const keystore = this.opts.caKeystore;
+    if (!keystore) throw this.deny(ctx, name, `${name}: this kernel has no CA keystore attached`);
+    if (!ctx.instanceId) throw this.deny(ctx, name, `${name} needs a call on an issuer instance (this call has none)`);
+    if (!(await keystore.issuerBelongsTo(ctx.instanceId, ctx.pluginId))) throw this.deny(ctx, name, `${name}: ${ctx.instanceId} is not an issuer instance of plugin ${ctx.pluginId}`);
+    const parsed = name === 'ca.ensure' ? parseEnsureRequest(op.request) : parseSignRequest(op.request);
+    if (!parsed.ok) {
+      // Refused before any use; an error with a code (not a capability refusal) so the issuer can report it as denied.
+      this.state(ctx).log.warn({ op: name, reason: parsed.problem }, 'CA request refused');
+      throw new CaError('bad_request', parsed.problem);
+    }
+    try {
+      const result = name === 'ca.ensure'
+        ? await keystore.ensure(ctx.instanceId, parsed.value as Parameters<CaKeystore['ensure']>[1])
+        : await keystore.sign(ctx.instanceId, parsed.value as Parameters<CaKeystore['sign']>[1]);
+      return result as unknown as Json;
+    } catch (err) {
+      if (err instanceof CaError) throw err;
+      this.state(ctx).log.error({ op: name, err }, 'CA keystore failure');
+      throw new CaError('unavailable', `${name} failed on the kernel side; see the kernel log`);
     }
   }
 

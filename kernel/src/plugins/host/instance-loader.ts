@@ -4,11 +4,13 @@ import { splitSecrets, type ConfigCipher } from '../../secrets/config-cipher.js'
 import type { PluginEntry } from '../catalog.js';
 import { openConfig } from '../instances/instance-config.js';
 import { toDetails } from '../../http/validation.js';
+import { configDerivedHosts } from './config-grants.js';
 
 /** Where the instances of each kind live (kinds without a table run without an instance). */
 export const INSTANCE_TABLE: Partial<Record<PluginKind, string>> = { issuer: 'issuers', target: 'targets', notifier: 'notifiers' };
 
-export type InstanceConfig = { config: Record<string, Json> } | { problem: string };
+/** `httpHosts`: host rules for the URLs the config names in `x-certctl-url` fields (config-grants.ts). */
+export type InstanceConfig = { config: Record<string, Json>; httpHosts: string[] } | { problem: string };
 
 /**
  * The config a plugin call gets: the instance's stored config validated against
@@ -18,7 +20,7 @@ export type InstanceConfig = { config: Record<string, Json> } | { problem: strin
  * problem, never a call with half a config.
  */
 export async function loadInstanceConfig(knex: Knex, cipher: ConfigCipher, entry: PluginEntry, instanceId: string | null): Promise<InstanceConfig> {
-  if (instanceId === null) return { config: {} };
+  if (instanceId === null) return { config: {}, httpHosts: [] };
   const table = entry.kind ? INSTANCE_TABLE[entry.kind] : undefined;
   if (!table) return { problem: `${entry.kind ?? 'this'} plugins have no instances; call them with instanceId null` };
   const row = (await knex(table).where({ id: instanceId }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as
@@ -38,5 +40,6 @@ export async function loadInstanceConfig(knex: Knex, cipher: ConfigCipher, entry
     const why = toDetails(entry.validateConfig.errors).slice(0, 5).map((d) => `${d.path} ${d.message}`).join('; ');
     return { problem: `${entry.kind} ${instanceId}: stored config does not match the plugin's schema: ${why}` };
   }
-  return { config: splitSecrets(entry.manifest.configSchema, full).plain as Record<string, Json> };
+  // Derived from the full config: a URL may itself be a secret (a Slack webhook URL is).
+  return { config: splitSecrets(entry.manifest.configSchema, full).plain as Record<string, Json>, httpHosts: configDerivedHosts(entry.manifest.configSchema, full) };
 }

@@ -8,6 +8,7 @@ import type { PluginSource } from '../discovery.js';
 import { WorkerRunner, type WorkerRunnerOptions } from '../runners/worker/worker-runner.js';
 import { methodProblem, resultProblem } from './contract-shapes.js';
 import { PluginCallError, type CapabilityBroker, type GrantedCapabilities, type PluginFailureCode, type PluginRunner, type RunnerTier } from './contracts.js';
+import { ConfigGrantsBroker } from './config-grants.js';
 import { InstanceHealth } from './instance-health.js';
 import { loadInstanceConfig } from './instance-loader.js';
 import { jsonProblem } from './json-value.js';
@@ -71,6 +72,8 @@ export class PluginHost {
   private readonly health: InstanceHealth;
 
   private readonly unsubscribe: (() => void) | undefined;
+  /** The broker runners talk to: the kernel's, widened per instance by config-derived http hosts. */
+  private readonly broker: ConfigGrantsBroker;
   /** Events plugins emitted (capability `events`): `pluginHost.events.on('event', fn)`. Each is also an audit row. */
   readonly events: PluginEventBus;
 
@@ -78,6 +81,7 @@ export class PluginHost {
     this.events = opts.events ?? new PluginEventBus();
     this.firstParty = new Set(opts.firstPartySources ?? FIRST_PARTY_SOURCES);
     this.health = new InstanceHealth(opts.knex, opts.log);
+    this.broker = new ConfigGrantsBroker(opts.broker);
     // Runners of plugins that were removed, disabled or replaced stop at once rather than at their next call.
     this.unsubscribe = opts.catalog.onChange?.(() => {
       for (const [id, slot] of [...this.runners]) {
@@ -117,6 +121,7 @@ export class PluginHost {
     const deadline = started + timeoutMs;
     const instance = await loadInstanceConfig(this.opts.knex, this.opts.cipher, entry, instanceId);
     if ('problem' in instance) throw fail('unavailable', instance.problem);
+    this.broker.setInstanceHosts(pluginId, instanceId, instance.httpHosts);
     // From here on a failure belongs to the instance: it is recorded on its row (never failing the call itself).
     const kind = entry.kind;
     const failed = async (e: PluginCallError) => {
@@ -162,9 +167,9 @@ export class PluginHost {
     const grants: GrantedCapabilities = tier.trusted
       ? (entry.manifest?.capabilities ?? {})
       : ((this.opts.grantsFor ? await this.opts.grantsFor(entry.id) : entry.grants) ?? {});
-    if (tier.tier === 'worker') return new WorkerRunner(entry, grants, this.opts.broker, { ...this.opts.worker, log: this.opts.log });
+    if (tier.tier === 'worker') return new WorkerRunner(entry, grants, this.broker, { ...this.opts.worker, log: this.opts.log });
     try {
-      return await this.opts.isolateRunnerFactory!(entry, grants, this.opts.broker);
+      return await this.opts.isolateRunnerFactory!(entry, grants, this.broker);
     } catch (err) {
       throw new PluginCallError('unavailable', `plugin ${entry.id}: the isolate runner could not start: ${(err as Error)?.message ?? String(err)}`, entry.id);
     }

@@ -73,6 +73,8 @@ export interface DeployWorkItem {
     config: Record<string, unknown>;
   };
   lease_expires_at: string;
+  /** Which attempt this lease is; echo it in the result so a late answer to an older lease is refused. */
+  attempt: number;
 }
 
 export type AgentWorkItem = CsrWorkItem | DeployWorkItem;
@@ -98,6 +100,8 @@ export interface DeployResultRequest {
   rolled_back?: boolean;
   error?: string;
   verification?: VerificationReport;
+  /** The work item's `attempt`; when given, a result for an older lease of the job is a 409. */
+  attempt?: number;
 }
 
 /** POST /api/v1/jobs/{id}/verify (also embedded in a deployment result). */

@@ -2,8 +2,9 @@ import { ID_PATTERN, newId } from '../../db/ids.js';
 import { appError } from '../../errors.js';
 import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
-import { crudRoutes, toDbRow, type CrudSpec, type Row } from '../crud.js';
-import { mintAgentKey, revokeAgentKey } from './agent-key.js';
+import { crudRoutes, toDbRow, type CrudSpec } from '../crud.js';
+import { createAgent, revokeAgentKey } from './agent-key.js';
+import { loadOwnAgent, recordSignOfLife } from './agent-presence.js';
 import { agentName, agentsList, heartbeatBody, hostFacts, serializeAgent } from './schemas.js';
 import { actorOf } from '../../audit/audit-log.js';
 import { markAuditResource } from '../../http/route.js';
@@ -57,13 +58,8 @@ export function agentRoutes(k: KernelServices): RouteDef[] {
         const { create_key: createKey, ...fields } = body as Record<string, unknown> & { create_key?: boolean };
         if (createKey && !principal.hasGlobal('auth.key.create')) throw appError('FORBIDDEN', 'create_key needs the auth.key.create permission');
         const id = (fields.id as string | undefined) ?? newId('agent');
-        const { row, key } = await knex.transaction(async (trx) => {
-          if (await trx('agents').where({ id }).first('id')) throw appError('CONFLICT', `agent ${id} already exists`);
-          const minted = createKey ? await mintAgentKey(trx, k.audit, principal, id) : null;
-          const [created] = (await trx('agents').insert(toDbRow(spec, { ...fields, id, api_key_id: minted?.id ?? null })).returning('*')) as Row[];
-          await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'agent_created', resource_type: 'agent', resource_id: id, details: { fields: Object.keys(body), api_key_id: minted?.id ?? null } }, trx);
-          return { row: created, key: minted };
-        });
+        const { row, key } = await knex.transaction((trx) => createAgent(trx, k.audit, actorOf(principal), { ...toDbRow(spec, fields), id },
+          { withKey: Boolean(createKey), action: 'agent_created', details: { fields: Object.keys(body) } }));
         markAuditResource(ctx, 'agent', id);
         const out = serializeAgent(row);
         return key ? { ...out, api_key: { ...key, note: 'Store this key now: it is not shown again.' } } : out;
@@ -75,17 +71,8 @@ export function agentRoutes(k: KernelServices): RouteDef[] {
       handler: async (ctx, { params, body, principal }) => {
         markAuditResource(ctx, 'agent', params.id);
         const row = await knex.transaction(async (trx) => {
-          const agent = (await trx('agents').where({ id: params.id }).forUpdate().first()) as Row | undefined;
-          // The same answer whether the agent is missing or someone else's: no probing for ids.
-          if (!agent || !principal.keyId || agent.api_key_id !== principal.keyId) throw appError('FORBIDDEN', `This key does not belong to agent ${params.id}`);
-          const status = agent.status === 'Disabled' ? 'Disabled' : 'Online';
-          const [updated] = (await trx('agents').where({ id: params.id })
-            .update({ ...toDbRow(spec, body), status, last_heartbeat_at: trx.fn.now(), updated_at: trx.fn.now() })
-            .returning('*')) as Row[];
-          if (agent.status !== status) {
-            await k.audit.append({ category: 'lifecycle', ...actorOf(principal), action: 'agent_status_changed', resource_type: 'agent', resource_id: params.id, details: { from: agent.status, to: status } }, trx);
-          }
-          return updated;
+          const agent = await loadOwnAgent(trx, principal, params.id, { lock: true });
+          return recordSignOfLife(k, trx, agent, principal, toDbRow(spec, body));
         });
         return serializeAgent(row);
       },

@@ -2,9 +2,10 @@ import type { Principal } from '../../auth/principal.js';
 import { appError } from '../../errors.js';
 import { OPEN_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
-import { enqueueIssuingJobs, openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
+import { openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
+import { renewalRefusal, requestNewVersions } from '../../lifecycle/renewal-requests.js';
 import type { CertificateRow } from './certificate-model.js';
-import { hasVersions, loadVisibleCertificate } from './certificate-store.js';
+import { loadVisibleCertificate } from './certificate-store.js';
 import { replaceTargets } from './certificate-targets.js';
 import { actorOf } from '../../audit/audit-log.js';
 
@@ -48,18 +49,9 @@ export async function renewCertificate(k: KernelServices, principal: Principal, 
   return k.db.knex.transaction(async (trx) => {
     const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.renew'], { lock: true });
     principal.require('cert.renew', cert);
-    if (cert.status === 'Revoked' || cert.status === 'Archived') throw appError('INVALID_STATE', `Certificate ${id} is ${cert.status} and cannot be renewed`);
-    const open = (await openIssuingJobs(trx, [id])).get(id);
-    if (open) throw appError('INVALID_STATE', `Certificate ${id} already has an open ${open.type} job (${open.id}, ${open.status})`);
-    const issued = cert.expires_at !== null || (await hasVersions(trx, id));
-    const actor = actorOf(principal);
-    const [job] = await enqueueIssuingJobs(k, trx, [cert], issued ? 'Renewal' : 'Issuance', { actor, trigger: 'manual', now });
-    const status = issued ? 'RenewalInProgress' : 'Pending';
-    await trx('managed_certificates').where({ id }).update({ status, updated_at: now });
-    await k.audit.append({
-      category: 'lifecycle', ...actor, action: issued ? 'certificate_renewal_requested' : 'certificate_issuance_retried', resource_type: 'certificate', resource_id: id,
-      details: { job_id: job.id, job_status: job.status, from: cert.status, to: status },
-    }, trx);
+    const refusal = renewalRefusal(cert, (await openIssuingJobs(trx, [id])).get(id));
+    if (refusal) throw appError('INVALID_STATE', refusal.message);
+    const [job] = await requestNewVersions(k, trx, [cert], { actor: actorOf(principal), trigger: 'manual', now });
     return job;
   });
 }

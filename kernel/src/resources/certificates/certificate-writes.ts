@@ -10,6 +10,7 @@ import { checkReferences, hasVersions, loadVisibleCertificate } from './certific
 import { replaceTargets } from './certificate-targets.js';
 import { normaliseSans } from './subject-names.js';
 import { actorOf } from '../../audit/audit-log.js';
+import { openIssuanceApprovals } from '../../approvals/approval-requests.js';
 
 export interface CertificateInput {
   id?: string;
@@ -141,6 +142,8 @@ async function rerouteWaitingJob(
     category: 'lifecycle', ...actor, action: 'job_rerouted', resource_type: 'job', resource_id: job.id,
     details: { certificate_id: cert.id, from: job.status, to: state.status, agent_id: state.agent_id ?? null },
   }, trx);
+  // A job newly held for approval gets its approval request, as at creation.
+  if (state.status === 'AwaitingApproval') await openIssuanceApprovals(trx, k.audit, [{ ...job, ...state } as JobRow], actor);
 }
 
 /** Deletes a certificate that was never issued; issued ones are archived instead, to keep their history. */

@@ -12,6 +12,7 @@ import { TARGET_SUMMARY_FIELDS } from './certificate-targets.js';
 import { createCertificate, deleteCertificate, updateCertificate } from './certificate-writes.js';
 import { markAuditResource } from '../../http/route.js';
 import { certificateExportRoutes } from './certificate-export.js';
+import { certificateBulkRoutes } from './certificate-bulk-routes.js';
 
 const VERSION_FIELDS = ['id', 'certificate_id', 'serial_number', 'fingerprint_sha256', 'not_before', 'not_after', 'key_algorithm', 'key_size', 'pem_chain', 'csr_pem', 'created_at'] as const;
 
@@ -128,5 +129,6 @@ export function certificateRoutes(k: KernelServices): RouteDef[] {
       },
     },
     ...certificateExportRoutes(k, base),
+    ...certificateBulkRoutes(k),
   ];
 }

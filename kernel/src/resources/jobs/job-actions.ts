@@ -4,8 +4,7 @@ import type { Principal } from '../../auth/principal.js';
 import { appError } from '../../errors.js';
 import { CANCELLABLE_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
-import { DEFAULT_RENEWAL_WINDOW_DAYS, statusFromExpiry } from '../../lifecycle/expiry-status.js';
-import { openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
+import { settleCancelledRenewals } from '../../lifecycle/cancelled-renewal.js';
 
 /**
  * Loads a job the caller may see through any of `via`. A job inherits its
@@ -39,21 +38,7 @@ export async function cancelJob(k: KernelServices, principal: Principal, id: str
       if (res.reason === 'not_found') throw appError('NOT_FOUND', `Job ${id} not found`);
       throw appError('INVALID_STATE', `Job ${id} is ${res.job?.status ?? 'not cancellable'}; only ${CANCELLABLE_JOB_STATUSES.join(', ')} jobs can be cancelled`);
     }
-    if (res.job.type === 'Renewal' && res.job.certificate_id) await settleAfterCancelledRenewal(k, trx, res.job.certificate_id, actor, new Date());
+    if (res.job.type === 'Renewal' && res.job.certificate_id) await settleCancelledRenewals(trx, k.audit, { now: new Date(), certificateIds: [res.job.certificate_id], actor });
     return res.job;
   });
-}
-
-async function settleAfterCancelledRenewal(k: KernelServices, trx: Knex.Transaction, certificateId: string, actor: { actor: string; actor_type: string }, now: Date): Promise<void> {
-  const cert = (await trx('managed_certificates as c').leftJoin('renewal_policies as rp', 'rp.id', 'c.renewal_policy_id')
-    .where('c.id', certificateId).forUpdate('c').first('c.status', 'c.expires_at', 'rp.renewal_window_days')) as
-    { status: string; expires_at: Date | null; renewal_window_days: number | null } | undefined;
-  if (!cert || cert.status !== 'RenewalInProgress' || !cert.expires_at) return;
-  if ((await openIssuingJobs(trx, [certificateId])).size) return;
-  const status = statusFromExpiry(new Date(cert.expires_at), cert.renewal_window_days ?? DEFAULT_RENEWAL_WINDOW_DAYS, now);
-  await trx('managed_certificates').where({ id: certificateId }).update({ status, updated_at: now });
-  await k.audit.append({
-    category: 'lifecycle', ...actor, action: 'certificate_status_changed', resource_type: 'certificate', resource_id: certificateId,
-    details: { from: 'RenewalInProgress', to: status, reason: 'renewal_cancelled' },
-  }, trx);
 }

@@ -9,8 +9,8 @@ export const NOTIFICATION_TYPES = ['ExpirationWarning', 'RenewalSuccess', 'Renew
   'DeploymentFailure', 'PolicyViolation', 'Revocation'] as const;
 export const NOTIFICATION_STATUSES = ['pending', 'sent', 'failed'] as const;
 
-const FIELDS = ['id', 'type', 'certificate_id', 'channel', 'recipient', 'subject', 'message', 'status', 'error',
-  'sent_at', 'read_at', 'created_at', 'updated_at'] as const;
+const FIELDS = ['id', 'type', 'severity', 'certificate_id', 'notifier_id', 'channel', 'recipient', 'subject', 'message', 'status', 'error',
+  'attempts', 'next_attempt_at', 'sent_at', 'read_at', 'created_at', 'updated_at'] as const;
 
 export const notificationsList: ListSpec = {
   sortable: { created_at: 'created_at', updated_at: 'updated_at' },
@@ -19,13 +19,16 @@ export const notificationsList: ListSpec = {
     type: { description: 'Notification type', column: 'type', enum: NOTIFICATION_TYPES },
     status: { description: 'Delivery status', column: 'status', enum: NOTIFICATION_STATUSES },
     certificate_id: { description: 'Notifications about this certificate', column: 'certificate_id' },
+    notifier_id: { description: 'Notifications sent through this notifier', column: 'notifier_id' },
+    channel: { description: 'Channel (the notifier plugin id, e.g. email, slack)', column: 'channel' },
+    severity: { description: 'Severity', column: 'severity', enum: ['info', 'warning', 'critical'] },
     read: isSetFilter('read_at', 'Read (true) or unread (false)'),
   },
   timeFilters: TIME_FILTERS,
   fields: FIELDS,
 };
 
-/** dedupe_key is the scheduler's bookkeeping, not part of the API. */
+/** dedupe_key, event_key and the lease are the dispatcher's bookkeeping, not part of the API. */
 const serializeNotification = (row: Row): Record<string, unknown> => Object.fromEntries(FIELDS.map((f) => [f, row[f] ?? null]));
 
 /**

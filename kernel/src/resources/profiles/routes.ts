@@ -3,6 +3,7 @@ import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { crudRoutes, type CrudSpec } from '../crud.js';
 import { assertValidPatterns } from './patterns.js';
+import { gatedProfileUpdateRoute } from '../../approvals/profile-edit-gate.js';
 import { profileProperties, profilesList } from './schemas.js';
 
 /**
@@ -37,17 +38,21 @@ export const profileSpec: CrudSpec = {
     }
     principal.require('profile.manage', { profile_id: existing!.id });
   },
-  beforeWrite: (data) => {
-    assertValidPatterns(data.required_san_patterns, '/required_san_patterns');
-    const algorithms = (data.allowed_key_algorithms as { algorithm: string }[] | undefined)?.map((a) => a.algorithm) ?? [];
-    const repeated = algorithms.filter((a, i) => algorithms.indexOf(a) !== i);
-    if (repeated.length) {
-      throw appError('VALIDATION_FAILED', `allowed_key_algorithms lists ${repeated[0]} more than once`, { details: [{ path: '/allowed_key_algorithms', message: 'each algorithm at most once' }] });
-    }
-    return data;
-  },
+  beforeWrite: (data) => checkProfileWrite(data),
 };
 
+/** Profile rules beyond the schema, for creates, direct edits and approved edits alike. */
+export function checkProfileWrite(data: Record<string, unknown>): Record<string, unknown> {
+  assertValidPatterns(data.required_san_patterns, '/required_san_patterns');
+  const algorithms = (data.allowed_key_algorithms as { algorithm: string }[] | undefined)?.map((a) => a.algorithm) ?? [];
+  const repeated = algorithms.filter((a, i) => algorithms.indexOf(a) !== i);
+  if (repeated.length) {
+    throw appError('VALIDATION_FAILED', `allowed_key_algorithms lists ${repeated[0]} more than once`, { details: [{ path: '/allowed_key_algorithms', message: 'each algorithm at most once' }] });
+  }
+  return data;
+}
+
+/** CRUD, except that edits go through the approval gate (approvals/profile-edit-gate.ts). */
 export function profileRoutes(k: KernelServices): RouteDef[] {
-  return crudRoutes(k, profileSpec);
+  return [...crudRoutes(k, { ...profileSpec, operations: ['list', 'get', 'create', 'delete'] }), gatedProfileUpdateRoute(k)];
 }

@@ -1,0 +1,25 @@
+import type { AgentCsrRequest, CsrWorkItem } from '@certctl/kernel';
+import { buildCsr } from './csr.js';
+import type { KeyStore } from './key-store.js';
+
+export class CsrWorkRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CsrWorkRefused';
+  }
+}
+
+/**
+ * An AwaitingCSR job: a fresh ECDSA P-256 key, written 0600 to the key store
+ * before the CSR leaves, and the CSR for it. Only the CSR (public key, names,
+ * signature) goes to the control plane.
+ */
+export async function makeCsrForItem(item: CsrWorkItem, keys: KeyStore): Promise<AgentCsrRequest & { keyPath: string }> {
+  if (item.key_algorithm && item.key_algorithm !== 'ECDSA-P256') throw new CsrWorkRefused(`key algorithm ${String(item.key_algorithm)} is not supported by this agent`);
+  if (typeof item.common_name !== 'string' || !item.common_name.trim() || item.common_name.length > 256) throw new CsrWorkRefused('the work item has no usable common name');
+  const sans = Array.isArray(item.sans) ? item.sans : [];
+  if (sans.length > 1000 || sans.some((s) => typeof s !== 'string' || s.length > 256 || s.includes('\0'))) throw new CsrWorkRefused('the work item has unusable SANs');
+  const key = await keys.createKey(item.certificate_id);
+  const csrPem = await buildCsr({ commonName: item.common_name.trim(), sans, privateKey: key.privateKey, publicKey: key.publicKey });
+  return { job_id: item.job_id, csr_pem: csrPem, keyPath: key.keyPath };
+}

@@ -1,0 +1,194 @@
+import net from 'node:net';
+import path from 'node:path';
+import type { PluginCapabilities } from '@certctl/sdk';
+
+/**
+ * What one target-plugin call on this agent may touch. The union of what the
+ * plugin's manifest asks for and what the target instance's config names (fields
+ * marked `x-certctl-path`, `x-certctl-command`, `x-certctl-url`: the operator chose
+ * those values), plus read access to the key file of this deploy. The control
+ * plane sends that config, so the agent's own allowlists (CERTCTL_AGENT_ALLOWED_PATHS,
+ * CERTCTL_AGENT_ALLOWED_COMMANDS) cut the result down: a compromised control plane
+ * cannot make the agent write /etc/shadow or run /bin/sh. The agent's key and state
+ * directories are never granted.
+ */
+export interface CallGrants {
+  /** Read and write (and remove) at or below these absolute paths. */
+  fsWrite: string[];
+  /** Read only (the deploy's key file). */
+  fsRead: string[];
+  /** Exact absolute command paths. */
+  exec: string[];
+  /** Host rules for http.fetch (@certctl/sdk/policy syntax). */
+  httpHosts: string[];
+  kv: boolean;
+  /** What was asked for but not granted, and why (logged by the caller). */
+  refused: string[];
+}
+
+export interface LocalGrantPolicy {
+  /** CERTCTL_AGENT_ALLOWED_PATHS; null: no agent-local limit. */
+  allowedPaths: string[] | null;
+  /** CERTCTL_AGENT_ALLOWED_COMMANDS; null: no agent-local limit. */
+  allowedCommands: string[] | null;
+  /** Directories no plugin may touch (key store, agent state). */
+  protectedDirs: string[];
+}
+
+const MAX_PATH = 4096;
+// Characters a shell would treat specially: a command path holding one was meant for a shell.
+const SHELL_META = /[\s;&|`$<>(){}[\]*?!~'"\\#%^=,]/;
+
+/** Why `p` cannot be a granted path, or null when it can. */
+export function pathProblem(p: unknown): string | null {
+  if (typeof p !== 'string' || !p) return 'a path must be a non-empty string';
+  if (p.length > MAX_PATH) return 'the path is too long';
+  if (p.includes('\0')) return 'the path contains NUL';
+  if (!path.isAbsolute(p)) return `the path ${JSON.stringify(p)} is not absolute`;
+  if (p.split(/[\\/]+/).includes('..')) return `the path ${JSON.stringify(p)} contains ".."`;
+  if (path.resolve(p) === path.parse(p).root) return 'the file-system root cannot be granted';
+  return null;
+}
+
+/** Why `cmd` cannot be a granted command, or null when it can. */
+export function commandProblem(cmd: unknown): string | null {
+  const p = pathProblem(cmd);
+  if (p) return p.replace('path', 'command path');
+  if (SHELL_META.test(cmd as string)) return `the command path ${JSON.stringify(cmd)} contains shell metacharacters or spaces`;
+  return null;
+}
+
+/** A URL as an http.fetch host rule: its origin, and only that. */
+export function urlHostRule(raw: unknown): string | { problem: string } {
+  if (typeof raw !== 'string') return { problem: 'a URL must be a string' };
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return { problem: `${JSON.stringify(raw.slice(0, 200))} is not a URL` };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { problem: `${url.protocol} URLs cannot be granted` };
+  if (url.username || url.password) return { problem: 'a URL with credentials cannot be granted' };
+  const host = url.hostname.replace(/\.$/, '');
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const hostPart = net.isIP(host.replace(/^\[|\]$/g, '')) === 6 ? (host.startsWith('[') ? host : `[${host}]`) : host;
+  return `${url.protocol === 'http:' ? 'http://' : ''}${hostPart}:${port}`;
+}
+
+export const within = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+
+type SchemaNode = Record<string, unknown>;
+const asNode = (v: unknown): SchemaNode | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as SchemaNode) : null);
+
+/** Values of the config fields whose schema carries `keyword` (through object properties and array items). */
+export function markedValues(schema: unknown, value: unknown, keyword: 'x-certctl-path' | 'x-certctl-command' | 'x-certctl-url'): unknown[] {
+  const out: unknown[] = [];
+  const walk = (node: SchemaNode | null, v: unknown, depth: number) => {
+    if (!node || v === undefined || v === null || depth > 16) return;
+    if (node[keyword] === true) {
+      // A command is one argv array; a path or URL field may also be a list of them.
+      if (keyword === 'x-certctl-command' || !Array.isArray(v)) out.push(v);
+      else out.push(...v);
+      return;
+    }
+    const props = asNode(node.properties);
+    const obj = asNode(v);
+    if (props && obj) for (const [name, sub] of Object.entries(props)) walk(asNode(sub), obj[name], depth + 1);
+    const items = asNode(node.items);
+    if (items && Array.isArray(v)) for (const item of v) walk(items, item, depth + 1);
+  };
+  walk(asNode(schema), value, 0);
+  return out;
+}
+
+/** Narrows granted paths to the allowlist: a path inside an allowed root stays; an allowed root inside a granted path replaces it. */
+function intersectPaths(granted: string[], allowed: string[] | null, refused: string[]): string[] {
+  if (!allowed) return granted;
+  const out: string[] = [];
+  for (const g of granted) {
+    if (allowed.some((a) => within(a, g))) out.push(g);
+    else {
+      const narrower = allowed.filter((a) => within(g, a));
+      if (narrower.length) out.push(...narrower);
+      else refused.push(`fs ${g}: outside CERTCTL_AGENT_ALLOWED_PATHS`);
+    }
+  }
+  return out;
+}
+
+const unique = (xs: string[]) => [...new Set(xs)];
+
+export interface GrantInput {
+  /** The manifest's capabilities (first-party plugins get what they ask for). */
+  manifest: PluginCapabilities;
+  configSchema: unknown;
+  /** The target instance's config as the control plane sent it. */
+  config: Record<string, unknown>;
+  /** This deploy's key file (read only); absent for calls without a key (rollback). */
+  keyPath?: string;
+  policy: LocalGrantPolicy;
+}
+
+export function deriveCallGrants(input: GrantInput): CallGrants {
+  const refused: string[] = [];
+  const { policy } = input;
+
+  const paths: string[] = [];
+  const addPath = (p: unknown, from: string) => {
+    const problem = pathProblem(p);
+    if (problem) return void refused.push(`fs (${from}): ${problem}`);
+    const abs = path.resolve(p as string);
+    if (policy.protectedDirs.some((d) => within(d, abs))) return void refused.push(`fs ${abs}: inside the agent's own key or state directory`);
+    paths.push(abs);
+  };
+  for (const p of input.manifest.fs?.paths ?? []) addPath(p, 'manifest');
+  for (const p of markedValues(input.configSchema, input.config, 'x-certctl-path')) addPath(p, 'config');
+
+  const commands: string[] = [];
+  const addCommand = (c: unknown, from: string) => {
+    const problem = commandProblem(c);
+    if (problem) return void refused.push(`exec (${from}): ${problem}`);
+    const cmd = path.resolve(c as string);
+    if (policy.allowedCommands && !policy.allowedCommands.includes(cmd)) return void refused.push(`exec ${cmd}: not in CERTCTL_AGENT_ALLOWED_COMMANDS`);
+    commands.push(cmd);
+  };
+  for (const c of input.manifest.exec?.commands ?? []) addCommand(c, 'manifest');
+  for (const argv of markedValues(input.configSchema, input.config, 'x-certctl-command')) {
+    if (!Array.isArray(argv) || !argv.length) refused.push('exec (config): a command must be a non-empty argv array');
+    else addCommand(argv[0], 'config');
+  }
+
+  const hosts: string[] = [...(input.manifest.http?.hosts ?? [])];
+  for (const u of markedValues(input.configSchema, input.config, 'x-certctl-url')) {
+    const rule = urlHostRule(u);
+    if (typeof rule === 'string') hosts.push(rule);
+    else refused.push(`http (config): ${rule.problem}`);
+  }
+
+  const fsRead: string[] = [];
+  if (input.keyPath !== undefined) {
+    const problem = pathProblem(input.keyPath);
+    if (problem) refused.push(`key file: ${problem}`);
+    else fsRead.push(path.resolve(input.keyPath));
+  }
+
+  return {
+    fsWrite: unique(intersectPaths(unique(paths), policy.allowedPaths, refused)),
+    fsRead,
+    exec: unique(commands),
+    httpHosts: unique(hosts),
+    kv: input.manifest.kv === true,
+    refused,
+  };
+}
+
+/** Parses an allowlist variable: absent or empty means no limit; every entry must be a usable absolute path. */
+export function parseAllowlist(raw: string | undefined, name: string, check: (v: string) => string | null): string[] | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of entries) {
+    const problem = check(e);
+    if (problem) throw new Error(`${name}: ${problem}`);
+  }
+  return entries.map((e) => path.resolve(e));
+}

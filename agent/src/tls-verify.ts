@@ -1,0 +1,62 @@
+import crypto from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { VerificationReport } from '@certctl/kernel';
+
+export interface VerifyEndpoint {
+  host: string;
+  port: number;
+  server_name?: string;
+  timeout_ms?: number;
+}
+
+/** The target config's optional `verify` block, checked; null when absent. */
+export function verifyEndpointOf(config: Record<string, unknown>): VerifyEndpoint | { problem: string } | null {
+  const v = config.verify;
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) return { problem: 'verify must be an object { host, port, server_name?, timeout_ms? }' };
+  const { host, port, server_name: serverName, timeout_ms: timeoutMs } = v as Record<string, unknown>;
+  if (typeof host !== 'string' || !host || host.length > 253 || /[\s/\0]/.test(host)) return { problem: 'verify.host must be a host name or IP address' };
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return { problem: 'verify.port must be a port number' };
+  if (serverName !== undefined && (typeof serverName !== 'string' || !serverName || serverName.length > 253)) return { problem: 'verify.server_name must be a host name' };
+  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 1 || (timeoutMs as number) > 120_000)) return { problem: 'verify.timeout_ms must be 1..120000' };
+  return { host, port: port as number, ...(serverName ? { server_name: serverName as string } : {}), ...(timeoutMs ? { timeout_ms: timeoutMs as number } : {}) };
+}
+
+/**
+ * The SHA-256 of the leaf certificate an endpoint serves. The chain is not
+ * checked on purpose: the question is only whether the endpoint serves the
+ * certificate just deployed, which the fingerprint answers exactly.
+ */
+export function servedFingerprint(ep: VerifyEndpoint, defaultTimeoutMs: number): Promise<string> {
+  const timeout = ep.timeout_ms ?? defaultTimeoutMs;
+  const servername = ep.server_name ?? (net.isIP(ep.host) ? undefined : ep.host);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: ep.host, port: ep.port, rejectUnauthorized: false, ...(servername ? { servername } : {}), ALPNProtocols: ['http/1.1'] });
+    const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${timeout} ms`)), timeout);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      const raw = socket.getPeerCertificate()?.raw;
+      socket.end();
+      if (!raw) reject(new Error('the endpoint presented no certificate'));
+      else resolve(crypto.createHash('sha256').update(raw).digest('hex'));
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new Error(err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message));
+    });
+  });
+}
+
+/** Probes the endpoint and compares with the deployed certificate's fingerprint. */
+export async function verifyDeployment(ep: VerifyEndpoint, expectedSha256: string, defaultTimeoutMs: number): Promise<VerificationReport> {
+  const endpoint = `${net.isIP(ep.host) === 6 ? `[${ep.host}]` : ep.host}:${ep.port}${ep.server_name ? ` (SNI ${ep.server_name})` : ''}`.slice(0, 300);
+  const expected = expectedSha256.toLowerCase();
+  try {
+    const observed = await servedFingerprint(ep, defaultTimeoutMs);
+    if (observed === expected) return { status: 'success', endpoint, expected_fingerprint_sha256: expected, observed_fingerprint_sha256: observed };
+    return { status: 'failed', endpoint, expected_fingerprint_sha256: expected, observed_fingerprint_sha256: observed, error: 'the endpoint serves a different certificate' };
+  } catch (err) {
+    return { status: 'failed', endpoint, expected_fingerprint_sha256: expected, error: `cannot probe the endpoint: ${(err as Error).message}`.slice(0, 2000) };
+  }
+}

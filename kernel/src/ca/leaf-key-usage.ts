@@ -1,0 +1,64 @@
+import crypto from 'node:crypto';
+import type { KeyUsageName } from '../crypto/crypto-types.js';
+
+/** One DER TLV: where its content starts and ends. Short and long lengths (up to 4 bytes). */
+function tlv(der: Buffer, at: number): { tag: number; start: number; end: number } | null {
+  if (at + 2 > der.length) return null;
+  const tag = der[at];
+  let len = der[at + 1];
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n < 1 || n > 4 || start + n > der.length) return null;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
+    start += n;
+  }
+  const end = start + len;
+  return end <= der.length ? { tag, start, end } : null;
+}
+
+/**
+ * The key type of a CSR's subject public key ('rsa', 'ec', 'ed25519', ...), or
+ * null when the CSR cannot be read (signing then refuses it with the reason).
+ * A few DER steps (CertificationRequest > CertificationRequestInfo > version,
+ * subject, SubjectPublicKeyInfo) instead of a full parse keep this off the hot path;
+ * the CSR is parsed and its signature verified properly in the crypto pool.
+ */
+export function csrKeyType(csrPem: string): string | null {
+  try {
+    const b64 = csrPem.replace(/-----(BEGIN|END) (NEW )?CERTIFICATE REQUEST-----/g, '').replace(/\s+/g, '');
+    const der = Buffer.from(b64, 'base64');
+    const outer = tlv(der, 0);
+    if (!outer || outer.tag !== 0x30) return null;
+    const info = tlv(der, outer.start);
+    if (!info || info.tag !== 0x30) return null;
+    const version = tlv(der, info.start);
+    const subject = version && tlv(der, version.end);
+    const spki = subject && tlv(der, subject.end);
+    if (!spki || spki.tag !== 0x30) return null;
+    const key = crypto.createPublicKey({ key: der.subarray(subject!.end, spki.end), format: 'der', type: 'spki' });
+    return key.asymmetricKeyType ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * KeyUsage for a leaf when the request names none, from its key and EKUs:
+ * always digitalSignature; an RSA key used for TLS server auth (or S/MIME) also
+ * gets keyEncipherment (RSA key transport); S/MIME (emailProtection) adds
+ * nonRepudiation (contentCommitment) for signed mail and, for EC keys,
+ * keyAgreement (ECDH key agreement for encrypted mail).
+ */
+export function adaptiveKeyUsage(keyType: string | null, ekus: readonly string[]): KeyUsageName[] {
+  const rsa = keyType === 'rsa' || keyType === 'rsa-pss';
+  const has = (name: string, oid: string) => ekus.includes(name) || ekus.includes(oid);
+  const server = has('serverAuth', '1.3.6.1.5.5.7.3.1');
+  const email = has('emailProtection', '1.3.6.1.5.5.7.3.4');
+  const usage: KeyUsageName[] = ['digitalSignature'];
+  if (email) usage.push('nonRepudiation');
+  if (rsa && (server || email)) usage.push('keyEncipherment');
+  if (email && keyType === 'ec') usage.push('keyAgreement');
+  return usage;
+}

@@ -1,0 +1,53 @@
+import type { Knex } from 'knex';
+import type { PluginEntry } from '../plugins/catalog.js';
+import type { CertificateRow } from '../resources/certificates/certificate-model.js';
+import type { KernelServices } from '../kernel-services.js';
+import { refused } from './issuance-failure.js';
+import type { ProfileRules } from './profile-enforcement.js';
+
+export interface IssuerRow {
+  id: string;
+  name: string;
+  type: string;
+  enabled: boolean;
+}
+
+/** Everything an issuance reads before it asks the CA: the certificate, its profile, its issuer and the issuer's plugin. */
+export interface IssuanceContext {
+  cert: CertificateRow;
+  profile: ProfileRules | null;
+  issuer: IssuerRow;
+  plugin: PluginEntry;
+}
+
+/** Certificates that can no longer get a new version. */
+const CLOSED_STATUSES = new Set(['Revoked', 'Archived']);
+
+/**
+ * Loads and checks what an issuance needs. Anything that makes issuing
+ * impossible until an operator acts (certificate gone, revoked or archived, no
+ * issuer, issuer or profile disabled, the issuer's plugin missing or disabled)
+ * is a refusal: retrying would not help.
+ */
+export async function loadIssuanceContext(k: Pick<KernelServices, 'plugins'>, db: Knex | Knex.Transaction, certificateId: string): Promise<IssuanceContext> {
+  // One round trip: the certificate with its issuer and profile rows (as JSON) beside it.
+  const row = (await db('managed_certificates as c')
+    .leftJoin('issuers as i', 'i.id', 'c.issuer_id')
+    .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id')
+    .where('c.id', certificateId)
+    .first('c.*', db.raw('CASE WHEN i.id IS NULL THEN NULL ELSE json_build_object(\'id\', i.id, \'name\', i.name, \'type\', i.type, \'enabled\', i.enabled) END AS issuer_row'),
+      db.raw('CASE WHEN p.id IS NULL THEN NULL ELSE row_to_json(p) END AS profile_row'))) as (CertificateRow & { issuer_row: IssuerRow | null; profile_row: ProfileRules | null }) | undefined;
+  if (!row) throw refused(`certificate ${certificateId} does not exist`);
+  const { issuer_row: issuer, profile_row: profile, ...cert } = row;
+  if (CLOSED_STATUSES.has(cert.status)) throw refused(`certificate ${certificateId} is ${cert.status}`);
+  if (!cert.issuer_id) throw refused(`certificate ${certificateId} has no issuer`);
+  if (!issuer) throw refused(`issuer ${cert.issuer_id} does not exist`);
+  if (!issuer.enabled) throw refused(`issuer ${issuer.id} is disabled`);
+  if (cert.profile_id && !profile) throw refused(`profile ${cert.profile_id} does not exist`);
+  if (profile && !profile.enabled) throw refused(`profile ${profile.id} is disabled`);
+  const plugin = k.plugins.get(issuer.type);
+  if (!plugin) throw refused(`issuer ${issuer.id} uses plugin ${issuer.type}, which is not installed`);
+  if (plugin.status !== 'enabled') throw refused(`issuer ${issuer.id}'s plugin ${issuer.type} is disabled: ${plugin.reason ?? 'unknown reason'}`);
+  if (plugin.kind !== 'issuer') throw refused(`plugin ${issuer.type} is a ${plugin.kind ?? 'unknown'} plugin, not an issuer`);
+  return { cert, profile: profile ?? null, issuer, plugin };
+}

@@ -1,0 +1,132 @@
+import type { Knex } from 'knex';
+import type { AuditActor, AuditInput } from '../audit/audit-log.js';
+import { newId } from '../db/ids.js';
+import type { KernelServices } from '../kernel-services.js';
+import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
+import type { IssuedLeaf } from './issuance-leaf.js';
+import { recordPolicyOutcomes, type PolicyEvaluation } from './policy-engine.js';
+
+/** One issued certificate to store (see storeIssued). */
+export interface IssuedRecord {
+  certificateId: string;
+  commonName: string;
+  type: 'Issuance' | 'Renewal';
+  /** The job that produced it; null for a protocol enrolment without a job. */
+  jobId: string | null;
+  csrPem: string;
+  leaf: IssuedLeaf;
+  /** A server-made key kept for this job: it becomes the version's key. */
+  serverKey: boolean;
+  issuerId: string | null;
+  profileId: string | null;
+  /** Policies checked against the issued certificate (violations recorded, passes resolve). */
+  policy: PolicyEvaluation | null;
+  /** Extra audit details (ttl_capped, trigger, ...). */
+  details?: Record<string, unknown>;
+}
+
+export interface StoredIssuance {
+  certificateId: string;
+  versionId: string;
+  deploymentJobIds: string[];
+  policyViolationIds: string[];
+}
+
+const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
+
+/**
+ * Stores issued certificates in the caller's transaction with a fixed number of
+ * statements whatever their number (one record per certificate): one statement
+ * writes the versions, the certificates' new state (Active, serial, fingerprint,
+ * validity, key; last_renewal_at on renewals), the server keys' owner and one
+ * Deployment job per mapped, enabled target routed to the target's agent (the
+ * agent leases them through GET /work; the kernel never runs them). Then the
+ * policy outcomes, the RenewalSuccess (and PolicyViolation) notifications, and
+ * one audit append, last, so the audit chain's lock is held for the shortest
+ * time. The job handler, the protocol servers and the bench all store through here.
+ */
+export async function storeIssued(
+  k: Pick<KernelServices, 'db' | 'log' | 'audit' | 'config'>,
+  trx: Knex.Transaction,
+  records: readonly IssuedRecord[],
+  opts: { actor: AuditActor; now?: Date },
+): Promise<StoredIssuance[]> {
+  if (!records.length) return [];
+  const now = opts.now ?? new Date();
+  const versionIds = records.map(() => newId('version'));
+  const col = <T>(f: (r: IssuedRecord) => T) => records.map(f);
+  const rows = rowsOf<{ kind: 'cert' | 'job'; id: string; a: string | null; b: string | null; c: string | null }>(await trx.raw(
+    `WITH input AS (
+       SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::int[], ?::text[], ?::text[], ?::boolean[], ?::boolean[])
+         AS v(vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, renewal, server_key)
+     ), versions AS (
+       INSERT INTO certificate_versions (id, certificate_id, job_id, serial_number, fingerprint_sha256, not_before, not_after, key_algorithm, key_size, pem_chain, csr_pem, created_at)
+       SELECT vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, ?::timestamptz FROM input
+     ), keys AS (
+       UPDATE certificate_keys k SET version_id = v.vid FROM input v WHERE v.server_key AND k.job_id = v.job
+     ), prev AS (
+       SELECT c.id, c.status FROM managed_certificates c WHERE c.id IN (SELECT cert FROM input) FOR UPDATE
+     ), updated AS (
+       UPDATE managed_certificates c SET status = 'Active', serial_number = v.serial, fingerprint_sha256 = v.fp,
+              not_before = v.nb, expires_at = v.na, key_algorithm = v.alg, key_size = v.size,
+              last_renewal_at = CASE WHEN v.renewal THEN ?::timestamptz ELSE c.last_renewal_at END, updated_at = ?::timestamptz
+         FROM input v, prev WHERE c.id = v.cert AND prev.id = v.cert
+       RETURNING c.id, prev.status AS from_status
+     ), deployments AS (
+       INSERT INTO jobs (id, type, status, certificate_id, target_id, agent_id, payload, scheduled_at, max_attempts, requested_by, created_at, updated_at)
+       SELECT 'job-' || substr(md5(random()::text || clock_timestamp()::text || v.vid || t.id), 1, 16), 'Deployment', 'Pending', v.cert, t.id, t.agent_id,
+              jsonb_build_object('version_id', v.vid), now(), ?::int, ?::text, ?::timestamptz, ?::timestamptz
+         FROM input v JOIN certificate_target_mappings m ON m.certificate_id = v.cert JOIN targets t ON t.id = m.target_id AND t.enabled
+       RETURNING id, certificate_id, target_id, agent_id
+     )
+     SELECT 'cert' AS kind, id, from_status AS a, NULL AS b, NULL AS c FROM updated
+     UNION ALL
+     SELECT 'job', id, certificate_id, target_id, agent_id FROM deployments`,
+    [versionIds, col((r) => r.certificateId), col((r) => r.jobId), col((r) => r.leaf.serialNumber), col((r) => r.leaf.fingerprintSha256),
+      col((r) => r.leaf.notBefore.toISOString()), col((r) => r.leaf.notAfter.toISOString()), col((r) => r.leaf.keyAlgorithm), col((r) => r.leaf.keySize),
+      col((r) => r.leaf.pemChain), col((r) => r.csrPem), col((r) => r.type === 'Renewal'), col((r) => r.serverKey && r.jobId !== null),
+      now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now] as unknown as Knex.RawBinding[],
+  ));
+  const fromStatus = new Map(rows.filter((r) => r.kind === 'cert').map((r) => [r.id, r.a]));
+  const jobs = rows.filter((r) => r.kind === 'job').map((r) => ({ id: r.id, certificate_id: r.a!, target_id: r.b!, agent_id: r.c }))
+    .sort((x, y) => (x.target_id < y.target_id ? -1 : 1));
+  const jobsOf = (certificateId: string) => jobs.filter((j) => j.certificate_id === certificateId);
+
+  const policy = await recordPolicyOutcomes(trx, records.filter((r) => r.policy).map((r) => ({ certificateId: r.certificateId, evaluation: r.policy!, commonName: r.commonName })), { now, resolvePassed: true });
+  const events: NotificationEvent[] = [...policy.events];
+  records.forEach((r, i) => events.push({
+    type: 'RenewalSuccess',
+    certificate_id: r.certificateId,
+    severity: 'info',
+    subject: `Certificate ${r.commonName} ${r.type === 'Renewal' ? 'renewed' : 'issued'}`,
+    message: `Certificate ${r.certificateId} (${r.commonName}) was ${r.type === 'Renewal' ? 'renewed' : 'issued'}: serial ${r.leaf.serialNumber}, valid until ${r.leaf.notAfter.toISOString()}.`,
+    dedupe_key: `issued:${versionIds[i]}`,
+  }));
+  await recordNotifications(k, trx, events, { now });
+
+  const audit: AuditInput[] = records.map((r, i) => ({
+    category: 'lifecycle', ...opts.actor,
+    action: r.type === 'Renewal' ? 'certificate_renewed' : 'certificate_issued', resource_type: 'certificate', resource_id: r.certificateId,
+    details: {
+      version_id: versionIds[i], job_id: r.jobId, from: fromStatus.get(r.certificateId) ?? null, to: 'Active',
+      serial_number: r.leaf.serialNumber, fingerprint_sha256: r.leaf.fingerprintSha256,
+      not_before: r.leaf.notBefore.toISOString(), not_after: r.leaf.notAfter.toISOString(),
+      key_algorithm: r.leaf.keyAlgorithm, key_size: r.leaf.keySize, issuer_id: r.issuerId, profile_id: r.profileId,
+      key_source: r.serverKey ? 'server' : 'csr', deployment_job_ids: jobsOf(r.certificateId).map((j) => j.id),
+      policy_violation_ids: policy.opened.get(r.certificateId) ?? [], ...r.details,
+    },
+  }));
+  const versionOf = new Map(records.map((r, i) => [r.certificateId, versionIds[i]]));
+  for (const j of jobs) {
+    audit.push({
+      category: 'lifecycle', ...opts.actor, action: 'job_created', resource_type: 'job', resource_id: j.id,
+      details: { type: 'Deployment', status: 'Pending', certificate_id: j.certificate_id, target_id: j.target_id, agent_id: j.agent_id, version_id: versionOf.get(j.certificate_id) },
+    });
+  }
+  await k.audit.append(audit, trx);
+
+  return records.map((r, i) => ({
+    certificateId: r.certificateId, versionId: versionIds[i],
+    deploymentJobIds: jobsOf(r.certificateId).map((j) => j.id), policyViolationIds: policy.opened.get(r.certificateId) ?? [],
+  }));
+}

@@ -1,0 +1,56 @@
+import type { Knex } from 'knex';
+import type { AuditActor } from '../audit/audit-log.js';
+import type { JobRow } from '../jobs/job-states.js';
+import type { KernelServices } from '../kernel-services.js';
+import { enqueueIssuingJobs, type CertificateForJob } from './issuance-jobs.js';
+
+export interface RenewableCertificate extends CertificateForJob {
+  status: string;
+  expires_at: Date | null;
+}
+
+/** Why a certificate cannot be asked for a new version now (revoked, archived, or one already on its way), or null. */
+export function renewalRefusal(cert: { id: string; status: string }, openJob: Pick<JobRow, 'id' | 'type' | 'status'> | undefined): { code: 'invalid_state' | 'job_already_open'; message: string } | null {
+  if (cert.status === 'Revoked' || cert.status === 'Archived') return { code: 'invalid_state', message: `Certificate ${cert.id} is ${cert.status} and cannot be renewed` };
+  if (openJob) return { code: 'job_already_open', message: `Certificate ${cert.id} already has an open ${openJob.type} job (${openJob.id}, ${openJob.status})` };
+  return null;
+}
+
+/**
+ * Asks for a new version of each certificate in the caller's transaction (which has
+ * them locked and has checked they may be renewed and have no open issuing job): an
+ * issued one gets a Renewal job and goes RenewalInProgress, one never issued (its
+ * issuance failed or was cancelled) gets a fresh Issuance job and is Pending again.
+ * The one path for manual, bulk and expiry-driven renewals. Returns the jobs.
+ */
+export async function requestNewVersions(
+  k: Pick<KernelServices, 'config' | 'jobs' | 'audit'>,
+  trx: Knex.Transaction,
+  certs: RenewableCertificate[],
+  opts: { actor: AuditActor; trigger: string; now: Date },
+): Promise<JobRow[]> {
+  if (!certs.length) return [];
+  const undated = certs.filter((c) => c.expires_at === null).map((c) => c.id);
+  const versioned = new Set(undated.length
+    ? ((await trx('certificate_versions').whereIn('certificate_id', undated).distinct('certificate_id')) as { certificate_id: string }[]).map((r) => r.certificate_id)
+    : []);
+  const issued = (c: RenewableCertificate) => c.expires_at !== null || versioned.has(c.id);
+  const renew = certs.filter(issued);
+  const issue = certs.filter((c) => !issued(c));
+  const jobs = [
+    ...(await enqueueIssuingJobs(k, trx, renew, 'Renewal', opts)),
+    ...(await enqueueIssuingJobs(k, trx, issue, 'Issuance', opts)),
+  ];
+  if (renew.length) await trx('managed_certificates').whereIn('id', renew.map((c) => c.id)).update({ status: 'RenewalInProgress', updated_at: opts.now });
+  if (issue.length) await trx('managed_certificates').whereIn('id', issue.map((c) => c.id)).update({ status: 'Pending', updated_at: opts.now });
+  const jobOf = new Map(jobs.map((j) => [j.certificate_id, j]));
+  await k.audit.append(certs.map((c) => {
+    const job = jobOf.get(c.id)!;
+    const renewing = job.type === 'Renewal';
+    return {
+      category: 'lifecycle' as const, ...opts.actor, action: renewing ? 'certificate_renewal_requested' : 'certificate_issuance_retried', resource_type: 'certificate', resource_id: c.id,
+      details: { job_id: job.id, job_status: job.status, from: c.status, to: renewing ? 'RenewalInProgress' : 'Pending', trigger: opts.trigger },
+    };
+  }), trx);
+  return jobs;
+}

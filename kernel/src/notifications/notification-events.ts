@@ -1,0 +1,72 @@
+import type { Knex } from 'knex';
+import type { NotificationType } from '@certctl/sdk';
+import { newId } from '../db/ids.js';
+import type { KernelServices } from '../kernel-services.js';
+import { routeEvent, type CertificateRouting, type NotifierRoute } from './notification-routing.js';
+
+export type NotificationSeverity = 'info' | 'warning' | 'critical';
+
+/** A lifecycle event worth telling someone about. */
+export interface NotificationEvent {
+  type: NotificationType;
+  certificate_id: string | null;
+  severity: NotificationSeverity;
+  subject: string;
+  message: string;
+  /** Same key, same event: recording it again adds nothing (per channel). */
+  dedupe_key?: string;
+}
+
+export interface RecordOptions {
+  /** Written to created_at/updated_at; the database clock when absent. */
+  now?: Date;
+}
+
+/**
+ * Records one event in the caller's transaction: routes it to the notifier
+ * instances that want it and inserts one pending notifications row per route
+ * (see notification-routing.ts). The dispatch loop sends them later, so the
+ * caller's transaction never waits on a mail server or a webhook.
+ */
+export async function recordNotification(k: Pick<KernelServices, 'db' | 'log'>, trx: Knex.Transaction, event: NotificationEvent, opts: RecordOptions = {}): Promise<void> {
+  await recordNotifications(k, trx, [event], opts);
+}
+
+/**
+ * Records many events with a fixed number of statements (the enabled
+ * notifiers, the certificates' owners and policies, one insert), whatever the
+ * number of events. Returns the number of rows inserted; rows whose dedupe key
+ * already exists are skipped silently.
+ */
+export async function recordNotifications(k: Pick<KernelServices, 'db' | 'log'>, trx: Knex.Transaction, events: readonly NotificationEvent[], opts: RecordOptions = {}): Promise<number> {
+  if (!events.length) return 0;
+  const notifiers = (await trx('notifiers').where({ enabled: true }).orderBy('id')
+    .select('id', 'type', 'event_types', 'min_severity', 'renewal_policy_ids', 'recipients')) as NotifierRoute[];
+  const certIds = [...new Set(events.map((e) => e.certificate_id).filter((id): id is string => Boolean(id)))];
+  const certs = new Map<string, CertificateRouting>();
+  if (certIds.length) {
+    const found = (await trx('managed_certificates as c').leftJoin('owners as o', 'o.id', 'c.owner_id').whereIn('c.id', certIds)
+      .select('c.id', 'c.renewal_policy_id', 'o.email as owner_email')) as (CertificateRouting & { id: string })[];
+    for (const c of found) certs.set(c.id, c);
+  }
+  const stamp = opts.now ?? trx.fn.now();
+  const rows = events.flatMap((event) => routeEvent(event, event.certificate_id ? certs.get(event.certificate_id) ?? null : null, notifiers).map((route) => ({
+    id: newId('notification'),
+    type: event.type,
+    severity: event.severity,
+    certificate_id: event.certificate_id,
+    notifier_id: route.notifierId,
+    channel: route.channel,
+    recipient: route.recipients.join(', '),
+    subject: event.subject,
+    message: event.message,
+    status: 'pending',
+    event_key: event.dedupe_key ?? null,
+    dedupe_key: route.dedupeKey,
+    created_at: stamp,
+    updated_at: stamp,
+  })));
+  const inserted = (await trx('notifications').insert(rows).onConflict('dedupe_key').ignore().returning('id')) as { id: string }[];
+  if (inserted.length) k.log.debug({ events: events.length, rows: inserted.length }, 'notifications recorded');
+  return inserted.length;
+}

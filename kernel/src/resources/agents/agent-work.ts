@@ -1,0 +1,83 @@
+import type { Knex } from 'knex';
+import { SYSTEM_ACTOR } from '../../audit/audit-log.js';
+import { markAuditResource, type RouteDef } from '../../http/route.js';
+import type { JobRow } from '../../jobs/job-states.js';
+import type { KernelServices } from '../../kernel-services.js';
+import { ISSUING_JOB_TYPES } from '../../lifecycle/issuance-jobs.js';
+import { buildDeployItem, UndeliverableDeployment } from './agent-deploy-item.js';
+import { agentLeaseOwner, failDeployment } from './agent-deploy-outcome.js';
+import { loadOwnAgent, recordSignOfLife } from './agent-presence.js';
+import type { AgentWorkResponse, CsrWorkItem, DeployWorkItem } from './agent-wire.js';
+
+/** Deployment jobs leased per poll: an agent works through them one by one, so a small batch is enough. */
+export const DEPLOY_BATCH = 10;
+/** CSR requests listed per poll (they stay listed until the CSR arrives, so nothing is lost by the cap). */
+const CSR_BATCH = 50;
+/** The usual poll interval hint; 0 when a full batch suggests more work is waiting. */
+export const POLL_AFTER_MS = 10_000;
+
+const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
+
+async function csrRequests(trx: Knex.Transaction, agentId: string): Promise<CsrWorkItem[]> {
+  const rows = (await trx('jobs as j').join('managed_certificates as c', 'c.id', 'j.certificate_id')
+    .where({ 'j.agent_id': agentId, 'j.status': 'AwaitingCSR' }).whereIn('j.type', ISSUING_JOB_TYPES)
+    .orderBy([{ column: 'j.created_at' }, { column: 'j.id' }]).limit(CSR_BATCH)
+    .select('j.id', 'j.type', 'j.certificate_id', 'c.common_name', 'c.sans')) as { id: string; type: 'Issuance' | 'Renewal'; certificate_id: string; common_name: string; sans: string[] | null }[];
+  return rows.map((r) => ({
+    kind: 'csr', job_id: r.id, job_type: r.type, certificate_id: r.certificate_id, common_name: r.common_name, sans: r.sans ?? [], key_algorithm: 'ECDSA-P256',
+  }));
+}
+
+/**
+ * Leases this agent's runnable Deployment jobs, like the kernel's own claim: SKIP
+ * LOCKED so concurrent polls never hand out the same job, an attempt spent, and a
+ * lease (owner `agent:<id>`) the kernel's reaper takes back when it runs out.
+ */
+async function leaseDeployments(k: Pick<KernelServices, 'config'>, trx: Knex.Transaction, agentId: string): Promise<JobRow[]> {
+  return rowsOf<JobRow>(await trx.raw(
+    `WITH next AS (
+       SELECT id FROM jobs
+        WHERE status = 'Pending' AND type = 'Deployment' AND agent_id = ? AND scheduled_at <= now()
+        ORDER BY scheduled_at, id
+        LIMIT ? FOR UPDATE SKIP LOCKED)
+     UPDATE jobs j SET status = 'Running', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
+            attempts = j.attempts + 1, started_at = coalesce(j.started_at, now()), updated_at = now()
+       FROM next WHERE j.id = next.id AND j.status = 'Pending'
+     RETURNING j.*`,
+    [agentId, DEPLOY_BATCH, agentLeaseOwner(agentId), k.config.jobs.leaseMs],
+  ));
+}
+
+/**
+ * GET /api/v1/agents/{id}/work: CSR requests routed to the agent and newly leased
+ * deployments, in one transaction with the poll's sign of life. A leased job whose
+ * data no longer hold together fails for good here instead of being handed out.
+ */
+export function agentWorkRoute(k: KernelServices): RouteDef {
+  return {
+    method: 'GET', path: '/api/v1/agents/:id/work', access: 'agent.operate', tag: 'agents',
+    summary: 'An agent polls for its work: CSR requests and deployments (leased to it); only that agent\'s own key may call it',
+    handler: async (ctx, { params, principal }): Promise<AgentWorkResponse> => {
+      markAuditResource(ctx, 'agent', params.id);
+      const { data, leased } = await k.db.knex.transaction(async (trx) => {
+        const agent = await loadOwnAgent(trx, principal, params.id, { lock: true });
+        await recordSignOfLife(k, trx, agent, principal);
+        // A disabled agent stays alive in the inventory but is given nothing to do.
+        if (agent.status === 'Disabled') return { data: [], leased: 0 };
+        const csr = await csrRequests(trx, params.id);
+        const jobs = await leaseDeployments(k, trx, params.id);
+        const deploys: DeployWorkItem[] = [];
+        for (const job of jobs) {
+          try {
+            deploys.push(await buildDeployItem(k, trx, job, params.id));
+          } catch (err) {
+            if (!(err instanceof UndeliverableDeployment)) throw err;
+            await failDeployment(k, trx, job, params.id, SYSTEM_ACTOR, { error: err.message, retryable: false });
+          }
+        }
+        return { data: [...csr, ...deploys], leased: jobs.length };
+      });
+      return { data, poll_after_ms: leased >= DEPLOY_BATCH ? 0 : POLL_AFTER_MS };
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import crypto from 'node:crypto';
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----/g;
+
+/** The CERTIFICATE blocks of a PEM text, in order, each ending in a newline. */
+export function pemCertificates(text: string): string[] {
+  return (text.match(PEM_CERTIFICATE) ?? []).map((b) => `${b.replace(/\r\n/g, '\n')}\n`);
+}
+
+/** What the server reads from a certificate itself; an agent's description of it is never trusted. */
+export interface CertificateFacts {
+  fingerprint_sha256: string;
+  common_name: string;
+  sans: string[];
+  subject_dn: string;
+  issuer_dn: string;
+  serial_number: string;
+  not_before: Date;
+  not_after: Date;
+  key_algorithm: string | null;
+  key_size: number | null;
+  is_ca: boolean;
+  /** The certificate re-encoded from its DER, so stored PEM is canonical. */
+  certificate_pem: string;
+}
+
+/** Node prints a DN one attribute per line ("CN=a\nO=b"); we show it comma-separated, most specific first. */
+const dn = (lines: string): string => lines.split('\n').filter(Boolean).reverse().join(', ');
+
+const commonName = (subject: string): string => {
+  const cn = subject.split('\n').find((l) => l.startsWith('CN='));
+  return cn ? cn.slice(3) : '';
+};
+
+/** "DNS:a.example, IP Address:10.0.0.1, email:x@y" -> values; quoted entries (with commas) are unquoted. */
+function subjectAltNames(raw: string | undefined): string[] {
+  if (!raw) return [];
+  const out: string[] = [];
+  for (const m of raw.matchAll(/(?:^|, )(DNS|IP Address|email|URI):("(?:[^"\\]|\\.)*"|[^,]*)/g)) {
+    const v = m[2].startsWith('"') ? (JSON.parse(m[2]) as string) : m[2];
+    if (v) out.push(v);
+  }
+  return out;
+}
+
+function keyFacts(cert: crypto.X509Certificate): { key_algorithm: string | null; key_size: number | null } {
+  const key = cert.publicKey;
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      return { key_algorithm: 'RSA', key_size: details.modulusLength ?? null };
+    case 'ec': {
+      const curve = { prime256v1: 256, secp384r1: 384, secp521r1: 521 }[details.namedCurve ?? ''] ?? null;
+      return { key_algorithm: curve ? `ECDSA-P${curve}` : 'EC', key_size: curve };
+    }
+    case 'ed25519':
+      return { key_algorithm: 'Ed25519', key_size: 256 };
+    case 'ed448':
+      return { key_algorithm: 'Ed448', key_size: 456 };
+    default:
+      return { key_algorithm: key.asymmetricKeyType ?? null, key_size: null };
+  }
+}
+
+/** Parses exactly one PEM certificate; throws a short reason when it is not one. */
+export function certificateFacts(pem: string): CertificateFacts {
+  const blocks = pemCertificates(pem);
+  if (blocks.length !== 1) throw new Error(blocks.length ? 'more than one certificate in certificate_pem' : 'not a PEM certificate');
+  let cert: crypto.X509Certificate;
+  try {
+    cert = new crypto.X509Certificate(blocks[0]);
+  } catch {
+    throw new Error('the certificate cannot be parsed');
+  }
+  const b64 = cert.raw.toString('base64').replace(/.{1,64}/g, '$&\n');
+  return {
+    fingerprint_sha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+    common_name: commonName(cert.subject),
+    sans: subjectAltNames(cert.subjectAltName),
+    subject_dn: dn(cert.subject),
+    issuer_dn: dn(cert.issuer),
+    serial_number: cert.serialNumber.toLowerCase(),
+    not_before: new Date(cert.validFrom),
+    not_after: new Date(cert.validTo),
+    ...keyFacts(cert),
+    is_ca: cert.ca,
+    certificate_pem: `-----BEGIN CERTIFICATE-----\n${b64}-----END CERTIFICATE-----\n`,
+  };
+}

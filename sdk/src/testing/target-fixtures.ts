@@ -1,0 +1,66 @@
+/**
+ * Material for the target conformance checks: two certificates with their private
+ * keys (a deploy replaces the first with the second), and a certificate standing
+ * in for an intermediate. Throwaway self-signed ECDSA P-256 material made with
+ * openssl for tests only.
+ */
+
+/** A self-signed certificate for first.conformance.certctl.test. */
+export const TARGET_FIRST_CERT_PEM = `-----BEGIN CERTIFICATE-----
+MIIB1DCCAXqgAwIBAgIUHy79uW21v4Ti99R+HLS/G3sJIV4wCgYIKoZIzj0EAwIw
+KTEnMCUGA1UEAwweZmlyc3QuY29uZm9ybWFuY2UuY2VydGN0bC50ZXN0MCAXDTI2
+MTEyMjE2MDYwOFoYDzIxMjYxMDI5MTYwNjA4WjApMScwJQYDVQQDDB5maXJzdC5j
+b25mb3JtYW5jZS5jZXJ0Y3RsLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
+AAR6JcOHRWO7RHng/iBqX7AZbGm5qFY88QgoVrXqTKLHZ/bkdczPgcoIfTLi1ArL
+XYXHUoryEzbJB/P5RN8Kdt89o34wfDAdBgNVHQ4EFgQUbH1eqhc/+/vYAtYUHBPl
+ARa6bx0wHwYDVR0jBBgwFoAUbH1eqhc/+/vYAtYUHBPlARa6bx0wDwYDVR0TAQH/
+BAUwAwEB/zApBgNVHREEIjAggh5maXJzdC5jb25mb3JtYW5jZS5jZXJ0Y3RsLnRl
+c3QwCgYIKoZIzj0EAwIDSAAwRQIhAMjYGucQvpXVs9Jf67n1oLxFgnBSjB3kqCDS
+LlZiXEjiAiAwRXAMZgamTbJ5HqrI25ijngpRATkTd3x5yyucN6RD9g==
+-----END CERTIFICATE-----
+`;
+
+/** The private key of TARGET_FIRST_CERT_PEM (PKCS#8), as the agent's key file would hold it. */
+export const TARGET_FIRST_KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgcFXof0M01qLbUmHX
+eLDhQBsAC5aatvLrdmWoopMEx/ShRANCAAR6JcOHRWO7RHng/iBqX7AZbGm5qFY8
+8QgoVrXqTKLHZ/bkdczPgcoIfTLi1ArLXYXHUoryEzbJB/P5RN8Kdt89
+-----END PRIVATE KEY-----
+`;
+
+/** A self-signed certificate for second.conformance.certctl.test. */
+export const TARGET_SECOND_CERT_PEM = `-----BEGIN CERTIFICATE-----
+MIIB1jCCAX2gAwIBAgIUTr3BHkjivcWBOmBGFazlVvBFpAQwCgYIKoZIzj0EAwIw
+KjEoMCYGA1UEAwwfc2Vjb25kLmNvbmZvcm1hbmNlLmNlcnRjdGwudGVzdDAgFw0y
+NjExMjIxNTU5NDBaGA8yMTI2MTAyOTE1NTk0MFowKjEoMCYGA1UEAwwfc2Vjb25k
+LmNvbmZvcm1hbmNlLmNlcnRjdGwudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABEeY86NwapnkZ50if50LyQGZfndzDbvUPovdjRB9+fEUl75xF2XiSr8MhQEv
+Quhs+slyVe8dW4C5NJ+FU0bOXEejfzB9MB0GA1UdDgQWBBTVaAkQ4vQpACocOmMf
+mVNgkvtFMzAfBgNVHSMEGDAWgBTVaAkQ4vQpACocOmMfmVNgkvtFMzAPBgNVHRMB
+Af8EBTADAQH/MCoGA1UdEQQjMCGCH3NlY29uZC5jb25mb3JtYW5jZS5jZXJ0Y3Rs
+LnRlc3QwCgYIKoZIzj0EAwIDRwAwRAIgDLNd4VukrhBPSJuDfiYa0NeRUkwXYzv7
+/XHjIr85oLYCIBm0N03NWjvY1WD+PXu7Dwn76XgwlXwwrXiS7unR3Lfk
+-----END CERTIFICATE-----
+`;
+
+/** The private key of TARGET_SECOND_CERT_PEM. */
+export const TARGET_SECOND_KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgnYTjTStdEhJ1AG4F
+/mUTWRY/C25xT2sbD1MOAlqpnkahRANCAARHmPOjcGqZ5GedIn+dC8kBmX53cw27
+1D6L3Y0QffnxFJe+cRdl4kq/DIUBL0LobPrJclXvHVuAuTSfhVNGzlxH
+-----END PRIVATE KEY-----
+`;
+
+/** A certificate standing in for an intermediate in the chain (its key was discarded). */
+export const TARGET_CHAIN_CERT_PEM = `-----BEGIN CERTIFICATE-----
+MIIBljCCATugAwIBAgIUWVJqaob+XqGX4A/UWYPWaWe42uAwCgYIKoZIzj0EAwIw
+HzEdMBsGA1UEAwwUQ29uZm9ybWFuY2UgQ2hhaW4gQ0EwIBcNMjYxMTIyMTU1OTQw
+WhgPMjEyNjEwMjkxNTU5NDBaMB8xHTAbBgNVBAMMFENvbmZvcm1hbmNlIENoYWlu
+IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/V9/zsRDrTIrq6m1qPGTueFk
+UUsMQBMcXQnGESiNistBmgMJPnXO7gG85q9ulgUFc7zdTkXLBeIQ6kr02YY9Z6NT
+MFEwHQYDVR0OBBYEFGfACiSiY6XlI3O+SfG0KHPocIi2MB8GA1UdIwQYMBaAFGfA
+CiSiY6XlI3O+SfG0KHPocIi2MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+SQAwRgIhAJ8i3kbgUANroJEotpAVR7YPZrDU+cAnLPdbjE2J73IpAiEA8RlZKzBh
+zaWxbzJIfacd3E48/qnArB0ewKmE/blxIWw=
+-----END CERTIFICATE-----
+`;

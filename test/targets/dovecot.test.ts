@@ -1,0 +1,3 @@
+import { describeMailTarget } from './support/mail-target.js';
+
+describeMailTarget('dovecot', { validate: ['/usr/bin/doveconf', '-n'], reload: ['/usr/bin/doveadm', 'reload'] });

@@ -1,0 +1,4 @@
+import { describeRealTarget } from './real-target-suite.js';
+
+// A real nginx from the Debian package, on a loopback port, deployed to through the agent's plugin host.
+describeRealTarget('nginx', { validateRejectsEncryptedKey: true });
