@@ -30,41 +30,47 @@ interface KeyRow {
   last_used_at: Date | null;
 }
 
+interface GrantRow {
+  role_id: string | null;
+  role: string | null;
+  scope_type: ScopeType | null;
+  scope_id: string | null;
+  permission: string | null;
+}
+
 /**
- * Resolves an API key to a principal with its grants, or null. The row is found by
- * its hash, then the hashes are compared in constant time so the lookup path does
- * not leak how much of a guess matched.
+ * Resolves an API key to a principal with its grants, or null, in one query (this
+ * runs on every request). The row is found by its hash, then the hashes are compared
+ * in constant time so the lookup path does not leak how much of a guess matched.
  */
 export async function authenticateApiKey(knex: Knex, presented: string): Promise<Principal | null> {
   const hash = hashApiKey(presented);
-  const row = (await knex('api_keys').where({ key_hash: hash }).first()) as KeyRow | undefined;
+  const rows = (await knex('api_keys as k')
+    .leftJoin('api_key_roles as g', 'g.api_key_id', 'k.id')
+    .leftJoin('roles as r', 'r.id', 'g.role_id')
+    .leftJoin('role_permissions as p', 'p.role_id', 'g.role_id')
+    .where('k.key_hash', hash)
+    .select('k.id', 'k.name', 'k.key_hash', 'k.actor_type', 'k.expires_at', 'k.revoked_at', 'k.last_used_at',
+      'g.role_id', 'r.name as role', 'g.scope_type', 'g.scope_id', 'p.permission')) as (KeyRow & GrantRow)[];
+  const row = rows[0];
   const expected = Buffer.from(row?.key_hash ?? '0'.repeat(64), 'hex');
   const actual = Buffer.from(hash, 'hex');
   if (!crypto.timingSafeEqual(expected, actual) || !row) return null;
   if (row.revoked_at) return null;
   if (row.expires_at && row.expires_at.getTime() <= Date.now()) return null;
-  // Touch last_used_at at most once a minute so reads stay reads.
+  // Touch last_used_at at most once a minute, off the request's path: reads stay reads.
   if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-    await knex('api_keys').where({ id: row.id }).update({ last_used_at: new Date() });
+    void knex('api_keys').where({ id: row.id }).update({ last_used_at: new Date() }).catch(() => {});
   }
-  return loadPrincipal(knex, row);
+  return principalOf(row, rows);
 }
 
-export async function loadPrincipal(knex: Knex, key: Pick<KeyRow, 'id' | 'name' | 'actor_type'>): Promise<Principal> {
-  const rows = (await knex('api_key_roles as g')
-    .join('roles as r', 'r.id', 'g.role_id')
-    .leftJoin('role_permissions as p', 'p.role_id', 'g.role_id')
-    .where('g.api_key_id', key.id)
-    .select('g.role_id', 'r.name as role', 'g.scope_type', 'g.scope_id', 'p.permission')) as {
-    role_id: string;
-    role: string;
-    scope_type: ScopeType;
-    scope_id: string;
-    permission: string | null;
-  }[];
+/** Grants from (role, scope, permission) rows. */
+function principalOf(key: Pick<KeyRow, 'id' | 'name' | 'actor_type'>, rows: GrantRow[]): Principal {
   const grants: Grant[] = [];
   const roles = new Map<string, { role_id: string; role: string; scope_type: ScopeType; scope_id: string }>();
   for (const r of rows) {
+    if (!r.role_id || !r.role || !r.scope_type || r.scope_id === null) continue;
     roles.set(`${r.role_id}|${r.scope_type}|${r.scope_id}`, { role_id: r.role_id, role: r.role, scope_type: r.scope_type, scope_id: r.scope_id });
     // A role granted on one profile or issuer confers only the permissions that can be scoped that way;
     // a global-only permission (target.manage, issuer.create, ...) in that role is not granted at all.
@@ -73,4 +79,13 @@ export async function loadPrincipal(knex: Knex, key: Pick<KeyRow, 'id' | 'name' 
     }
   }
   return new Principal(key.id, key.actor_type, key.id, key.name, grants, [...roles.values()]);
+}
+
+export async function loadPrincipal(knex: Knex, key: Pick<KeyRow, 'id' | 'name' | 'actor_type'>): Promise<Principal> {
+  const rows = (await knex('api_key_roles as g')
+    .join('roles as r', 'r.id', 'g.role_id')
+    .leftJoin('role_permissions as p', 'p.role_id', 'g.role_id')
+    .where('g.api_key_id', key.id)
+    .select('g.role_id', 'r.name as role', 'g.scope_type', 'g.scope_id', 'p.permission')) as GrantRow[];
+  return principalOf(key, rows);
 }
