@@ -1,7 +1,8 @@
+import vue from '@vitejs/plugin-vue';
 import { defineConfig } from 'vitest/config';
 
 /**
- * Four projects: unit tests beside the code; cross-module tests that need no
+ * Projects: unit tests beside the code; dashboard component tests (happy-dom); cross-module tests that need no
  * database (sandbox, runners, crypto pool) run once; and the database-backed suite
  * in test/ run twice, once on the embedded PGlite and once on a real PostgreSQL
  * cluster that test/support/global-setup.ts starts privately for the run.
@@ -11,7 +12,7 @@ const NO_DATABASE = [
   'test/hostile/sandbox-escape.test.ts', 'test/plugins/first-party-conformance.test.ts', 'test/plugins/runtime/worker-runner.test.ts',
   'test/plugins/runtime/crypto-pool.test.ts', 'test/plugins/custom-ca.test.ts',
   'test/targets/ssh.test.ts', 'test/targets/jks.test.ts', 'test/targets/caddy.test.ts', 'test/targets/traefik.test.ts',
-  'test/targets/envoy.test.ts', 'test/targets/postfix.test.ts', 'test/targets/dovecot.test.ts',
+  'test/targets/envoy.test.ts', 'test/targets/postfix.test.ts', 'test/targets/dovecot.test.ts', 'test/targets/other-target-manifests.test.ts',
   'test/targets/nginx.test.ts', 'test/targets/apache.test.ts', 'test/targets/haproxy.test.ts', 'test/targets/target-manifests.test.ts',
 ];
 const shared = {
@@ -27,6 +28,8 @@ export default defineConfig({
     projects: [
       { test: { ...shared, name: 'unit', include: ['kernel/src/**/*.test.ts', 'sdk/**/*.test.ts', 'agent/src/**/*.test.ts'] } },
       { test: { ...shared, name: 'node', include: NO_DATABASE } },
+      // Dashboard component tests: Vue SFCs in a happy-dom document, no kernel.
+      { plugins: [vue()], test: { ...shared, name: 'web', include: ['web/src/**/*.test.ts'], environment: 'happy-dom' } },
       {
         test: {
           ...shared, name: 'pglite', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'test/**/*.pg-only.test.ts', ...NO_DATABASE],

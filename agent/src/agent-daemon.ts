@@ -174,7 +174,14 @@ export class AgentDaemon {
     }
     if (item?.kind === 'deploy') {
       // A deploy is never abandoned halfway for a shutdown: its own timeouts bound it.
-      const result = await runDeployItem(item, { host: this.host!, keys: this.keys!, log: this.log, verifyDelayMs: this.config.verifyDelayMs, verifyTimeoutMs: this.config.verifyTimeoutMs, signal: new AbortController().signal });
+      let result: DeployResultRequest;
+      try {
+        result = await runDeployItem(item, { host: this.host!, keys: this.keys!, log: this.log, verifyDelayMs: this.config.verifyDelayMs, verifyTimeoutMs: this.config.verifyTimeoutMs, signal: new AbortController().signal });
+      } catch (err) {
+        // Not a failed deploy but a fault of the agent (disk, worker pool): still an answer, not a silent lease expiry.
+        this.log.error({ job_id: item.job_id, err: (err as Error).message }, 'deployment aborted by an agent error');
+        result = { status: 'Failed', error: `agent error: ${(err as Error).message}`.slice(0, 2000), ...(Number.isInteger(item.attempt) ? { attempt: item.attempt } : {}) };
+      }
       await this.reportResult(item, result);
       return;
     }

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { PluginCapabilities } from '@certctl/sdk';
+import { argvProblem } from '@certctl/sdk/deploy';
 
 /**
  * What one target-plugin call on this agent may touch. The union of what the
@@ -36,26 +37,26 @@ export interface LocalGrantPolicy {
 }
 
 const MAX_PATH = 4096;
-// Characters a shell would treat specially: a command path holding one was meant for a shell.
-const SHELL_META = /[\s;&|`$<>(){}[\]*?!~'"\\#%^=,]/;
 
-/** Why `p` cannot be a granted path, or null when it can. */
+/** Why `p` cannot be a granted path (a file or a folder), or null when it can. */
 export function pathProblem(p: unknown): string | null {
   if (typeof p !== 'string' || !p) return 'a path must be a non-empty string';
   if (p.length > MAX_PATH) return 'the path is too long';
   if (p.includes('\0')) return 'the path contains NUL';
+  if (/[\r\n]/.test(p)) return 'the path contains a line break';
   if (!path.isAbsolute(p)) return `the path ${JSON.stringify(p)} is not absolute`;
   if (p.split(/[\\/]+/).includes('..')) return `the path ${JSON.stringify(p)} contains ".."`;
   if (path.resolve(p) === path.parse(p).root) return 'the file-system root cannot be granted';
   return null;
 }
 
-/** Why `cmd` cannot be a granted command, or null when it can. */
+/**
+ * Why `cmd` cannot be a granted command, or null when it can: the deploy pipeline's
+ * own rule (an absolute path of letters, digits and `_ . + / -` only: no spaces,
+ * quotes or shell characters), checked again here because the agent trusts no plugin.
+ */
 export function commandProblem(cmd: unknown): string | null {
-  const p = pathProblem(cmd);
-  if (p) return p.replace('path', 'command path');
-  if (SHELL_META.test(cmd as string)) return `the command path ${JSON.stringify(cmd)} contains shell metacharacters or spaces`;
-  return null;
+  return typeof cmd === 'string' && cmd.includes('\0') ? 'the command path contains NUL' : argvProblem([cmd], 'command');
 }
 
 /** A URL as an http.fetch host rule: its origin, and only that. */

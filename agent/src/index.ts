@@ -5,3 +5,5 @@ export { buildCsr, splitSans } from './csr.js';
 export { KeyStore, keyIdForCertificate } from './key-store.js';
 export { scanForCertificates } from './discovery-scan.js';
 export { main } from './cli.js';
+export { AgentPluginHost, TargetUnavailable, type TargetInstance, type TargetSession } from './agent-plugin-host.js';
+export { LocalKv } from './local-kv.js';

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { VerificationReport } from '@certctl/kernel';
+import { verifyEndpointProblem } from '@certctl/sdk/deploy';
 
 export interface VerifyEndpoint {
   host: string;
@@ -10,17 +11,12 @@ export interface VerifyEndpoint {
   timeout_ms?: number;
 }
 
-/** The target config's optional `verify` block, checked; null when absent. */
+/** The target config's optional `verify` block, checked by the deploy pipeline's own rule; null when absent. */
 export function verifyEndpointOf(config: Record<string, unknown>): VerifyEndpoint | { problem: string } | null {
   const v = config.verify;
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'object' || Array.isArray(v)) return { problem: 'verify must be an object { host, port, server_name?, timeout_ms? }' };
-  const { host, port, server_name: serverName, timeout_ms: timeoutMs } = v as Record<string, unknown>;
-  if (typeof host !== 'string' || !host || host.length > 253 || /[\s/\0]/.test(host)) return { problem: 'verify.host must be a host name or IP address' };
-  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return { problem: 'verify.port must be a port number' };
-  if (serverName !== undefined && (typeof serverName !== 'string' || !serverName || serverName.length > 253)) return { problem: 'verify.server_name must be a host name' };
-  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 1 || (timeoutMs as number) > 120_000)) return { problem: 'verify.timeout_ms must be 1..120000' };
-  return { host, port: port as number, ...(serverName ? { server_name: serverName as string } : {}), ...(timeoutMs ? { timeout_ms: timeoutMs as number } : {}) };
+  const problem = verifyEndpointProblem(v);
+  return problem ? { problem } : (v as VerifyEndpoint);
 }
 
 /**

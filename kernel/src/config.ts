@@ -18,6 +18,8 @@ export interface KernelConfig {
   maxBodySize: number;
   corsOrigins: string[];
   rateLimit: { enabled: boolean; rps: number; burst: number };
+  /** Per client address on the public CRL/OCSP endpoints (/.well-known/pki), which skip the API limiter. */
+  pkiRateLimit: { rps: number; burst: number };
   authType: 'api-key' | 'none';
   bootstrapToken?: string;
   configEncryptionKey?: string;
@@ -137,6 +139,10 @@ export function loadConfig(env: Env = process.env): KernelConfig {
       enabled: bool(env, 'CERTCTL_RATE_LIMIT_ENABLED', true),
       rps: int(env, 'CERTCTL_RATE_LIMIT_RPS', 50, 1, 1_000_000),
       burst: int(env, 'CERTCTL_RATE_LIMIT_BURST', 100, 1, 10_000_000),
+    },
+    pkiRateLimit: {
+      rps: int(env, 'CERTCTL_PKI_RATE_LIMIT_RPS', 1000, 1, 10_000_000),
+      burst: int(env, 'CERTCTL_PKI_RATE_LIMIT_BURST', 2000, 1, 100_000_000),
     },
     authType: oneOf(env, 'CERTCTL_AUTH_TYPE', 'api-key', ['api-key', 'none'] as const),
     bootstrapToken,

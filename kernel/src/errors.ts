@@ -29,6 +29,7 @@ export const ERRORS = {
   IN_USE: { status: 409, message: 'Resource is referenced by other resources' },
   APPROVAL_DECIDED: { status: 409, message: 'The approval request has already been decided' },
   APPROVAL_EXPIRED: { status: 409, message: 'The approval request expired; what it gated was cancelled' },
+  ALREADY_REVOKED: { status: 409, message: 'The certificate is already revoked' },
   REFERENCE_NOT_FOUND: { status: 422, message: 'A referenced resource does not exist' },
   BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json' },

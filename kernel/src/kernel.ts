@@ -18,6 +18,7 @@ import type { KernelServices } from './kernel-services.js';
 import { kernelRoutes } from './routes-index.js';
 import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
 import { kernelLoops } from './scheduler/kernel-loops.js';
+import { pkiRequestHandler } from './revocation/index.js';
 import { subsystemJobHandlers, subsystemLoops } from './subsystems.js';
 import { CaKeystore } from './ca/ca-keystore.js';
 import { CryptoService } from './crypto/crypto-service.js';
@@ -127,7 +128,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     // Plugin runners and the crypto pool start on first use; nothing here loads plugin code.
     cryptoService = new CryptoService({ log: log.child({ mod: 'crypto' }) });
     // ctx.ca of issuer plugins: CA keys stay in the kernel and sign in the crypto pool.
-    const caKeystore = new CaKeystore({ knex: db.knex, cipher, audit, crypto: cryptoService, log: log.child({ mod: 'ca' }), configured: { certPath: config.caCertPath, keyPath: config.caKeyPath } });
+    const caKeystore = new CaKeystore({ knex: db.knex, cipher, audit, crypto: cryptoService, log: log.child({ mod: 'ca' }), configured: { certPath: config.caCertPath, keyPath: config.caKeyPath }, publicBaseUrl: config.publicBaseUrl });
     const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, caKeystore, log: log.child({ mod: 'plugin-broker' }) });
     pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
     const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, replicaId, isDraining: () => draining };
@@ -141,7 +142,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     let server: https.Server | null = null;
     let url = config.publicBaseUrl;
     if (opts.listen !== false) {
-      server = https.createServer({ cert: tlsId.cert, key: tlsId.key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, app.callback());
+      server = https.createServer({ cert: tlsId.cert, key: tlsId.key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, pkiRequestHandler(services, app.callback()));
       server.keepAliveTimeout = 65_000;
       server.headersTimeout = 66_000;
       server.requestTimeout = 120_000;

@@ -16,12 +16,15 @@ import { pluginRoutes } from './plugins/routes.js';
 import { pluginManageRoutes } from './plugins/manage-routes.js';
 import { issuerRoutes } from './resources/issuers/routes.js';
 import { notifierRoutes } from './resources/notifiers/routes.js';
+import { notifierTestRoutes } from './notifications/notifier-test-route.js';
 import { targetRoutes } from './resources/targets/routes.js';
 import { certificateRoutes } from './resources/certificates/routes.js';
 import { jobRoutes } from './resources/jobs/routes.js';
 import { approvalRoutes } from './approvals/routes.js';
 import { agentProtocolRoutes } from './resources/agents/agent-protocol.js';
 import { discoveryRoutes } from './resources/discovery/routes.js';
+import { dashboardRoutes } from './resources/dashboard/routes.js';
+import { revocationRoutes } from './revocation/index.js';
 
 /** Every route the kernel serves. The RBAC matrix test and the OpenAPI document read this table. */
 export function kernelRoutes(k: KernelServices, identity: IdentityService, all: () => RouteDef[]): RouteDef[] {
@@ -31,8 +34,10 @@ export function kernelRoutes(k: KernelServices, identity: IdentityService, all: 
     ...auditRoutes(k),
     ...teamRoutes(k), ...ownerRoutes(k), ...agentRoutes(k), ...agentGroupRoutes(k),
     ...profileRoutes(k), ...policyRoutes(k), ...renewalPolicyRoutes(k), ...notificationRoutes(k),
-    ...pluginRoutes(k), ...pluginManageRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k),
+    ...pluginRoutes(k), ...pluginManageRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k), ...notifierTestRoutes(k),
     ...certificateRoutes(k), ...jobRoutes(k), ...approvalRoutes(k),
     ...agentProtocolRoutes(k), ...discoveryRoutes(k),
+    ...dashboardRoutes(k),
+    ...revocationRoutes(k),
   ];
 }

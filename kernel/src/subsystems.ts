@@ -5,6 +5,7 @@ import type { LoopDef } from './scheduler/scheduler.js';
 import { issuanceJobHandlers } from './lifecycle/issuance-job.js';
 import { shortLivedLoop } from './lifecycle/short-lived.js';
 import { notificationLoop } from './notifications/notification-loop.js';
+import { revocationJobHandlers, revocationLoops } from './revocation/index.js';
 
 /**
  * The lifecycle subsystems' job handlers and loops, registered by the kernel at boot.
@@ -14,6 +15,7 @@ import { notificationLoop } from './notifications/notification-loop.js';
 export function subsystemJobHandlers(k: KernelServices): Partial<Record<JobType, JobHandler>> {
   return {
     ...issuanceJobHandlers(k),
+    ...revocationJobHandlers(k),
   };
 }
 
@@ -21,5 +23,6 @@ export function subsystemLoops(k: KernelServices): LoopDef[] {
   return [
     shortLivedLoop(k),
     notificationLoop(k),
+    ...revocationLoops(k),
   ];
 }

@@ -183,6 +183,17 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
     expect((await second.post('/api/v1/approvals/apr-nope/approve', {})).status).toBe(404);
   });
 
+  it('opens a request when a queued job is held because its certificate moved to an approval-tier profile', async () => {
+    const plain = (await t.api.post('/api/v1/certificates', { name: 'moved', common_name: 'moved.example.com', issuer_id: 'iss-local', profile_id: 'prof-std' })).body.id;
+    const [job] = (await t.api.get(`/api/v1/certificates/${plain}/jobs`)).body.data;
+    expect(job.status).toBe('Pending');
+    expect((await t.api.put(`/api/v1/certificates/${plain}`, { profile_id: 'prof-approval' })).status).toBe(200);
+    expect(await jobRow(job.id)).toMatchObject({ status: 'AwaitingApproval' });
+    expect(await requestOfJob(job.id)).toMatchObject({ kind: 'cert_issuance', status: 'pending', certificate_id: plain, requested_by: adminActor });
+    expect((await t.api.post(`/api/v1/jobs/${job.id}/approve`, {})).status).toBe(403);
+    expect((await second.post(`/api/v1/jobs/${job.id}/approve`, {})).body.status).toBe('Pending');
+  });
+
   it('settles a renewing certificate whose renewal is rejected or times out, with no new version', async () => {
     const certs: string[] = [];
     for (const n of [1, 2]) {

@@ -113,6 +113,22 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance (agent keygen)', () => {
     expect(await knex('jobs').where({ certificate_id: id, type: 'Deployment' })).toHaveLength(2);
   });
 
+  it('a failed renewal leaves the stored version and marks the certificate Failed with a critical RenewalFailure', async () => {
+    await knex('issuers').insert({ id: 'iss-switch', name: 'Test CA (switch)', type: 'test-ca-issuer', config: JSON.stringify({ behaviour: 'issue' }) });
+    const { id, job } = await createCertificate(t, { common_name: 'turns-bad.example.com', agent_id: 'agent-1', issuer_id: 'iss-switch' });
+    await submitCsr(knex, job.id, csrFor('bad1', 'turns-bad.example.com'));
+    expect((await runJob(t, job.id)).status).toBe('Completed');
+    await knex('issuers').where({ id: 'iss-switch' }).update({ config: JSON.stringify({ behaviour: 'deny' }) });
+    const renewal = await t.api.post(`/api/v1/certificates/${id}/renew`);
+    await submitCsr(knex, renewal.body.id, csrFor('bad2', 'turns-bad.example.com'));
+    expect(await runJob(t, renewal.body.id)).toMatchObject({ status: 'Failed', attempts: 1 });
+    expect(await versionsOf(knex, id)).toHaveLength(1);
+    expect((await certRow(knex, id)).status).toBe('Failed');
+    const failed = await knex('audit_events').where({ resource_id: id, action: 'certificate_renewal_failed' }).first();
+    expect(failed.details).toMatchObject({ job_id: renewal.body.id, from: 'RenewalInProgress', to: 'Failed' });
+    expect(await knex('notifications').where({ certificate_id: id, type: 'RenewalFailure' }).select('severity')).toEqual([{ severity: 'critical' }]);
+  });
+
   it('a job retried after a crash between store and completion stores no second version and does not ask the CA again', async () => {
     const { id, job } = await createCertificate(t, { common_name: 'crash.example.com', agent_id: 'agent-1', target_ids: ['tgt-1'] });
     await submitCsr(knex, job.id, csrFor('crash', 'crash.example.com'));

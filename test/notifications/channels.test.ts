@@ -9,7 +9,7 @@ import { days, insertIssuedCertificate, seedReferences } from '../lifecycle/cert
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 import { HttpReceiver, type ReceivedRequest } from './http-receiver.js';
-import { startSmtpSink, type SmtpSink } from './smtp-sink.js';
+import { freePort, startSmtpSink, type SmtpSink } from './smtp-sink.js';
 
 /**
  * Every notifier plugin, end to end: an ExpirationWarning from the expiry
@@ -23,6 +23,7 @@ const SECRETS = {
   genieKey: 'genie-key-0b8e7f6a-5d4c-4b3a-9a1b',
   slackPath: '/services/T0TEST/B0TEST/slackSECRETtoken42',
   teamsPath: '/teams/webhookb2/teamsSECRETsig77',
+  wrongSmtp: 'wrong-smtp-pass-2b9d',
 };
 
 const hmacOf = (raw: Buffer) => `sha256=${crypto.createHmac('sha256', SECRETS.hmac).update(raw).digest('hex')}`;
@@ -198,8 +199,29 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('notifier channels', () => {
     expect(smtp.messages().at(-1)?.headers.subject).toBe('Certificate shop.example.com renewed');
   });
 
+  it('maps SMTP failures: bad credentials are final; a refused STARTTLS and a server that is down are retried', async () => {
+    for (const id of Object.values(ids)) expect((await t.api.put(`/api/v1/notifiers/${id}`, { enabled: false })).status).toBe(200);
+    const base = { host: '127.0.0.1', port: smtp.port, from: 'certctl@example.test' };
+    const badPass = await createNotifier('mail-bad-pass', 'email', { ...base, starttls: 'disabled', username: 'certctl', password: SECRETS.wrongSmtp });
+    const noTls = await createNotifier('mail-needs-tls', 'email', { ...base, starttls: 'required' });
+    const down = await createNotifier('mail-down', 'email', { ...base, port: await freePort(), starttls: 'disabled' });
+    const before = smtp.messages().length;
+    await knex.transaction((trx) => recordNotification(t.kernel, trx, {
+      type: 'DeploymentFailure', certificate_id: certId, severity: 'critical', subject: 'Deployment failed', message: 'nginx -t failed', dedupe_key: 'smtp-failures',
+    }));
+    const outcome = await dispatchNotifications(t.kernel);
+    const rows = Object.fromEntries((await knex('notifications').where({ event_key: 'smtp-failures' })).map((r) => [r.notifier_id, r]));
+    expect(outcome).toEqual({ claimed: 3, sent: 0, retrying: 2, failed: 1 });
+    expect(rows[badPass.id]).toMatchObject({ status: 'failed', error: expect.stringMatching(/^smtp EAUTH: .*535/) });
+    // 454 is "TLS not available due to temporary reason" (RFC 3207): tried again later, never sent in clear.
+    expect(rows[noTls.id]).toMatchObject({ status: 'pending', attempts: 1, error: 'smtp ETLS: 454 TLS not available' });
+    expect(rows[down.id]).toMatchObject({ status: 'pending', attempts: 1, error: expect.stringMatching(/^smtp (ECONNECTION|ESOCKET)/) });
+    expect(smtp.messages()).toHaveLength(before);
+    for (const n of [badPass, noTls, down]) expect((await t.api.put(`/api/v1/notifiers/${n.id}`, { enabled: false })).status).toBe(200);
+  });
+
   it('never shows a secret in API responses or logs', async () => {
-    const values = [SECRETS.smtp, SECRETS.hmac, SECRETS.routingKey, SECRETS.genieKey, 'slackSECRETtoken42', 'teamsSECRETsig77'];
+    const values = [SECRETS.smtp, SECRETS.wrongSmtp, SECRETS.hmac, SECRETS.routingKey, SECRETS.genieKey, 'slackSECRETtoken42', 'teamsSECRETsig77'];
     const list = await t.api.get('/api/v1/notifiers?per_page=100');
     expect(list.status).toBe(200);
     const byName = Object.fromEntries(list.body.data.map((n: { name: string }) => [n.name, n]));

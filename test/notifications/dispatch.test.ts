@@ -213,6 +213,35 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('notification routing and dispatch', () =>
     await disable(hook);
   });
 
+  it('sends a test notification on request, and reports a failing one', async () => {
+    const hook = await createHook('try-me', `${good.url}/try`, { recipients: ['ops@example.com'] });
+    const before = await knex('notifications').count({ n: '*' }).first();
+    const sent = await t.api.post(`/api/v1/notifiers/${hook}/test`, {});
+    expect(sent.status).toBe(200);
+    expect(sent.body).toEqual({ status: 'sent' });
+    const [got] = good.received('/try');
+    expect(got.json).toMatchObject({ subject: 'certctl test notification', severity: 'info', recipients: ['ops@example.com'], certificate: null });
+    const custom = await t.api.post(`/api/v1/notifiers/${hook}/test`, { recipients: ['me@example.com'] });
+    expect(custom.body.status).toBe('sent');
+    expect(good.received('/try')[1].json.recipients).toEqual(['me@example.com']);
+    // Nothing is queued: the test bypasses routing and the notifications table.
+    expect(await knex('notifications').count({ n: '*' }).first()).toEqual(before);
+
+    const broken = await createHook('try-broken', `${flaky.url}/gone`);
+    const failed = await t.api.post(`/api/v1/notifiers/${broken}/test`, {});
+    expect(failed.status).toBe(200);
+    expect(failed.body).toEqual({ status: 'failed', reason: 'webhook unreachable: ECONNREFUSED', retryable: true });
+    expect((await t.api.post(`/api/v1/notifiers/${hook}/test`, { recipients: ['nope'] })).status).toBe(400);
+    expect((await t.api.post('/api/v1/notifiers/ntf-missing/test', {})).status).toBe(404);
+    await disable(broken);
+    expect((await t.api.post(`/api/v1/notifiers/${broken}/test`, {})).status).toBe(409);
+    const viewer = t.api.withKey(await t.keyWithRole('viewer'));
+    expect((await viewer.post(`/api/v1/notifiers/${hook}/test`, {})).status).toBe(403);
+    const audited = await knex('audit_events').where({ action: 'notifier_tested' }).orderBy('seq');
+    expect(audited.map((a) => [a.resource_id, a.details.status])).toEqual([[hook, 'sent'], [hook, 'sent'], [broken, 'failed']]);
+    await disable(hook);
+  });
+
   it('the kernel runs the dispatcher as its notification-processor loop', async () => {
     const hook = await createHook('loop', `${good.url}/loop`);
     await record(event({ certificate_id: 'mc-plain', dedupe_key: 'loop-1' }));

@@ -113,9 +113,10 @@ describe('java keystore target with the real keytool', () => {
   it('a failing reload restores the previous entry', async () => {
     const c = main;
     const r = await c.deploy(pki.issue('app.certctl.test'), { reload_command: ['/usr/bin/false'] });
-    if ((r as { rolledBack?: boolean }).rolledBack === false) console.log('DEBUG', fs.readFileSync(argvLog, 'utf8').split('\n').slice(-8).join('\n'));
     expect(r).toMatchObject({ status: 'failed', rolledBack: true, reason: expect.stringContaining('reload command /usr/bin/false exited with 1') });
     expect(sha256Line(listAlias(c.keystore, 'JKS'))).toBe(first.fingerprintSha256);
+    // The failed deploy's backup went with it (and the earlier snapshot's went with its rollback).
+    expect(fs.readdirSync(c.work)).toEqual([]);
   });
 
   it('writes a PKCS12 keystore when asked', async () => {

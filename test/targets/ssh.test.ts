@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Json } from '@certctl/sdk';
-import plugin from '../../plugins/targets/ssh/src/index.js';
 import { quoteArgv } from '../../plugins/targets/ssh/src/shell-quote.js';
-import { type TestCert } from './support/certs.js';
+import type { TestCert } from './support/certs.js';
 import { createAgentHarness, type AgentHarness } from './support/agent-harness.js';
 import { makeKeyPair, SFTP_SERVER, startSshServer, type TestSshServer } from './support/ssh-server.js';
 
@@ -132,6 +130,14 @@ describe('ssh target: deploys over SSH/SFTP to a real server', () => {
     expect(String(r.reason)).toMatch(/authentication/);
     expect(String(r.reason)).not.toContain('wrong');
     expect(listing(bad.dir)).toEqual([]);
+  });
+
+  it('authenticates with a key file on the agent (private_key_path)', async () => {
+    const keyFile = path.join(h.dir, 'ssh-client.key');
+    fs.writeFileSync(keyFile, clientKey.privateKey, { mode: 0o600 });
+    const { host, dir } = setup({ private_key_path: keyFile }, {});
+    expect(await host.call('deploy', request(first))).toMatchObject({ status: 'deployed', changed: true });
+    expect(listing(dir)).toEqual(['site.crt', 'site.key']);
   });
 
   it('refuses a host whose key does not match the pinned fingerprint, sending nothing', async () => {

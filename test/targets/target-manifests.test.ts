@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ABSOLUTE_FILE_PATH_PATTERN, readFileTargetConfig, verifyEndpointSchema, type FileTargetSpec } from '@certctl/sdk/deploy';
+import { ABSOLUTE_FILE_PATH_PATTERN, commandFieldSchema, pathFieldSchema, readFileTargetConfig, verifyEndpointSchema, type FileTargetSpec } from '@certctl/sdk/deploy';
 import { createConfigAjv } from '../../kernel/src/plugins/config-schema.js';
 import { checkManifest } from '../../kernel/src/plugins/manifest-check.js';
 import { VERSION } from '../../kernel/src/version.js';
@@ -32,7 +32,11 @@ describe.each(Object.entries(PLUGINS))('%s target manifest', (name, expected) =>
   it('shares the verify block and path pattern with @certctl/sdk/deploy', () => {
     expect(props.verify).toEqual(verifyEndpointSchema);
     for (const p of expected.paths) expect(props[p]).toMatchObject({ 'x-certctl-path': true, pattern: ABSOLUTE_FILE_PATH_PATTERN });
-    for (const [field, argv] of Object.entries(expected.defaults)) expect(props[field]).toMatchObject({ 'x-certctl-command': true, type: 'array', default: argv });
+    for (const [field, argv] of Object.entries(expected.defaults)) {
+      const optional = name === 'haproxy' && field === 'validate_command';
+      expect(props[field]).toEqual(commandFieldSchema(props[field].description, argv, { nullable: optional }));
+    }
+    for (const p of expected.paths) expect(props[p]).toEqual(pathFieldSchema(props[p].description));
   });
 
   it('fills the default commands and accepts a full config', () => {
@@ -52,6 +56,12 @@ describe.each(Object.entries(PLUGINS))('%s target manifest', (name, expected) =>
     ['a verify block without a port', (c: Record<string, unknown>) => ({ ...c, verify: { host: '127.0.0.1' } })],
   ])('the kernel refuses %s', (_what, mutate) => {
     expect(validate(mutate({ ...good }))).toBe(false);
+  });
+
+  it.runIf(name === 'haproxy')('lets the operator turn validation off with null (HAProxy validation is optional)', async () => {
+    const config: Record<string, unknown> = { ...good, validate_command: null };
+    expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
+    expect(readFileTargetConfig({ pathFields: { pem_path: true }, validateCommand: { field: 'validate_command', default: ['/usr/sbin/haproxy', '-c'] }, needsKey: true, files: () => [] }, config as never).validate).toBeNull();
   });
 
   it('leaves argv[0] checks that JSON schema cannot express to the plugin', async () => {

@@ -103,9 +103,7 @@ export function approveRequest(k: KernelServices, principal: Principal, id: stri
       await settleIfRenewal(k, trx, job);
       return { error: appError('APPROVAL_EXPIRED', `Approval request ${id} expired; job ${req.job_id} was cancelled and will not run`) };
     }
-    // The job left AwaitingApproval some other way: the request has nothing left to gate.
-    await closeApprovalRequest(trx, k.audit, id, 'cancelled', { reason: `job is ${res.job?.status ?? 'gone'}` });
-    return { error: appError('APPROVAL_DECIDED', `Job ${req.job_id} is ${res.job?.status ?? 'gone'}; approval request ${id} was cancelled`) };
+    return closeStale(k, trx, req, res.job);
   });
 }
 
@@ -120,9 +118,15 @@ export function rejectRequest(k: KernelServices, principal: Principal, id: strin
       await settleIfRenewal(k, trx, res.job, principal);
       return reload(trx, id);
     }
-    await closeApprovalRequest(trx, k.audit, id, 'cancelled', { reason: `job is ${res.job?.status ?? 'gone'}` });
-    return { error: appError('APPROVAL_DECIDED', `Job ${req.job_id} is ${res.job?.status ?? 'gone'}; approval request ${id} was cancelled`) };
+    return closeStale(k, trx, req, res.job);
   });
+}
+
+/** The job left AwaitingApproval some other way: its request has nothing left to gate. */
+async function closeStale(k: KernelServices, trx: Knex.Transaction, req: ApprovalRow, job: JobRow | undefined): Promise<{ error: AppError }> {
+  const state = job?.status ?? 'gone';
+  await closeApprovalRequest(trx, k.audit, req.id, 'cancelled', { reason: `job is ${state}` });
+  return { error: appError('APPROVAL_DECIDED', `Job ${req.job_id} is ${state}; approval request ${req.id} was cancelled`) };
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult } from '@certctl/sdk';
 import { SYSTEM_ACTOR, type AuditLog } from '../audit/audit-log.js';
 import type { CryptoService } from '../crypto/crypto-service.js';
+import type { CrlRequest, CrlResult, OcspResponderRequest, OcspResponderResult } from '../crypto/crypto-types.js';
 import type { ConfigCipher } from '../secrets/config-cipher.js';
 import { BACKDATE_MS, certificateFacts, generateRootCa } from './ca-certificate.js';
 import { CaError, fromCryptoError } from './ca-errors.js';
@@ -16,7 +17,7 @@ export interface CaKeystoreOptions {
   knex: Knex;
   cipher: ConfigCipher;
   audit: AuditLog;
-  crypto: Pick<CryptoService, 'signCertificate'>;
+  crypto: Pick<CryptoService, 'signCertificate' | 'encodeCrl' | 'issueOcspResponder'>;
   log: Logger;
   /** CERTCTL_CA_CERT_PATH / CERTCTL_CA_KEY_PATH, for `configured` CAs. */
   configured: ConfiguredCaPaths;
@@ -27,6 +28,21 @@ export interface CaKeystoreOptions {
    */
   cacheMs?: number;
   now?: () => number;
+  /**
+   * CERTCTL_PUBLIC_BASE_URL: when set, leaves get the kernel's CRL distribution
+   * point and OCSP responder URLs for their issuer (not short-lived ones, which
+   * are left out of CRLs and OCSP; see kernel/src/revocation).
+   */
+  publicBaseUrl?: string;
+}
+
+/** Certificates living less than this skip CRL/OCSP (lifecycle-sql.ts SHORT_LIVED_SECONDS). */
+const SHORT_LIVED_MS = 3_600_000;
+
+/** Where relying parties fetch revocation for an issuer's certificates. */
+export function revocationUrls(publicBaseUrl: string, issuerId: string): { crl: string; ocsp: string } {
+  const id = encodeURIComponent(issuerId);
+  return { crl: `${publicBaseUrl}/.well-known/pki/crl/${id}`, ocsp: `${publicBaseUrl}/.well-known/pki/ocsp/${id}` };
 }
 
 interface ActiveCa {
@@ -104,6 +120,7 @@ export class CaKeystore {
     if (notAfter <= notBefore) throw new CaError('bad_request', 'notAfter must be after notBefore');
     const ekus = request.extendedKeyUsage ?? [];
     const keyUsage = request.keyUsage ?? adaptiveKeyUsage(csrKeyType(request.csrPem), ekus);
+    const urls = this.opts.publicBaseUrl && notAfter - notBefore >= SHORT_LIVED_MS ? revocationUrls(this.opts.publicBaseUrl, issuerId) : null;
 
     let signed;
     try {
@@ -116,12 +133,39 @@ export class CaKeystore {
         notAfter: new Date(notAfter).toISOString(),
         ...(request.subject !== undefined ? { subject: request.subject } : {}),
         ...(request.sans !== undefined ? { sans: request.sans } : {}),
-        extensions: { basicConstraints: { ca: false }, keyUsage: keyUsage as never, ...(ekus.length ? { extendedKeyUsage: ekus } : {}) },
+        extensions: {
+          basicConstraints: { ca: false }, keyUsage: keyUsage as never, ...(ekus.length ? { extendedKeyUsage: ekus } : {}),
+          ...(urls ? { crlDistributionPoints: [urls.crl], authorityInfoAccess: { ocsp: [urls.ocsp] } } : {}),
+        },
       });
     } catch (err) {
       throw fromCryptoError(err);
     }
     return { ...signed, chainPem: ca.chain };
+  }
+
+  /** Signs a CRL with CA `caId`'s key in the crypto pool (the key never leaves the kernel and the pool). */
+  async signCrl(caId: string, request: Omit<CrlRequest, 'issuerCertPem' | 'issuerKeyPem'>): Promise<CrlResult> {
+    const row = await this.store.byId(caId);
+    if (!row) throw new CaError('ca_missing', `CA ${caId} does not exist`);
+    try {
+      return await this.opts.crypto.encodeCrl({ ...request, issuerCertPem: row.certificate_pem, issuerKeyPem: await this.keyOf(row) });
+    } catch (err) {
+      throw fromCryptoError(err);
+    }
+  }
+
+  /** A delegated OCSP responder certificate (and its fresh key) signed by CA `caId`. */
+  async issueOcspResponder(caId: string, request: Omit<OcspResponderRequest, 'issuerCertPem' | 'issuerKeyPem' | 'serialNumberHex'>): Promise<OcspResponderResult & { serialNumberHex: string }> {
+    const row = await this.store.byId(caId);
+    if (!row) throw new CaError('ca_missing', `CA ${caId} does not exist`);
+    const serialNumberHex = randomSerialHex();
+    try {
+      const made = await this.opts.crypto.issueOcspResponder({ ...request, serialNumberHex, issuerCertPem: row.certificate_pem, issuerKeyPem: await this.keyOf(row) });
+      return { ...made, serialNumberHex };
+    } catch (err) {
+      throw fromCryptoError(err);
+    }
   }
 
   /** Every CA the issuer has had, newest first, without keys (for the CA API and revocation). */

@@ -3,7 +3,10 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { Piscina } from 'piscina';
-import { CryptoError, type CryptoOutcome, type CryptoTask, type CsrInfo, type SignCertificateRequest, type SignedCertificate } from './crypto-types.js';
+import {
+  CryptoError, type CrlRequest, type CrlResult, type CryptoOutcome, type CryptoTask, type CsrInfo, type OcspResponderRequest, type OcspResponderResult,
+  type OcspSignRequest, type SignCertificateRequest, type SignedCertificate,
+} from './crypto-types.js';
 
 export interface CryptoServiceOptions {
   log?: Logger;
@@ -82,6 +85,21 @@ export class CryptoService {
   /** Signs a certificate for a verified CSR; throws CryptoError (csr_invalid, key_mismatch, bad_request, ...). */
   signCertificate(request: SignCertificateRequest): Promise<SignedCertificate> {
     return this.run<SignedCertificate>({ op: 'signCertificate', request });
+  }
+
+  /** Encodes and signs a CRL (crl-encoder.ts); the result's der is the whole CertificateList. */
+  encodeCrl(request: CrlRequest): Promise<CrlResult> {
+    return this.run<CrlResult>({ op: 'encodeCrl', request });
+  }
+
+  /** Makes a delegated OCSP responder key and certificate signed by the CA. */
+  issueOcspResponder(request: OcspResponderRequest): Promise<OcspResponderResult> {
+    return this.run<OcspResponderResult>({ op: 'issueOcspResponder', request });
+  }
+
+  /** Builds and signs an OCSPResponse (status successful). */
+  signOcspResponse(request: OcspSignRequest): Promise<Uint8Array> {
+    return this.run<Uint8Array>({ op: 'signOcspResponse', request });
   }
 
   async close(): Promise<void> {

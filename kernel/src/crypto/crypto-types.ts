@@ -85,5 +85,70 @@ export class CryptoError extends Error {
   }
 }
 
-export type CryptoTask = { op: 'verifyCsr'; csr: string | Uint8Array } | { op: 'signCertificate'; request: SignCertificateRequest };
+/** A CRL to encode and sign (crl-encoder.ts); entries packed, see packCrlEntries. */
+export interface CrlRequest {
+  issuerCertPem: string;
+  issuerKeyPem: string;
+  /** Decimal. */
+  crlNumber: string;
+  /** Epoch milliseconds. */
+  thisUpdate: number;
+  nextUpdate: number;
+  /** Each serial as a length byte then its big-endian magnitude. */
+  serials: Uint8Array;
+  /** Revocation times, epoch seconds. */
+  revokedAt: Float64Array;
+  /** RFC 5280 reason codes; 0 writes no reason extension. */
+  reasons: Uint8Array;
+  count: number;
+}
+
+export interface CrlResult {
+  der: Uint8Array;
+  entries: number;
+}
+
+/** A delegated OCSP responder certificate with a fresh P-256 key (ocsp-responder-cert.ts). */
+export interface OcspResponderRequest {
+  issuerCertPem: string;
+  issuerKeyPem: string;
+  serialNumberHex: string;
+  subject: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface OcspResponderResult {
+  certificatePem: string;
+  keyPem: string;
+}
+
+/** One SingleResponse: the request's CertID bytes echoed, and the status. */
+export interface OcspSingle {
+  certIdDer: Uint8Array;
+  status: 'good' | 'revoked' | 'unknown';
+  /** Epoch ms, for revoked. */
+  revokedAt?: number;
+  /** RFC 5280 reason code, for revoked (omitted when 0). */
+  reasonCode?: number;
+  thisUpdate: number;
+  nextUpdate: number;
+}
+
+/** A BasicOCSPResponse to build and sign with a responder key (ocsp-response.ts). */
+export interface OcspSignRequest {
+  responderCertPem: string;
+  responderKeyPem: string;
+  producedAt: number;
+  responses: OcspSingle[];
+  /** The request's nonce Extension, DER, echoed in responseExtensions. */
+  nonceExtension?: Uint8Array;
+}
+
+export type CryptoTask =
+  | { op: 'verifyCsr'; csr: string | Uint8Array }
+  | { op: 'signCertificate'; request: SignCertificateRequest }
+  | { op: 'encodeCrl'; request: CrlRequest }
+  | { op: 'issueOcspResponder'; request: OcspResponderRequest }
+  | { op: 'signOcspResponse'; request: OcspSignRequest };
 export type CryptoOutcome<T> = { ok: true; value: T } | { ok: false; code: CryptoErrorCode; message: string };

@@ -6,6 +6,9 @@
 import { signCertificate } from './certificate-sign.js';
 import { CryptoError, type CryptoOutcome, type CryptoTask } from './crypto-types.js';
 import { verifyCsr } from './csr-verify.js';
+import { encodeCrl } from './crl-encoder.js';
+import { issueOcspResponder } from './ocsp-responder-cert.js';
+import { signOcspResponse } from './ocsp-response.js';
 
 export default async function runCryptoTask(task: CryptoTask): Promise<CryptoOutcome<unknown>> {
   try {
@@ -14,6 +17,12 @@ export default async function runCryptoTask(task: CryptoTask): Promise<CryptoOut
         return { ok: true, value: await verifyCsr(task.csr) };
       case 'signCertificate':
         return { ok: true, value: await signCertificate(task.request) };
+      case 'encodeCrl':
+        return { ok: true, value: encodeCrl(task.request) };
+      case 'issueOcspResponder':
+        return { ok: true, value: issueOcspResponder(task.request) };
+      case 'signOcspResponse':
+        return { ok: true, value: signOcspResponse(task.request) };
       default:
         return { ok: false, code: 'bad_request', message: `unknown crypto task ${JSON.stringify((task as { op?: unknown })?.op)}` };
     }

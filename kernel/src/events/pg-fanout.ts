@@ -22,10 +22,13 @@ export class PgFanout {
 
   constructor(private readonly deps: { knex: Knex; replicaId: string; log: Logger; deliver: (e: LiveEvent) => void }) {}
 
-  private connectionString(): string {
-    const conn = (this.deps.knex.client as { config: { connection: unknown } }).config.connection;
-    if (typeof conn === 'string') return conn;
-    throw new Error('live event fan-out needs a PostgreSQL connection string');
+  /** The pool's own connection settings (knex keeps them parsed), for one extra, unpooled client. */
+  private clientConfig(): pg.ClientConfig {
+    const client = this.deps.knex.client as { connectionSettings?: unknown; config: { connection: unknown } };
+    const conn = client.connectionSettings ?? client.config.connection;
+    if (typeof conn === 'string') return { connectionString: conn };
+    if (conn && typeof conn === 'object') return conn as pg.ClientConfig;
+    throw new Error('live event fan-out needs the PostgreSQL connection settings');
   }
 
   async start(): Promise<void> {
@@ -34,7 +37,13 @@ export class PgFanout {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.connectionString() });
+    let client: pg.Client;
+    try {
+      client = new pg.Client(this.clientConfig());
+    } catch (err) {
+      this.deps.log.error({ err: (err as Error).message }, 'live events will not fan out across replicas');
+      return;
+    }
     client.on('error', (err) => {
       this.deps.log.warn({ err: err.message }, 'live event listener connection lost; reconnecting');
       this.reconnectLater(client);

@@ -21,8 +21,10 @@ const TYPES: Record<string, string> = {
 };
 
 // Same-origin only: scripts and the live WebSocket come from this server and nowhere else.
+// 'unsafe-eval' is there for ajv, which JSON Forms uses to compile plugin config schemas at
+// runtime (new Function); script sources stay limited to this origin.
 const CSP = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+  "default-src 'self'", "script-src 'self' 'unsafe-eval'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
   "connect-src 'self'", "font-src 'self'", "object-src 'none'", "base-uri 'self'", "frame-ancestors 'none'", "form-action 'self'",
 ].join('; ');
 

@@ -30,7 +30,8 @@ export interface Route {
 /** The channel of an event no notifier routes: it is addressed to the owner, by e-mail, and kept for the dashboard. */
 export const UNROUTED_CHANNEL = 'email';
 
-const stringList = (v: unknown): string[] => {
+/** A jsonb list of strings (parsed, or as text); anything else is empty. */
+export const stringList = (v: unknown): string[] => {
   const parsed = typeof v === 'string' ? (() => { try { return JSON.parse(v) as unknown; } catch { return []; } })() : v;
   return Array.isArray(parsed) ? parsed.filter((x): x is string => typeof x === 'string' && x.length > 0) : [];
 };

@@ -14,7 +14,7 @@ import { verifyEndpointProblem } from './schema.js';
 export interface CommandField {
   /** The config field holding the argv. */
   field: string;
-  /** Used when the config leaves the field out; null: no such step unless configured. */
+  /** Used when the config leaves the field out; null: no such step unless configured. A config value of null turns the step off. */
   default: string[] | null;
 }
 
@@ -40,7 +40,9 @@ export interface FileTargetConfig {
 function readCommand(config: Readonly<Record<string, Json>>, c: CommandField | undefined): DeployCommand | null {
   if (!c) return null;
   const raw = config[c.field];
-  if (raw === undefined || raw === null) return c.default ? { argv: checkArgv(c.default, c.field) } : null;
+  // Absent: the default. null (where the schema allows it): the operator turned the step off.
+  if (raw === null) return null;
+  if (raw === undefined) return c.default ? { argv: checkArgv(c.default, c.field) } : null;
   return { argv: checkArgv(raw, c.field) };
 }
 

@@ -15,10 +15,10 @@ export function pathFieldSchema(description: string): Record<string, Json> {
   return { type: 'string', minLength: 2, maxLength: 4096, pattern: ABSOLUTE_FILE_PATH_PATTERN, 'x-certctl-path': true, description };
 }
 
-/** A config field holding a command argv (grants the agent's exec for its first element). */
-export function commandFieldSchema(description: string, defaultArgv: string[]): Record<string, Json> {
+/** A config field holding a command argv (grants the agent's exec for its first element); `nullable`: null turns the step off. */
+export function commandFieldSchema(description: string, defaultArgv: string[], opts: { nullable?: boolean } = {}): Record<string, Json> {
   return {
-    type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 4096 },
+    type: opts.nullable ? ['array', 'null'] : 'array', minItems: 1, maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 4096 },
     'x-certctl-command': true, default: defaultArgv, description,
   };
 }

@@ -25,7 +25,7 @@ export interface ConformanceOptions<P extends Plugin = Plugin> extends TestHostO
   manifest?: { kind: string; features?: string[] };
   /** The issue request; the kit's known-good CSR by default. */
   issueRequest?: Partial<IssueRequest>;
-  /** Targets: the first certificate to deploy (the kit's test certificate by default). */
+  /** Targets: the first certificate to deploy (TARGET_FIRST_CERT_PEM with its key at /etc/ssl/certctl/conformance.key by default). */
   deployRequest?: DeployRequest;
   /** Targets: which config fields name files and commands, when they cannot be inferred. */
   target?: TargetConformanceOptions;

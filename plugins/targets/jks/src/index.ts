@@ -75,11 +75,11 @@ async function deployWith(ctx: PluginContext, cfg: KeystoreConfig, tools: Keysto
       return failed(`${reason}; the previous entry was restored${again ? ` (but reloading it failed: ${again})` : ''}`, true);
     };
     const imp = await tools.importAlias(bundle);
-    if (!imp.ok) return undo(`keytool could not import the new entry: ${tail(imp.output)}`);
+    if (!imp.ok) return await undo(`keytool could not import the new entry: ${tail(imp.output)}`);
     const now = await tools.aliasFingerprint();
-    if (now !== expected) return undo(`after the import "${cfg.alias}" holds ${now ?? 'nothing'}, not ${expected}`);
+    if (now !== expected) return await undo(`after the import "${cfg.alias}" holds ${now ?? 'nothing'}, not ${expected}`);
     const reload = await runReload(ctx, cfg);
-    if (reload) return undo(reload);
+    if (reload) return await undo(reload);
     await saveSnapshot(ctx, tag, snap);
     kept = true;
   } finally {

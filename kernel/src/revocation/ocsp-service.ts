@@ -1,0 +1,192 @@
+import crypto from 'node:crypto';
+import type { OcspSingle } from '../crypto/crypto-types.js';
+import { children, contentOf, DerError, pemToDer, readTlv } from '../crypto/der.js';
+import { parseOcspRequest, type OcspCertId } from '../crypto/ocsp-request.js';
+import { ocspErrorResponse } from '../crypto/ocsp-response.js';
+import type { KernelServices } from '../kernel-services.js';
+import type { OcspResponders } from './ocsp-responders.js';
+
+/** How long a signed answer is valid (nextUpdate), and when a cached one is re-signed. */
+export const OCSP_VALIDITY_MS = 4 * 3_600_000;
+const REFRESH_AFTER_MS = OCSP_VALIDITY_MS / 2;
+/** "unknown" is re-checked soon: the serial may be issued a moment later. */
+const UNKNOWN_VALIDITY_MS = 5 * 60_000;
+const UNKNOWN_REFRESH_MS = 30_000;
+const CA_CACHE_MS = 5_000;
+const MAX_CACHED = 200_000;
+const HASHES = ['sha1', 'sha256', 'sha384', 'sha512'];
+
+interface CaEntry {
+  id: string;
+  issuer_id: string;
+  subject: string;
+  not_after: Date;
+  /** `${hash}:${nameHash}:${keyHash}` for each supported hash. */
+  ids: Set<string>;
+}
+
+interface Cached {
+  der: Buffer;
+  producedAt: number;
+  refreshAt: number;
+  expiresAt: number;
+}
+
+export type OcspAnswer = { der: Buffer; cacheable: boolean; producedAt: number; nextUpdate: number | null };
+
+const errorAnswer = (status: 1 | 2 | 3 | 6): OcspAnswer => ({ der: ocspErrorResponse(status), cacheable: false, producedAt: Date.now(), nextUpdate: null });
+export const MALFORMED = () => errorAnswer(1);
+export const INTERNAL_ERROR = () => errorAnswer(2);
+export const TRY_LATER = () => errorAnswer(3);
+const UNAUTHORIZED = () => errorAnswer(6);
+
+function idsOf(certificatePem: string): Set<string> {
+  const der = pemToDer(certificatePem, /CERTIFICATE/);
+  const [tbs] = children(der, readTlv(der, 0));
+  const fields = children(der, tbs);
+  const base = fields[0].tag === 0xa0 ? 1 : 0;
+  const subject = der.subarray(fields[base + 4].start, fields[base + 4].end);
+  const [, keyBits] = children(der, fields[base + 5]);
+  const key = contentOf(der, keyBits).subarray(1);
+  return new Set(HASHES.map((h) => `${h}:${crypto.createHash(h).update(subject).digest('hex')}:${crypto.createHash(h).update(key).digest('hex')}`));
+}
+
+/**
+ * The OCSP responder (RFC 6960). Answers for the serials of an issuer's kernel
+ * CAs: revoked (time and reason) from certificate_revocations, good when the
+ * serial was issued under the issuer, unknown otherwise; a CertID naming a CA that
+ * is not this issuer's gets unauthorized, a request that does not parse gets
+ * malformedRequest. Signed answers without a nonce are kept and served again
+ * until half their validity has passed or the serial is revoked; a request with a
+ * nonce is signed live so the nonce can be echoed.
+ */
+export class OcspService {
+  private readonly cas = new Map<string, { at: number; list: CaEntry[] }>();
+  private readonly answers = new Map<string, Map<string, Cached>>();
+  hits = 0;
+  signed = 0;
+
+  constructor(private readonly k: KernelServices, private readonly responders: OcspResponders) {}
+
+  /** Drops cached answers for these serials (after a revocation). */
+  invalidate(issuerId: string, serials: string[]): void {
+    for (const s of serials) this.answers.delete(`${issuerId}|${s}`);
+  }
+
+  /** Drops everything cached for an issuer (a CA changed). */
+  forgetIssuer(issuerId: string): void {
+    this.cas.delete(issuerId);
+    for (const key of this.answers.keys()) if (key.startsWith(`${issuerId}|`)) this.answers.delete(key);
+  }
+
+  /** Answers a DER OCSPRequest for `issuerId`; never throws (errors become OCSP error statuses). */
+  async answer(issuerId: string, body: Buffer): Promise<OcspAnswer> {
+    let request;
+    try {
+      request = parseOcspRequest(body);
+    } catch (err) {
+      if (err instanceof DerError || err instanceof RangeError) return MALFORMED();
+      throw err;
+    }
+    try {
+      return await this.answerParsed(issuerId, request.certIds, request.nonceExtension);
+    } catch (err) {
+      this.k.log.error({ err, issuer_id: issuerId }, 'OCSP responder failed');
+      return INTERNAL_ERROR();
+    }
+  }
+
+  /** An answer for one serial of the issuer's active CA (GET /api/v1/ocsp/{issuer}/{serial}). */
+  async answerSerial(issuerId: string, serialHex: string): Promise<OcspAnswer | null> {
+    const [ca] = await this.casOf(issuerId);
+    if (!ca) return null;
+    const der = pemToDer((await this.k.db.knex('certificate_authorities').where({ id: ca.id }).first('certificate_pem')).certificate_pem, /CERTIFICATE/);
+    const [tbs] = children(der, readTlv(der, 0));
+    const fields = children(der, tbs);
+    const base = fields[0].tag === 0xa0 ? 1 : 0;
+    const [, keyBits] = children(der, fields[base + 5]);
+    const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest();
+    const octet = (b: Buffer) => Buffer.concat([Buffer.from([0x04, b.length]), b]);
+    const serial = Buffer.from(serialHex, 'hex');
+    const serialContent = serial[0] & 0x80 ? Buffer.concat([Buffer.from([0]), serial]) : serial;
+    const body = Buffer.concat([
+      Buffer.from([0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00]),
+      octet(sha1(der.subarray(fields[base + 4].start, fields[base + 4].end))),
+      octet(sha1(contentOf(der, keyBits).subarray(1))),
+      Buffer.from([0x02, serialContent.length]), serialContent,
+    ]);
+    const certIdDer = Buffer.concat([Buffer.from([0x30, body.length]), body]);
+    const certId: OcspCertId = { der: certIdDer, hash: 'sha1', nameHash: '', keyHash: '', serialHex };
+    return this.answerFor(issuerId, ca, [certId], null);
+  }
+
+  private async answerParsed(issuerId: string, certIds: OcspCertId[], nonce: Buffer | null): Promise<OcspAnswer> {
+    const cas = await this.casOf(issuerId);
+    const matched = certIds.map((c) => cas.find((ca) => c.hash && ca.ids.has(`${c.hash}:${c.nameHash}:${c.keyHash}`)));
+    // One response is signed by one responder: every CertID must name the same CA of this issuer.
+    const ca = matched[0];
+    if (!ca || matched.some((m) => m !== ca)) return UNAUTHORIZED();
+    return this.answerFor(issuerId, ca, certIds, nonce);
+  }
+
+  private async answerFor(issuerId: string, ca: CaEntry, certIds: OcspCertId[], nonce: Buffer | null): Promise<OcspAnswer> {
+    const now = Date.now();
+    const single = certIds.length === 1 && !nonce;
+    const cacheKey = `${issuerId}|${certIds[0].serialHex}`;
+    const idKey = certIds[0].der.toString('base64');
+    if (single) {
+      const hit = this.answers.get(cacheKey)?.get(idKey);
+      if (hit && now < hit.refreshAt) {
+        this.hits++;
+        return { der: hit.der, cacheable: true, producedAt: hit.producedAt, nextUpdate: hit.expiresAt };
+      }
+    }
+    const responses: OcspSingle[] = [];
+    let nextUpdate = now + OCSP_VALIDITY_MS;
+    let refreshAt = now + REFRESH_AFTER_MS;
+    for (const c of certIds) {
+      const status = await this.statusOf(issuerId, ca.id, c.serialHex);
+      const validity = status.status === 'unknown' ? UNKNOWN_VALIDITY_MS : OCSP_VALIDITY_MS;
+      if (status.status === 'unknown') refreshAt = Math.min(refreshAt, now + UNKNOWN_REFRESH_MS);
+      nextUpdate = Math.min(nextUpdate, now + validity);
+      responses.push({ certIdDer: c.der, ...status, thisUpdate: now, nextUpdate: now + validity });
+    }
+    const responder = await this.responders.forCa(ca, now);
+    const der = Buffer.from(await this.k.crypto.signOcspResponse({
+      responderCertPem: responder.certificate_pem, responderKeyPem: this.responders.keyOf(responder), producedAt: now, responses,
+      ...(nonce ? { nonceExtension: nonce } : {}),
+    }));
+    this.signed++;
+    if (single) {
+      if (this.answers.size >= MAX_CACHED) this.answers.delete(this.answers.keys().next().value!);
+      const forSerial = this.answers.get(cacheKey) ?? new Map<string, Cached>();
+      forSerial.set(idKey, { der, producedAt: now, refreshAt, expiresAt: nextUpdate });
+      this.answers.set(cacheKey, forSerial);
+    }
+    return { der, cacheable: !nonce, producedAt: now, nextUpdate };
+  }
+
+  private async statusOf(issuerId: string, caId: string, serialHex: string): Promise<Pick<OcspSingle, 'status' | 'revokedAt' | 'reasonCode'>> {
+    const knex = this.k.db.knex;
+    const revoked = (await knex('certificate_revocations').where({ issuer_id: issuerId, serial_number: serialHex })
+      .where((w) => { w.where('ca_id', caId).orWhereNull('ca_id'); })
+      .first('revoked_at', 'reason_code')) as { revoked_at: Date; reason_code: number } | undefined;
+    if (revoked) return { status: 'revoked', revokedAt: new Date(revoked.revoked_at).getTime(), reasonCode: revoked.reason_code };
+    const forms = [serialHex, serialHex.replace(/^0/, '')];
+    const issued = await knex('certificate_versions as v').join('managed_certificates as c', 'c.id', 'v.certificate_id')
+      .where('c.issuer_id', issuerId).whereRaw('lower(v.serial_number) in (?, ?)', forms).first('v.id');
+    return { status: issued ? 'good' : 'unknown' };
+  }
+
+  /** The issuer's usable CAs (active first), with their CertID hashes. */
+  async casOf(issuerId: string): Promise<CaEntry[]> {
+    const hit = this.cas.get(issuerId);
+    if (hit && Date.now() - hit.at < CA_CACHE_MS) return hit.list;
+    const rows = (await this.k.db.knex('certificate_authorities').where({ issuer_id: issuerId }).whereIn('status', ['active', 'retiring'])
+      .orderByRaw(`CASE status WHEN 'active' THEN 0 ELSE 1 END`).orderBy('created_at', 'desc')
+      .select('id', 'issuer_id', 'subject', 'not_after', 'certificate_pem')) as (Omit<CaEntry, 'ids'> & { certificate_pem: string })[];
+    const list = rows.map(({ certificate_pem, ...r }) => ({ ...r, ids: idsOf(certificate_pem) }));
+    this.cas.set(issuerId, { at: Date.now(), list });
+    return list;
+  }
+}

@@ -1,0 +1,55 @@
+import { CaKeystore } from '../ca/ca-keystore.js';
+import type { KernelServices } from '../kernel-services.js';
+import { CrlService } from './crl-service.js';
+import { OcspResponders } from './ocsp-responders.js';
+import { OcspService } from './ocsp-service.js';
+
+export interface Revocation {
+  keystore: CaKeystore;
+  crl: CrlService;
+  responders: OcspResponders;
+  ocsp: OcspService;
+  /** The newest revocation this replica has applied to its OCSP cache (for the cross-replica sync). */
+  syncedUntil: Date;
+}
+
+const instances = new WeakMap<KernelServices, Revocation>();
+
+/**
+ * The revocation services of one kernel, made on first use and shared by its
+ * routes, loops and PKI endpoints (keyed by the kernel's services object, so two
+ * kernels in one process, as in tests, never share caches). They use their own
+ * view of the CA keystore: it only reads certificate_authorities and signs in the
+ * crypto pool. A committed revocation (its audit event) drops the OCSP answers
+ * cached for its serials at once and asks for a new CRL.
+ */
+export function revocationOf(k: KernelServices): Revocation {
+  let r = instances.get(k);
+  if (r) return r;
+  const keystore = new CaKeystore({
+    knex: k.db.knex, cipher: k.cipher, audit: k.audit, crypto: k.crypto, log: k.log.child({ mod: 'revocation' }),
+    configured: { certPath: k.config.caCertPath, keyPath: k.config.caKeyPath },
+  });
+  const responders = new OcspResponders(k, keystore);
+  r = { keystore, crl: new CrlService(k, keystore), responders, ocsp: new OcspService(k, responders), syncedUntil: new Date() };
+  const rev = r;
+  k.audit.onAppend((rows) => {
+    let revoked = false;
+    for (const row of rows) {
+      if (row.action === 'certificate_revoked') {
+        const d = (row.details ?? {}) as { issuer_id?: string; serials?: string[] };
+        if (d.issuer_id) rev.ocsp.invalidate(d.issuer_id, d.serials ?? []);
+        revoked = true;
+      } else if (row.action === 'ca_created' || row.action === 'ca_retiring') {
+        const d = (row.details ?? {}) as { issuer_id?: string };
+        if (d.issuer_id) {
+          rev.ocsp.forgetIssuer(d.issuer_id);
+          rev.crl.forget(d.issuer_id);
+        }
+      }
+    }
+    if (revoked) rev.crl.soon();
+  });
+  instances.set(k, r);
+  return r;
+}
