@@ -176,7 +176,7 @@ export class AgentDaemon {
       // A deploy is never abandoned halfway for a shutdown: its own timeouts bound it.
       let result: DeployResultRequest;
       try {
-        result = await runDeployItem(item, { host: this.host!, keys: this.keys!, log: this.log, verifyDelayMs: this.config.verifyDelayMs, verifyTimeoutMs: this.config.verifyTimeoutMs, signal: new AbortController().signal });
+        result = await runDeployItem(item, { host: this.host!, keys: this.keys!, log: this.log, verifyDelayMs: this.config.verifyDelayMs, verifyTimeoutMs: this.config.verifyTimeoutMs, verifyWindowMs: this.config.verifyWindowMs, signal: new AbortController().signal });
       } catch (err) {
         // Not a failed deploy but a fault of the agent (disk, worker pool): still an answer, not a silent lease expiry.
         this.log.error({ job_id: item.job_id, err: (err as Error).message }, 'deployment aborted by an agent error');

@@ -16,7 +16,7 @@ ${Object.entries(FLAG_ENV).map(([flag, env]) => `  --${flag.padEnd(22)} ${env}`)
   --version                the agent's version
 
 Also from the environment: CERTCTL_AGENT_BOOTSTRAP_TOKEN (registration),
-CERTCTL_VERIFY_TIMEOUT, CERTCTL_DISCOVERY_INTERVAL, CERTCTL_AGENT_MAX_BACKOFF.
+CERTCTL_VERIFY_TIMEOUT, CERTCTL_VERIFY_WINDOW, CERTCTL_DISCOVERY_INTERVAL, CERTCTL_AGENT_MAX_BACKOFF.
 `;
 
 /** `certctl agent [flags]`: flags are mapped onto their CERTCTL_* variables, then the environment is read. */

@@ -24,6 +24,8 @@ export interface AgentConfig {
   discoveryIntervalMs: number;
   verifyDelayMs: number;
   verifyTimeoutMs: number;
+  /** How long a served certificate may lag a reload before the deploy counts as failed. */
+  verifyWindowMs: number;
   pollIntervalMs: number;
   /** The operator chose the poll interval; otherwise the server's poll_after_ms hint is followed. */
   pollIntervalSet: boolean;
@@ -130,6 +132,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     discoveryIntervalMs: duration(env, 'CERTCTL_DISCOVERY_INTERVAL', '6h', 1000),
     verifyDelayMs: duration(env, 'CERTCTL_VERIFY_DELAY', '2s', 0),
     verifyTimeoutMs: duration(env, 'CERTCTL_VERIFY_TIMEOUT', '5s', 100),
+    verifyWindowMs: duration(env, 'CERTCTL_VERIFY_WINDOW', '15s', 0),
     pollIntervalMs: duration(env, 'CERTCTL_AGENT_POLL_INTERVAL', '10s', 100),
     pollIntervalSet: optional(env.CERTCTL_AGENT_POLL_INTERVAL) !== undefined,
     heartbeatIntervalMs: duration(env, 'CERTCTL_AGENT_HEARTBEAT_INTERVAL', '60s', 100),

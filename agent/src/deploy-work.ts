@@ -14,6 +14,7 @@ export interface DeployDeps {
   log: Logger;
   verifyDelayMs: number;
   verifyTimeoutMs: number;
+  verifyWindowMs?: number;
   signal: AbortSignal;
 }
 
@@ -110,7 +111,7 @@ async function verifyIfAsked(item: DeployWorkItem, fingerprint: string, deps: De
   if ('problem' in ep) return { status: 'failed', expected_fingerprint_sha256: fingerprint, error: ep.problem };
   // Give the server time to pick up the reload before asking what it serves.
   if (!(await sleep(deps.verifyDelayMs, deps.signal))) return { status: 'skipped', error: 'the agent is shutting down' };
-  return verifyDeployment(ep, fingerprint, deps.verifyTimeoutMs);
+  return verifyDeployment(ep, fingerprint, deps.verifyTimeoutMs, deps.verifyWindowMs);
 }
 
 async function rollBack(session: TargetSession, snapshotId: string | undefined, budget: number, log: Logger): Promise<boolean> {

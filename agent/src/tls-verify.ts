@@ -44,15 +44,28 @@ export function servedFingerprint(ep: VerifyEndpoint, defaultTimeoutMs: number):
   });
 }
 
-/** Probes the endpoint and compares with the deployed certificate's fingerprint. */
-export async function verifyDeployment(ep: VerifyEndpoint, expectedSha256: string, defaultTimeoutMs: number): Promise<VerificationReport> {
+const PROBE_INTERVAL_MS = 250;
+
+/**
+ * Probes the endpoint and compares with the deployed certificate's fingerprint.
+ * Servers switch certificates asynchronously after a reload (HAProxy and Apache
+ * workers drain for a while), so a mismatch is probed again until `windowMs` has
+ * passed; only a mismatch that lasts the whole window fails the deployment.
+ */
+export async function verifyDeployment(ep: VerifyEndpoint, expectedSha256: string, defaultTimeoutMs: number, windowMs = 15_000): Promise<VerificationReport> {
   const endpoint = `${net.isIP(ep.host) === 6 ? `[${ep.host}]` : ep.host}:${ep.port}${ep.server_name ? ` (SNI ${ep.server_name})` : ''}`.slice(0, 300);
   const expected = expectedSha256.toLowerCase();
-  try {
-    const observed = await servedFingerprint(ep, defaultTimeoutMs);
-    if (observed === expected) return { status: 'success', endpoint, expected_fingerprint_sha256: expected, observed_fingerprint_sha256: observed };
-    return { status: 'failed', endpoint, expected_fingerprint_sha256: expected, observed_fingerprint_sha256: observed, error: 'the endpoint serves a different certificate' };
-  } catch (err) {
-    return { status: 'failed', endpoint, expected_fingerprint_sha256: expected, error: `cannot probe the endpoint: ${(err as Error).message}`.slice(0, 2000) };
+  const deadline = Date.now() + windowMs;
+  for (;;) {
+    let report: VerificationReport;
+    try {
+      const observed = await servedFingerprint(ep, defaultTimeoutMs);
+      if (observed === expected) return { status: 'success', endpoint, expected_fingerprint_sha256: expected, observed_fingerprint_sha256: observed };
+      report = { status: 'failed', endpoint, expected_fingerprint_sha256: expected, observed_fingerprint_sha256: observed, error: 'the endpoint serves a different certificate' };
+    } catch (err) {
+      report = { status: 'failed', endpoint, expected_fingerprint_sha256: expected, error: `cannot probe the endpoint: ${(err as Error).message}`.slice(0, 2000) };
+    }
+    if (Date.now() + PROBE_INTERVAL_MS >= deadline) return report;
+    await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
   }
 }

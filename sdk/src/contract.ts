@@ -143,7 +143,58 @@ export interface PluginContext {
    * always as an array, never through a shell.
    */
   exec: { run(command: string, args: string[], options?: { timeoutMs?: number; input?: string }): Promise<ExecResult> };
+  /**
+   * Capability `issuance`, protocol plugins only: enrolment through the kernel's
+   * issuance service (profiles, policies, approvals, audit). A protocol never
+   * calls an issuer plugin itself.
+   */
+  issuance: {
+    enroll(request: EnrollRequest): Promise<EnrollResult>;
+    revoke(request: EnrollRevokeRequest): Promise<EnrollRevokeResult>;
+    caChain(request: { issuerId: string }): Promise<{ chainPem: string[] }>;
+  };
 }
+
+// ---- issuance (capability of protocol plugins) --------------------------
+
+/** Who asked, as the protocol authenticated them; recorded as the audit actor. */
+export interface EnrollRequester {
+  /** e.g. 'est-basic', 'est-client-cert', 'acme-account', 'scep-challenge'. */
+  kind: string;
+  /** The user name, account URL, certificate subject... (never a secret). */
+  id: string;
+}
+
+export interface EnrollRequest {
+  /** Profile the enrolment is checked against; null: none (only the issuer's own limits). */
+  profileId: string | null;
+  issuerId: string;
+  csrPem: string;
+  requester: EnrollRequester;
+  /**
+   * Re-enrolment (renewal) of a certificate this plugin enrolled before; without
+   * it a new managed certificate is created. Also the way to collect the result
+   * of an enrolment that was `pending`.
+   */
+  certificateId?: string;
+  /** Requested end of validity (ISO 8601); the profile and issuer may shorten it. */
+  notAfter?: string;
+}
+
+export type EnrollResult =
+  | { status: 'issued'; certificateId: string; certificatePem: string; chainPem: string[]; serialNumber: string; notAfter: string }
+  | { status: 'pending'; certificateId: string; retryAfterSeconds: number; approvalId?: string }
+  | { status: 'denied'; reason: string }
+  | { status: 'failed'; reason: string; retryable: boolean };
+
+export interface EnrollRevokeRequest {
+  /** A certificate this plugin enrolled. */
+  certificateId: string;
+  /** RFC 5280 reason name (keyCompromise, superseded, ...); default unspecified. */
+  reason?: string;
+}
+
+export type EnrollRevokeResult = { status: 'revoked' } | { status: 'failed'; reason: string };
 
 // ---- issuer -------------------------------------------------------------
 
@@ -253,7 +304,45 @@ export interface DiscoveryPlugin {
   discover(request: { cursor?: string }, ctx: PluginContext): Promise<{ certificates: DiscoveredCertificate[]; nextCursor?: string }>;
 }
 
-export type Plugin = IssuerPlugin | TargetPlugin | NotifierPlugin | DiscoveryPlugin;
+// ---- protocol -----------------------------------------------------------
+
+/**
+ * One HTTP request below one of the plugin's mounts (manifest `protocol.mounts`),
+ * as the kernel forwards it. The protocol authenticates the caller itself.
+ */
+export interface ProtocolHttpRequest {
+  method: string;
+  /** The mount that matched, e.g. `/.well-known/est`. */
+  mount: string;
+  /** The rest of the path below the mount: '' or starting with '/'. */
+  path: string;
+  /** Decoded query parameters (the last value of a repeated one). */
+  query: Record<string, string>;
+  /** Header names lower-cased; repeated headers joined with ', '. */
+  headers: Record<string, string>;
+  /** The body, base64 (possibly empty). */
+  body: string;
+  remoteAddress: string;
+  /** The TLS client certificate the caller presented (PEM), not validated by the kernel; null when none. */
+  clientCertificatePem: string | null;
+  /** Public base URL of the kernel (scheme://host[:port]), for absolute URLs in answers. */
+  baseUrl: string;
+}
+
+export interface ProtocolHttpResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Default 'utf8'. */
+  bodyEncoding?: 'utf8' | 'base64';
+}
+
+export interface ProtocolPlugin {
+  kind: 'protocol';
+  handle(request: ProtocolHttpRequest, ctx: PluginContext): Promise<ProtocolHttpResponse>;
+}
+
+export type Plugin = IssuerPlugin | TargetPlugin | NotifierPlugin | DiscoveryPlugin | ProtocolPlugin;
 export type PluginOf<K extends Plugin['kind']> = Extract<Plugin, { kind: K }>;
 
 /** The methods a host may call on a plugin of a kind (everything but `kind`). */

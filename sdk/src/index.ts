@@ -2,6 +2,7 @@ export {
   PLUGIN_API_VERSION,
   PLUGIN_KINDS,
   PLUGIN_RUNTIMES,
+  PROTOCOL_MOUNT_ROOTS,
   isSecretField,
   type JsonSchemaObject,
   type PluginCapabilities,
@@ -10,6 +11,7 @@ export {
   type PluginManifest,
   type PluginPackageJson,
   type PluginRuntime,
+  type ProtocolManifest,
 } from './manifest.js';
 export { MANIFEST_SCHEMA } from './manifest-schema.js';
 export * from './contract.js';

@@ -1,4 +1,4 @@
-import { PLUGIN_API_VERSION, PLUGIN_KINDS, PLUGIN_RUNTIMES } from './manifest.js';
+import { PLUGIN_API_VERSION, PLUGIN_KINDS, PLUGIN_RUNTIMES, PROTOCOL_MOUNT_ROOTS } from './manifest.js';
 
 const kebabCase = '^[a-z][a-z0-9]*(-[a-z0-9]+)*$';
 // Relative, inside the package: no leading slash, no `..` segment, no backslash.
@@ -7,6 +7,9 @@ const packagePath = '^(?!/)(?!.*(^|/)\\.\\.(/|$))[A-Za-z0-9._@+/-]+$';
 const hostPattern = '^(https?://)?(\\*\\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$';
 const absolutePath = '^/(?!.*(^|/)\\.\\.(/|$)).*$';
 const commandName = '^[A-Za-z0-9_./+-]+$';
+// A mount is a root or below one: lower-case segments, no `..`, no trailing slash.
+const escapeRe = (v: string) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const mountPattern = `^(${PROTOCOL_MOUNT_ROOTS.map(escapeRe).join('|')})(/[a-z0-9][a-z0-9._-]{0,62})*$`;
 
 const stringList = (pattern: string, description: string) => ({
   type: 'array',
@@ -52,6 +55,7 @@ export const MANIFEST_SCHEMA = {
         kv: { type: 'boolean' },
         events: { type: 'boolean' },
         ca: { type: 'boolean' },
+        issuance: { type: 'boolean' },
         fs: { type: 'object', additionalProperties: false, required: ['paths'], properties: { paths: stringList(absolutePath, 'Absolute paths the plugin may read and write') } },
         exec: { type: 'object', additionalProperties: false, required: ['commands'], properties: { commands: stringList(commandName, 'Commands the plugin may run') } },
       },
@@ -64,9 +68,28 @@ export const MANIFEST_SCHEMA = {
     },
     uiSchema: { type: 'object' },
     features: { type: 'array', uniqueItems: true, maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 64, pattern: kebabCase } },
+    protocol: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mounts'],
+      properties: {
+        mounts: { type: 'array', minItems: 1, maxItems: 10, uniqueItems: true, items: { type: 'string', maxLength: 255, pattern: mountPattern } },
+        clientCertificates: { type: 'boolean' },
+        maxBodyBytes: { type: 'integer', minimum: 1024, maximum: 1_048_576 },
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 120_000 },
+      },
+    },
   },
-  allOf: PLUGIN_RUNTIMES.map((runtime) => ({
-    if: { required: ['runtimes'], properties: { runtimes: { type: 'array', contains: { const: runtime } } } },
-    then: { required: ['entry'], properties: { entry: { type: 'object', required: [runtime], properties: { [runtime]: { type: 'string' } } } } },
-  })),
+  allOf: [
+    ...PLUGIN_RUNTIMES.map((runtime) => ({
+      if: { required: ['runtimes'], properties: { runtimes: { type: 'array', contains: { const: runtime } } } },
+      then: { required: ['entry'], properties: { entry: { type: 'object', required: [runtime], properties: { [runtime]: { type: 'string' } } } } },
+    })),
+    // Protocol plugins say where they are served; only they may, and only they may enrol.
+    {
+      if: { required: ['kind'], properties: { kind: { const: 'protocol' } } },
+      then: { required: ['protocol'] },
+      else: { not: { anyOf: [{ required: ['protocol'] }, { required: ['capabilities'], properties: { capabilities: { type: 'object', required: ['issuance'], properties: { issuance: { const: true } } } } }] } },
+    },
+  ],
 } as const;

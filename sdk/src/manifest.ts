@@ -33,6 +33,8 @@ export interface PluginCapabilities {
   events?: boolean;
   /** Signing with a CA the kernel keeps for the instance (ctx.ca); the key never reaches the plugin. */
   ca?: boolean;
+  /** Protocol plugins only: enrolment through the kernel's issuance service (ctx.issuance). */
+  issuance?: boolean;
   /** Agent-side file access, limited to these absolute paths (and below them). */
   fs?: { paths: string[] };
   /** Agent-side command execution, limited to these commands (arguments always as arrays). */
@@ -61,7 +63,26 @@ export interface PluginManifest {
   uiSchema?: JsonSchemaObject;
   /** Optional operations the plugin implements (e.g. `renew`, `revoke`, `crl`). */
   features?: string[];
+  /** Required of (and only allowed for) protocol plugins. */
+  protocol?: ProtocolManifest;
 }
+
+/**
+ * Where a protocol plugin is served. Each mount is one of PROTOCOL_MOUNT_ROOTS or
+ * a path below one; the kernel forwards every request at or below it to `handle`.
+ */
+export interface ProtocolManifest {
+  mounts: string[];
+  /** Ask TLS clients for a certificate (EST client-certificate auth); it is never required by the kernel. */
+  clientCertificates?: boolean;
+  /** Largest request body forwarded (default 65536, at most 1 MiB). */
+  maxBodyBytes?: number;
+  /** Per-request deadline in ms (default 30000, at most 120000). */
+  timeoutMs?: number;
+}
+
+/** Path roots protocol plugins may mount at (or below). The API, probes and PKI endpoints are never among them. */
+export const PROTOCOL_MOUNT_ROOTS = ['/acme', '/.well-known/est', '/scep', '/.well-known/cmp', '/cmp'] as const;
 
 /** The parts of package.json the host reads. */
 export interface PluginPackageJson {

@@ -73,6 +73,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certctl agent against a real kernel', () 
       CERTCTL_AGENT_POLL_INTERVAL: '150ms',
       CERTCTL_AGENT_HEARTBEAT_INTERVAL: '500ms',
       CERTCTL_VERIFY_DELAY: '20ms',
+      CERTCTL_VERIFY_WINDOW: '1s',
     });
     const started = await agent.waitForLog('agent started', (l) => l.msg === 'agent started');
     agentId = started.agent_id;

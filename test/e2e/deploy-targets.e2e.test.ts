@@ -59,7 +59,8 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issue, deploy and renew onto real nginx, 
       CERTCTL_AGENT_ALLOWED_PATHS: KINDS.map((k) => path.join(dir, k, 'tls')).join(','),
       CERTCTL_AGENT_POLL_INTERVAL: '150ms',
       CERTCTL_AGENT_HEARTBEAT_INTERVAL: '1s',
-      CERTCTL_VERIFY_DELAY: '1s',
+      CERTCTL_VERIFY_DELAY: '100ms',
+      CERTCTL_VERIFY_WINDOW: '10s',
     });
     const agentId = (await agent.waitForLog('agent started', (l) => l.msg === 'agent started')).agent_id as string;
 

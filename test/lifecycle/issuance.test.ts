@@ -185,6 +185,16 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance (agent keygen)', () => {
     expect((await certRow(knex, id)).status).toBe('Active');
   });
 
+  it('a retryable failure on the last attempt is final: certificate Failed', async () => {
+    const { id, job } = await createCertificate(t, { common_name: 'last-try.example.com', agent_id: 'agent-1', issuer_id: 'iss-flaky' });
+    await knex('jobs').where({ id: job.id }).update({ max_attempts: 1 });
+    await submitCsr(knex, job.id, csrFor('last-try', 'last-try.example.com'));
+    const done = await runJob(t, job.id);
+    expect(done).toMatchObject({ status: 'Failed', attempts: 1 });
+    expect(done.last_error).toMatch(/briefly unavailable/);
+    expect((await certRow(knex, id)).status).toBe('Failed');
+  });
+
   it.each([
     ['iss-deny', /denied the request: the test CA refuses/],
     ['iss-fail', /failed: the test CA is broken for good/],

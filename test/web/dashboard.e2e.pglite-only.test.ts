@@ -81,6 +81,27 @@ describe.skipIf(!chromiumAvailable())('dashboard end to end (Chromium)', () => {
     await byId(page, 'page-not-found').waitFor();
   });
 
+  it('walks the onboarding wizard: CA, agent install commands, certificate, done', async () => {
+    await page.goto(`${t.kernel.url}/`);
+    await byId(page, 'onboarding-start').click();
+    await byId(page, 'onboarding-step-ca').waitFor();
+    await byId(page, 'onboarding-issuer-type').waitFor();
+    await screenshot(page, '15-onboarding-ca');
+    await byId(page, 'onboarding-next-1').click();
+    await byId(page, 'onboarding-os-docker').click();
+    await expect(byId(page, 'onboarding-install').textContent()).resolves.toContain('docker run');
+    await expect(byId(page, 'onboarding-agents').textContent()).resolves.toMatch(/0 agent/);
+    await screenshot(page, '16-onboarding-agent');
+    await byId(page, 'onboarding-next-2').click();
+    await byId(page, 'onboarding-cert-form-field-common_name').waitFor();
+    await screenshot(page, '17-onboarding-certificate');
+    await byId(page, 'onboarding-cert-cancel').click();
+    await byId(page, 'onboarding-finish').click();
+    await byId(page, 'page-dashboard').waitFor();
+    expect(await page.evaluate(() => localStorage.getItem('certctl:onboarding-dismissed'))).toBe('1');
+    expect(await byId(page, 'onboarding-banner').count()).toBe(0);
+  });
+
   it('installs a plugin from a .tgz and grants the capabilities it asks for', async () => {
     await byId(page, 'nav-plugins').click();
     await byId(page, 'plugins-install-file').setInputFiles(pkg.file);

@@ -23,6 +23,7 @@ export const ID_PREFIXES = {
   grant: 'grant',
   discovered: 'dc',
   discoveryScan: 'dscan',
+  protocolEndpoint: 'pe',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -67,6 +67,7 @@ describe('profile enforcement', () => {
 
   it('a free-text common name is matched as the CN only, never issued as a SAN', () => {
     expect(plan(null, csr({ subject: 'CN=Payments Service', sans: ['pay.example.com'] }), cert('Payments Service', ['pay.example.com'])).sans).toEqual(['pay.example.com']);
+    expect(plan(null, csr({ subject: 'CN=Payments Service', sans: ['Payments Service', 'pay.example.com'] }), cert('Payments Service', ['pay.example.com'])).sans).toEqual(['pay.example.com']);
   });
 
   it('checks every name against required_san_patterns', () => {

@@ -17,6 +17,8 @@ export interface NotificationEvent {
   dedupe_key?: string;
 }
 
+const INSERT_CHUNK = 2000;
+
 export interface RecordOptions {
   /** Written to created_at/updated_at; the database clock when absent. */
   now?: Date;
@@ -33,9 +35,9 @@ export async function recordNotification(k: Pick<KernelServices, 'db' | 'log'>, 
 }
 
 /**
- * Records many events with a fixed number of statements (the enabled
- * notifiers, the certificates' owners and policies, one insert), whatever the
- * number of events. Returns the number of rows inserted; rows whose dedupe key
+ * Records many events with a few statements (the enabled notifiers, the
+ * certificates' owners and policies, the inserts in chunks of 2,000 rows),
+ * however many events there are. Returns the number of rows inserted; rows whose dedupe key
  * already exists are skipped silently.
  */
 export async function recordNotifications(k: Pick<KernelServices, 'db' | 'log'>, trx: Knex.Transaction, events: readonly NotificationEvent[], opts: RecordOptions = {}): Promise<number> {
@@ -66,7 +68,12 @@ export async function recordNotifications(k: Pick<KernelServices, 'db' | 'log'>,
     created_at: stamp,
     updated_at: stamp,
   })));
-  const inserted = (await trx('notifications').insert(rows).onConflict('dedupe_key').ignore().returning('id')) as { id: string }[];
-  if (inserted.length) k.log.debug({ events: events.length, rows: inserted.length }, 'notifications recorded');
-  return inserted.length;
+  let inserted = 0;
+  // Chunks keep one statement under PostgreSQL's 65,535 bind parameters (14 per row).
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    const done = (await trx('notifications').insert(rows.slice(i, i + INSERT_CHUNK)).onConflict('dedupe_key').ignore().returning('id')) as { id: string }[];
+    inserted += done.length;
+  }
+  if (inserted) k.log.debug({ events: events.length, rows: inserted }, 'notifications recorded');
+  return inserted;
 }

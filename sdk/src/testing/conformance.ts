@@ -1,12 +1,13 @@
 import crypto from 'node:crypto';
-import type { DeployRequest, IssueRequest, Json, NotifyRequest, Plugin, PluginKind } from '../index.js';
+import type { DeployRequest, IssueRequest, Json, NotifyRequest, Plugin, PluginKind, ProtocolHttpRequest } from '../index.js';
 import { PluginCallFailure } from './errors.js';
 import { BAD_CSR_PEM, certificateMatchesCsr, TAMPERED_CSR_PEM, TEST_CERT_PEM, TEST_CSR_PEM, TEST_CSR_SUBJECT } from './fixtures.js';
 import { targetChecks, type TargetConformanceOptions } from './target-conformance.js';
 import { createTestHost, type TestHost, type TestHostOptions } from './test-host.js';
 
 /** Optional methods whose presence is part of a plugin's declared surface, per kind. */
-export const OPTIONAL_METHODS: Record<'issuer' | 'target' | 'notifier' | 'discovery', readonly string[]> = {
+export const OPTIONAL_METHODS: Record<'issuer' | 'target' | 'notifier' | 'discovery' | 'protocol', readonly string[]> = {
+  protocol: [],
   issuer: ['renew', 'revoke', 'getCaChain'],
   target: ['validate', 'verify', 'rollback'],
   notifier: [],
@@ -30,6 +31,11 @@ export interface ConformanceOptions<P extends Plugin = Plugin> extends TestHostO
   /** Targets: which config fields name files and commands, when they cannot be inferred. */
   target?: TargetConformanceOptions;
   notifyRequest?: NotifyRequest;
+  /**
+   * Protocols: the mount to send requests to, and paths below it where a POST of
+   * garbage must be refused with a 4xx (never thrown).
+   */
+  protocol?: { mount: string; malformedPaths?: string[] };
 }
 
 export interface ConformanceCheck {
@@ -174,6 +180,29 @@ async function notifierChecks(checks: Checks, host: TestHost, opts: ConformanceO
   if (r) checks.pass('notify: answers with a contract result', String(r.status));
 }
 
+/** A request as the kernel would forward it. */
+export function protocolRequest(mount: string, method: string, path: string, body = Buffer.alloc(0), headers: Record<string, string> = {}): ProtocolHttpRequest {
+  return { method, mount, path, query: {}, headers, body: body.toString('base64'), remoteAddress: '127.0.0.1', clientCertificatePem: null, baseUrl: 'https://certctl.test' };
+}
+
+async function protocolChecks(checks: Checks, host: TestHost, opts: ConformanceOptions): Promise<void> {
+  const mount = opts.protocol?.mount;
+  if (!mount) {
+    checks.fail('protocol: conformance options name a mount', 'pass `protocol: { mount }`');
+    return;
+  }
+  const is4xx = (r: Record<string, Json> | undefined) => (r && typeof r.status === 'number' && r.status >= 400 && r.status < 500 ? null : `answered ${JSON.stringify(r?.status)}, expected a 4xx`);
+  const unknown = await checks.call('handle: an unknown path is answered, not thrown', host, 'handle', protocolRequest(mount, 'GET', '/certctl-conformance-no-such-path') as unknown as Json);
+  if (unknown) checks.expect('handle: an unknown path gets a 4xx', is4xx(unknown));
+  const garbage = Buffer.from([0x30, 0x82, 0xff, 0xff, 0x00, 0x01, 0x02]);
+  for (const path of opts.protocol?.malformedPaths ?? []) {
+    for (const type of ['application/pkcs10', 'application/octet-stream', 'text/plain']) {
+      const r = await checks.call(`handle: garbage POSTed to ${path} (${type}) is answered`, host, 'handle', protocolRequest(mount, 'POST', path, garbage, { 'content-type': type }) as unknown as Json);
+      if (r) checks.expect(`handle: garbage POSTed to ${path} (${type}) gets a 4xx`, is4xx(r));
+    }
+  }
+}
+
 /**
  * The shared conformance suite for a plugin kind, runner-agnostic: it uses no
  * test framework, returns a report when every check passed and throws a
@@ -200,6 +229,7 @@ export async function runConformance<P extends Plugin>(kind: ConformanceKind, op
     if (kind === 'issuer') await issuerChecks(checks, host, opts.plugin, opts as ConformanceOptions);
     if (kind === 'target') await targetChecks(checks, opts.plugin, opts as ConformanceOptions);
     if (kind === 'notifier') await notifierChecks(checks, host, opts as ConformanceOptions);
+    if (kind === 'protocol') await protocolChecks(checks, host, opts as ConformanceOptions);
     if (kind === 'discovery') {
       const r = await checks.call('discover: answers with a contract result', host, 'discover', {});
       if (r) checks.pass('discover: answers with a contract result');

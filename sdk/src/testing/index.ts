@@ -17,6 +17,7 @@ export {
 export {
   ConformanceError,
   OPTIONAL_METHODS,
+  protocolRequest,
   runConformance,
   type ConformanceCheck,
   type ConformanceKind,

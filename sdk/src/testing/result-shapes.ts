@@ -105,7 +105,28 @@ export const METHODS: Partial<Record<PluginKind, Record<string, MethodShape>>> =
   discovery: {
     discover: { required: true, check: single(shape({ certificates: { arrayOf: shape({ certificatePem: 'nonEmpty', source: 'string' }) } }, { nextCursor: 'string' })) },
   },
+  protocol: {
+    handle: { required: true, check: (v) => protocolResponseProblem(v) },
+  },
 };
+
+/** An HTTP answer: a status the kernel can send, string headers, a string body in a known encoding. */
+export function protocolResponseProblem(v: Record<string, unknown>): string | null {
+  const known = new Set(['status', 'headers', 'body', 'bodyEncoding']);
+  const extra = Object.keys(v).find((k) => !known.has(k));
+  if (extra) return `result.${extra} is not a member of a protocol response`;
+  if (!Number.isInteger(v.status) || (v.status as number) < 200 || (v.status as number) > 599) return 'result.status must be an integer HTTP status from 200 to 599';
+  if (v.headers !== undefined) {
+    if (!v.headers || typeof v.headers !== 'object' || Array.isArray(v.headers)) return 'result.headers must be an object';
+    for (const [k, h] of Object.entries(v.headers)) {
+      if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(k)) return `result.headers: "${k.slice(0, 40)}" is not a header name`;
+      if (typeof h !== 'string' || /[\r\n\0]/.test(h) || h.length > 8192) return `result.headers.${k} must be a one-line string`;
+    }
+  }
+  if (v.body !== undefined && typeof v.body !== 'string') return 'result.body must be a string';
+  if (v.bodyEncoding !== undefined && v.bodyEncoding !== 'utf8' && v.bodyEncoding !== 'base64') return 'result.bodyEncoding must be utf8 or base64';
+  return null;
+}
 
 const METHOD_NAME = /^[a-z][A-Za-z0-9]{0,63}$/;
 

@@ -1,4 +1,4 @@
-import type { CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, ExecResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
+import type { CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, EnrollRequest, EnrollResult, EnrollRevokeRequest, EnrollRevokeResult, ExecResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
 import { CapabilityError, PluginCallFailure } from './errors.js';
 import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
 import { jsonCopy, jsonProblem } from './json-check.js';
@@ -49,6 +49,12 @@ export interface TestHostOptions<P extends Plugin = Plugin> {
   ca?: { ensure(request: CaEnsureRequest): Promise<CaInfo>; sign(request: CaSignRequest): Promise<CaSignResult> };
   /** Agent side: runs granted commands. */
   exec?: FakeExecHandler;
+  /** Capability `issuance` (protocol plugins): stands in for the kernel's issuance service. */
+  issuance?: {
+    enroll(request: EnrollRequest): Promise<EnrollResult>;
+    revoke?(request: EnrollRevokeRequest): Promise<EnrollRevokeResult>;
+    caChain(request: { issuerId: string }): Promise<{ chainPem: string[] }>;
+  };
   /** The host clock (epoch ms). */
   now?: () => number;
   /** Per-call deadline, as the host's default. */
@@ -116,6 +122,11 @@ function deepFreeze<T>(v: T): T {
 export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): TestHost {
   const grants: PluginCapabilities = jsonCopy(opts.grants ?? {});
   const now = opts.now ?? Date.now;
+  const fakeIssuance = (op: string) => {
+    if (grants.issuance !== true) throw new CapabilityError(`issuance.${op} is not granted to this plugin (capability issuance)`);
+    if (!opts.issuance) throw new Error(`issuance.${op}: the test host has no fake issuance service (pass \`issuance\`)`);
+    return opts.issuance;
+  };
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const pluginId = opts.pluginId ?? 'test-plugin';
   const kv = opts.kv instanceof Map ? opts.kv : new Map(Object.entries(opts.kv ?? {}));
@@ -205,6 +216,19 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
         if (grants.ca !== true) throw new CapabilityError('ca.sign is not granted to this plugin (capability ca)');
         if (!opts.ca) throw new Error('ca.sign: the test host has no fake CA (pass `ca`)');
         return opts.ca.sign(jsonCopy(request as unknown as Json) as never);
+      },
+    },
+    issuance: {
+      async enroll(request) {
+        return fakeIssuance('enroll').enroll(jsonCopy(request as unknown as Json) as never);
+      },
+      async revoke(request) {
+        const fake = fakeIssuance('revoke');
+        if (!fake.revoke) throw new Error('issuance.revoke: the fake issuance service has no revoke');
+        return fake.revoke(jsonCopy(request as unknown as Json) as never);
+      },
+      async caChain(request) {
+        return fakeIssuance('caChain').caChain(jsonCopy(request as unknown as Json) as never);
       },
     },
     fs: {

@@ -32,7 +32,7 @@ const mounted: { unmount(): void }[] = [];
 async function mountWithRouter(component: unknown, props: Record<string, unknown> = {}, at = '/teams') {
   const router = createRouter({ history: createMemoryHistory(), routes });
   await router.push(at);
-  const w = mount(component as never, { props, global: { plugins: [router] } });
+  const w = mount(component as never, { props, global: { plugins: [router] } } as never);
   mounted.push(w);
   await flushPromises();
   await settle();

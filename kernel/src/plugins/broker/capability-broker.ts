@@ -25,6 +25,13 @@ export interface KernelBrokerOptions {
   caKeystore?: Pick<CaKeystore, 'ensure' | 'sign' | 'issuerBelongsTo'>;
   /** Log lines kept per plugin call; the rest are counted and dropped. */
   maxLogLinesPerCall?: number;
+  /** The issuance service behind ctx.issuance (capability `issuance`, protocol plugins); without it issuance.* is refused. */
+  issuance?: IssuanceOps;
+}
+
+/** ctx.issuance on the kernel side (kernel/src/protocols/issuance-ops.ts); the request is unchecked JSON from the plugin. */
+export interface IssuanceOps {
+  handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain', request: Json): Promise<Json>;
 }
 
 const LEVELS = new Set(['debug', 'info', 'warn', 'error']);
@@ -46,7 +53,8 @@ interface CallState {
  * Answers, by op (the runners' context shims rely on these shapes):
  *   log -> null; secrets.get -> string | null; http.fetch -> HttpResponse;
  *   kv.get -> { value } | null (null: absent or expired); kv.set, kv.delete -> null;
- *   kv.list -> string[]; events.emit -> null; ca.ensure -> CaInfo; ca.sign -> CaSignResult.
+ *   kv.list -> string[]; events.emit -> null; ca.ensure -> CaInfo; ca.sign -> CaSignResult;
+ *   issuance.* -> see IssuanceOps.
  */
 export class KernelCapabilityBroker implements CapabilityBroker {
   readonly events: PluginEventBus;
@@ -122,6 +130,13 @@ export class KernelCapabilityBroker implements CapabilityBroker {
       case 'ca.ensure':
       case 'ca.sign':
         return this.caOp(ctx, op);
+      case 'issuance.enroll':
+      case 'issuance.revoke':
+      case 'issuance.caChain': {
+        if (g.issuance !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability issuance)`);
+        if (!this.opts.issuance) throw this.deny(ctx, name, `${name}: this kernel has no issuance service attached`);
+        return this.opts.issuance.handle(ctx, op.op, op.request);
+      }
       case 'fs.read':
       case 'fs.write':
       case 'fs.remove':

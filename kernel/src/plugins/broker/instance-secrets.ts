@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
 
 /** The tables whose rows are plugin instances; a row's `type` is its plugin's id. */
-export const INSTANCE_TABLES = ['issuers', 'targets', 'notifiers'] as const;
+export const INSTANCE_TABLES = ['issuers', 'targets', 'notifiers', 'protocol_endpoints'] as const;
 
 type Row = { encrypted_config: string | null };
 

@@ -116,8 +116,23 @@ const METHODS: Partial<Record<PluginKind, Record<string, MethodShape>>> = {
       },
     },
   },
-  // `protocol` has no method table yet: the SDK does not define its calls, so any
-  // identifier-shaped method is passed through and only plain JSON is required back.
+  protocol: {
+    handle: {
+      required: true,
+      result: {
+        schema: obj({
+          status: { type: 'integer', minimum: 200, maximum: 599 },
+          headers: {
+            type: 'object',
+            propertyNames: { pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$" },
+            additionalProperties: { type: 'string', maxLength: 8192, pattern: '^[^\\r\\n\\u0000]*$' },
+          },
+          body: str,
+          bodyEncoding: { enum: ['utf8', 'base64'] },
+        }, ['status']),
+      },
+    },
+  },
 };
 
 const METHOD_NAME = /^[a-z][A-Za-z0-9]{0,63}$/;

@@ -63,6 +63,9 @@ export type BrokerOp =
   | { op: 'events.emit'; type: string; data: Record<string, Json> }
   | { op: 'ca.ensure'; request: Json }
   | { op: 'ca.sign'; request: Json }
+  | { op: 'issuance.enroll'; request: Json }
+  | { op: 'issuance.revoke'; request: Json }
+  | { op: 'issuance.caChain'; request: Json }
   | { op: 'fs.read'; path: string }
   | { op: 'fs.remove'; path: string }
   | { op: 'fs.write'; path: string; data: string; mode?: number }
@@ -81,6 +84,8 @@ export interface BrokerCallContext {
  *   http.fetch -> HttpResponse (sdk); kv.get -> { value } | null (null: absent or expired,
  *   so a stored null stays distinguishable); kv.set, kv.delete, events.emit -> null;
  *   kv.list -> string[]; ca.ensure -> CaInfo; ca.sign -> CaSignResult (sdk);
+ *   issuance.enroll -> EnrollResult; issuance.revoke -> EnrollRevokeResult;
+ *   issuance.caChain -> { chainPem } (sdk);
  *   fs.read -> string; fs.write, fs.remove -> null; exec.run -> ExecResult.
  * Refusals reject with PluginCallError (capability_denied, or timeout past the
  * deadline); I/O failures the plugin should handle (connection refused, DNS)

@@ -7,7 +7,7 @@ import { toDetails } from '../../http/validation.js';
 import { configDerivedHosts } from './config-grants.js';
 
 /** Where the instances of each kind live (kinds without a table run without an instance). */
-export const INSTANCE_TABLE: Partial<Record<PluginKind, string>> = { issuer: 'issuers', target: 'targets', notifier: 'notifiers' };
+export const INSTANCE_TABLE: Partial<Record<PluginKind, string>> = { issuer: 'issuers', target: 'targets', notifier: 'notifiers', protocol: 'protocol_endpoints' };
 
 /** `httpHosts`: host rules for the URLs the config names in `x-certctl-url` fields (config-grants.ts). */
 export type InstanceConfig = { config: Record<string, Json>; httpHosts: string[] } | { problem: string };

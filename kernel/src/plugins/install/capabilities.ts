@@ -11,6 +11,7 @@ export function capabilityItems(c: PluginCapabilities | null | undefined): strin
   for (const host of c.http?.hosts ?? []) items.push(`http:${host}`);
   if (c.kv === true) items.push('kv');
   if (c.events === true) items.push('events');
+  if (c.issuance === true) items.push('issuance');
   for (const p of c.fs?.paths ?? []) items.push(`fs:${p}`);
   for (const cmd of c.exec?.commands ?? []) items.push(`exec:${cmd}`);
   return [...new Set(items)].sort();
@@ -27,6 +28,7 @@ export function fromItems(items: Iterable<string>): PluginCapabilities {
   for (const item of [...new Set(items)].sort()) {
     if (item === 'kv') out.kv = true;
     else if (item === 'events') out.events = true;
+    else if (item === 'issuance') out.issuance = true;
     else {
       const at = item.indexOf(':');
       const name = item.slice(0, at);
@@ -57,7 +59,7 @@ export function newRequests(previouslyRequested: PluginCapabilities, requested: 
   return capabilityItems(requested).filter((i) => !before.has(i));
 }
 
-const NAMES: readonly PluginCapability[] = ['http', 'kv', 'events', 'fs', 'exec'];
+const NAMES: readonly PluginCapability[] = ['http', 'kv', 'events', 'issuance', 'fs', 'exec'];
 
 /**
  * The requested capabilities named in `names` (as `--grant http,kv` says), each in

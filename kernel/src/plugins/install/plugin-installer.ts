@@ -15,6 +15,7 @@ const INSTANCE_TABLES: Partial<Record<PluginKind, { table: string; noun: string 
   issuer: { table: 'issuers', noun: 'issuer' },
   target: { table: 'targets', noun: 'target' },
   notifier: { table: 'notifiers', noun: 'notifier' },
+  protocol: { table: 'protocol_endpoints', noun: 'protocol endpoint' },
 };
 
 export interface InvalidInstance {

@@ -52,6 +52,9 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
       return { ok: true, op: { op: 'events.emit', type: v.type, data: v.data } };
     case 'ca.ensure':
     case 'ca.sign':
+    case 'issuance.enroll':
+    case 'issuance.revoke':
+    case 'issuance.caChain':
       return isRecord(v.request) ? { ok: true, op: { op: v.op, request: v.request } } : bad(`${v.op}: the request must be an object`);
     case 'fs.remove':
       return isName(v.path) ? { ok: true, op: { op: 'fs.remove', path: v.path } } : bad('fs.remove: path must be a string');

@@ -236,6 +236,11 @@ export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, 
         ensure: function ensure(request) { return hostOp({ op: 'ca.ensure', request: jsonArg(request) }); },
         sign: function sign(request) { return hostOp({ op: 'ca.sign', request: jsonArg(request) }); },
       },
+      issuance: {
+        enroll: function enroll(request) { return hostOp({ op: 'issuance.enroll', request: jsonArg(request) }); },
+        revoke: function revoke(request) { return hostOp({ op: 'issuance.revoke', request: jsonArg(request) }); },
+        caChain: function caChain(request) { return hostOp({ op: 'issuance.caChain', request: jsonArg(request) }); },
+      },
       fs: {
         read: function read(path) { return hostOp({ op: 'fs.read', path: StringCtor(path) }); },
         remove: async function remove(path) { await hostOp({ op: 'fs.remove', path: StringCtor(path) }); },

@@ -152,6 +152,11 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       ensure: async (request) => (await send({ op: 'ca.ensure', request: asJson(request, 'ca.ensure request') })) as never,
       sign: async (request) => (await send({ op: 'ca.sign', request: asJson(request, 'ca.sign request') })) as never,
     },
+    issuance: {
+      enroll: async (request) => (await send({ op: 'issuance.enroll', request: asJson(request, 'issuance.enroll request') })) as never,
+      revoke: async (request) => (await send({ op: 'issuance.revoke', request: asJson(request, 'issuance.revoke request') })) as never,
+      caChain: async (request) => (await send({ op: 'issuance.caChain', request: asJson(request, 'issuance.caChain request') })) as never,
+    },
     fs: {
       read: async (path) => (await send({ op: 'fs.read', path: String(path) })) as string,
       remove: async (path) => {
