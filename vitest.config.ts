@@ -13,7 +13,7 @@ const NO_DATABASE = [
   'test/plugins/runtime/crypto-pool.test.ts', 'test/plugins/custom-ca.test.ts',
   'test/targets/ssh.test.ts', 'test/targets/jks.test.ts', 'test/targets/caddy.test.ts', 'test/targets/traefik.test.ts',
   'test/targets/envoy.test.ts', 'test/targets/postfix.test.ts', 'test/targets/dovecot.test.ts', 'test/targets/other-target-manifests.test.ts',
-  'test/targets/nginx.test.ts', 'test/targets/apache.test.ts', 'test/targets/haproxy.test.ts', 'test/targets/target-manifests.test.ts',
+  'test/issuers/acme-client.test.ts', 'test/targets/nginx.test.ts', 'test/targets/apache.test.ts', 'test/targets/haproxy.test.ts', 'test/targets/target-manifests.test.ts',
 ];
 const shared = {
   testTimeout: 60_000,

@@ -19,6 +19,7 @@ import { kernelRoutes } from './routes-index.js';
 import { Scheduler, type LoopDef } from './scheduler/scheduler.js';
 import { kernelLoops } from './scheduler/kernel-loops.js';
 import { pkiRequestHandler } from './revocation/index.js';
+import { ProtocolIssuanceOps, wantsClientCertificates } from './protocols/index.js';
 import { subsystemJobHandlers, subsystemLoops } from './subsystems.js';
 import { CaKeystore } from './ca/ca-keystore.js';
 import { CryptoService } from './crypto/crypto-service.js';
@@ -129,7 +130,8 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     cryptoService = new CryptoService({ log: log.child({ mod: 'crypto' }) });
     // ctx.ca of issuer plugins: CA keys stay in the kernel and sign in the crypto pool.
     const caKeystore = new CaKeystore({ knex: db.knex, cipher, audit, crypto: cryptoService, log: log.child({ mod: 'ca' }), configured: { certPath: config.caCertPath, keyPath: config.caKeyPath }, publicBaseUrl: config.publicBaseUrl });
-    const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, caKeystore, log: log.child({ mod: 'plugin-broker' }) });
+    // ctx.issuance of protocol plugins runs the issuance service, which needs the services built below.
+    const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, caKeystore, log: log.child({ mod: 'plugin-broker' }), issuance: new ProtocolIssuanceOps(() => services) });
     pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
     const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, replicaId, isDraining: () => draining };
     const handlers = { ...subsystemJobHandlers(services), ...(opts.jobHandlers ?? {}) };
@@ -142,7 +144,9 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     let server: https.Server | null = null;
     let url = config.publicBaseUrl;
     if (opts.listen !== false) {
-      server = https.createServer({ cert: tlsId.cert, key: tlsId.key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, pkiRequestHandler(services, app.callback()));
+      // EST client-certificate auth: ask for (never require) a client certificate when a protocol plugin wants it; the plugin judges it.
+      const askClientCert = wantsClientCertificates(plugins.list());
+      server = https.createServer({ cert: tlsId.cert, key: tlsId.key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', requestCert: askClientCert, rejectUnauthorized: false }, pkiRequestHandler(services, app.callback()));
       server.keepAliveTimeout = 65_000;
       server.headersTimeout = 66_000;
       server.requestTimeout = 120_000;

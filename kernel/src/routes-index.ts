@@ -25,6 +25,8 @@ import { agentProtocolRoutes } from './resources/agents/agent-protocol.js';
 import { discoveryRoutes } from './resources/discovery/routes.js';
 import { dashboardRoutes } from './resources/dashboard/routes.js';
 import { revocationRoutes } from './revocation/index.js';
+import { protocolRoutes } from './protocols/index.js';
+import { acmeHttp01Routes } from './protocols/acme-http01.js';
 
 /** Every route the kernel serves. The RBAC matrix test and the OpenAPI document read this table. */
 export function kernelRoutes(k: KernelServices, identity: IdentityService, all: () => RouteDef[]): RouteDef[] {
@@ -39,5 +41,7 @@ export function kernelRoutes(k: KernelServices, identity: IdentityService, all: 
     ...agentProtocolRoutes(k), ...discoveryRoutes(k),
     ...dashboardRoutes(k),
     ...revocationRoutes(k),
+    ...protocolRoutes(k),
+    ...acmeHttp01Routes(k),
   ];
 }

@@ -88,8 +88,8 @@ export const MANIFEST_SCHEMA = {
     // Protocol plugins say where they are served; only they may, and only they may enrol.
     {
       if: { required: ['kind'], properties: { kind: { const: 'protocol' } } },
-      then: { required: ['protocol'] },
-      else: { not: { anyOf: [{ required: ['protocol'] }, { required: ['capabilities'], properties: { capabilities: { type: 'object', required: ['issuance'], properties: { issuance: { const: true } } } } }] } },
+      then: { required: ['protocol'], properties: { protocol: { type: 'object' } } },
+      else: { not: { anyOf: [{ required: ['protocol'], properties: { protocol: { type: 'object' } } }, { required: ['capabilities'], properties: { capabilities: { type: 'object', required: ['issuance'], properties: { issuance: { const: true } } } } }] } },
     },
   ],
 } as const;

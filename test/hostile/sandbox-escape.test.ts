@@ -31,7 +31,7 @@ describe('isolate sandbox: a well-behaved plugin', () => {
     const described = await callPlugin(runner, 'describeContext', {}, { deadlineMs, instanceId: null }) as Record<string, unknown>;
     expect(described).toMatchObject({ pluginId: 'hostile-well-behaved', instanceId: null, nowIsNumber: true, loadsSeenByThisCall: 1 });
     expect(described.deadline).toBeGreaterThanOrEqual(before + deadlineMs);
-    expect(described.members).toEqual(['ca', 'clock', 'config', 'events', 'exec', 'fs', 'http', 'instanceId', 'kv', 'log', 'pluginId', 'secrets']);
+    expect(described.members).toEqual(['ca', 'clock', 'config', 'events', 'exec', 'fs', 'http', 'instanceId', 'issuance', 'kv', 'log', 'pluginId', 'secrets']);
   });
 
   it('refuses methods the plugin does not have, and names that only objects inherit', async () => {

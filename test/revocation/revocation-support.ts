@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,15 +7,18 @@ import { issueRequest, makeCsr } from '../ca/ca-support.js';
 
 export type Issued = { certificatePem: string; chainPem: string[]; serial: string; certId: string; versionId: string };
 
-/** Runs openssl; never throws: status, and stdout+stderr together. */
-export function run(args: string[], input?: Buffer | string): { status: number; out: string } {
-  try {
-    const out = execFileSync('openssl', args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
-    return { status: 0, out: out.toString('utf8') };
-  } catch (err) {
-    const e = err as { status?: number; stdout?: Buffer; stderr?: Buffer };
-    return { status: e.status ?? 1, out: `${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}` };
-  }
+/**
+ * Runs openssl (bounded in time) without blocking: the kernel under test runs in
+ * this process and must keep answering. Never throws: status, and stdout+stderr.
+ */
+export function run(args: string[], input?: Buffer | string): Promise<{ status: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('openssl', args, { timeout: 20_000, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ status: code, out: `${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}` });
+    });
+    child.stdin?.end(input);
+  });
 }
 
 /** Issues a real certificate through the local-ca plugin and records it as a managed certificate with one version. */

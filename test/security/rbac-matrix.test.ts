@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_MOUNT_ROOTS } from '@certctl/sdk';
 import { DEFAULT_ROLES, isPermission } from '../../kernel/src/auth/permissions.js';
 import type { CompiledRoute } from '../../kernel/src/http/route.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
@@ -22,6 +23,11 @@ const PUBLIC_ROUTES = new Set([
   'POST /api/v1/auth/bootstrap',
   // Authorised by CERTCTL_AGENT_BOOTSTRAP_TOKEN (checked by the route itself), not by an API key.
   'POST /api/v1/agents/register',
+  // http-01 answers for the ACME issuer plugin: the CA fetches them without credentials (RFC 8555 section 8.3).
+  'GET /.well-known/acme-challenge/:token',
+  // Enrolment protocol mounts (EST, SCEP, ACME server...): the protocol plugin authenticates its own
+  // clients (HTTP basic, TLS client certificate, JWS, challenge password); no API key is involved.
+  ...PROTOCOL_MOUNT_ROOTS.flatMap((root) => [root, `${root}/*rest`].flatMap((p) => [`GET ${p}`, `POST ${p}`])),
 ]);
 
 const concrete = (path: string) => path.replace(/:([A-Za-z_]+)/g, (_m, name: string) => `rbac-matrix-${name.replace(/_/g, '-')}`);

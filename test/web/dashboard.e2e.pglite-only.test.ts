@@ -1,5 +1,5 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 import { chromiumAvailable, ensureWebBuilt, launchChromium, screenshot, visibleButtonIds } from './browser.js';
 import { packCustomCa } from './custom-ca-package.js';
@@ -22,13 +22,22 @@ describe.skipIf(!chromiumAvailable())('dashboard end to end (Chromium)', () => {
     ensureWebBuilt();
     pkg = await packCustomCa();
     t = await startTestKernel({
-      env: { CERTCTL_SCHEDULER_ENABLED: 'false' },
+      // The test drives the job queue itself (drainOnce) so it can watch states change; keys are
+      // made on the server because no agent runs here.
+      env: { CERTCTL_SCHEDULER_ENABLED: 'false', CERTCTL_KEYGEN_MODE: 'server' },
       start: { jobHandlers: { Validation: async () => ({ status: 'completed', result: { checked: true } }) } },
     });
     browser = await launchChromium();
     admin = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
     page = await admin.newPage();
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('response', async (r) => { if (r.request().method() !== 'GET') process.stderr.write(`DEBUG ${r.request().method()} ${r.url()} ${r.status()} ${r.request().postData()?.slice(0, 200)} -> ${(await r.text().catch(() => '')).slice(0, 200)}\n`); });
+  });
+
+  beforeEach((ctx) => {
+    ctx.onTestFailed(async () => {
+      if (page) await screenshot(page, `FAILED-${ctx.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => {});
+    });
   });
 
   afterAll(async () => {
@@ -152,6 +161,56 @@ describe.skipIf(!chromiumAvailable())('dashboard end to end (Chromium)', () => {
     await screenshot(page, '31-issuer-created');
     const issuers = await t.api.get('/api/v1/issuers');
     expect(issuers.body.data).toEqual([expect.objectContaining({ name: 'Custom CA via UI', type: 'custom-ca', secret_fields_set: ['token'] })]);
+    await byId(page, 'issuer-edit-cancel').click();
+  });
+
+  it('creates a certificate, watches its issuance job reach Completed live, then revokes it', async () => {
+    // A local CA through the same schema form, with the plugin's defaults.
+    await byId(page, 'nav-issuers').click();
+    await byId(page, 'issuers-create').click();
+    await byId(page, 'issuer-create-type').selectOption('local-ca');
+    await byId(page, 'issuer-create-config-field-subject').waitFor();
+    expect(await byId(page, 'issuer-create-config-field-subject').inputValue()).toBe('CN=certctl Local CA');
+    await byId(page, 'issuer-create-base-field-name').fill('Local CA');
+    await byId(page, 'issuer-create-submit').click();
+    await page.locator('[data-testid="issuer-detail"] h3', { hasText: 'Local CA' }).waitFor();
+    const localCa = (await t.api.get('/api/v1/issuers?type=local-ca')).body.data[0];
+    expect(localCa).toMatchObject({ name: 'Local CA', status: 'enabled' });
+
+    await byId(page, 'nav-certificates').click();
+    await byId(page, 'certificates-create').click();
+    await byId(page, 'certificate-create-form-field-common_name').waitFor();
+    await byId(page, 'certificate-create-form-field-name').fill('web frontend');
+    await byId(page, 'certificate-create-form-field-common_name').fill('web.e2e.example');
+    await byId(page, 'certificate-create-form-field-issuer_id').fill(localCa.id);
+    await screenshot(page, '35-certificate-form');
+    await byId(page, 'certificate-create-submit').click();
+    await byId(page, 'page-certificate').waitFor();
+    const certId = page.url().split('/certificates/')[1];
+    await page.locator('[data-testid="certificate-jobs"] td', { hasText: 'Issuance' }).first().waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid="live-status"]')?.textContent?.includes('open'));
+    await page.evaluate(() => { (window as unknown as { marker: number }).marker = 7; });
+    await screenshot(page, '36-certificate-pending');
+
+    // The kernel's issuance handler runs (the scheduler is off so the test decides when).
+    for (let i = 0; i < 10; i++) {
+      await t.kernel.jobs.drainOnce(undefined, { waitForJobs: true });
+      const jobs = (await t.api.get(`/api/v1/certificates/${certId}/jobs`)).body.data as { status: string }[];
+      if (jobs.every((j) => j.status === 'Completed')) break;
+    }
+    await page.waitForFunction(() => document.querySelector('[data-testid="certificate-status"]')?.textContent === 'Active', undefined, { timeout: 10_000 });
+    await page.locator('[data-testid="certificate-jobs"] td', { hasText: 'Completed' }).first().waitFor();
+    await page.locator('[data-testid="certificate-versions"] tbody tr').first().waitFor();
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
+    await screenshot(page, '37-certificate-issued');
+
+    await byId(page, 'certificate-revoke').click();
+    await byId(page, 'certificate-revoke-reason').selectOption('keyCompromise');
+    await byId(page, 'certificate-revoke-confirm').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="certificate-status"]')?.textContent === 'Revoked', undefined, { timeout: 10_000 });
+    expect(await byId(page, 'certificate-revoke').count()).toBe(0);
+    await screenshot(page, '38-certificate-revoked');
+    expect((await t.api.get(`/api/v1/certificates/${certId}`)).body).toMatchObject({ status: 'Revoked', revocation_reason: 'keyCompromise' });
   });
 
   it('shows a job reaching Completed live, without a reload', async () => {
@@ -173,7 +232,7 @@ describe.skipIf(!chromiumAvailable())('dashboard end to end (Chromium)', () => {
     await byId(page, 'nav-audit').click();
     await byId(page, 'audit-filter-category').selectOption('lifecycle');
     const table = byId(page, 'audit-table');
-    for (const action of ['plugin_installed', 'issuer_created', 'job_completed']) {
+    for (const action of ['plugin_installed', 'issuer_created', 'certificate_created', 'job_completed', 'certificate_revoked']) {
       await table.locator(`td:text-is("${action}")`).first().waitFor({ timeout: 10_000 });
     }
     await byId(page, 'audit-verify').click();

@@ -59,6 +59,8 @@ describe('leaf template path', () => {
       allowBeyondIssuer: true,
     },
     'no SKI or AKI': { extensions: { subjectKeyIdentifier: false, authorityKeyIdentifier: false } },
+    'subject override (printable and UTF-8 common names)': { subject: 'CN=override.example.test', sans: ['override.example.test'] },
+    'UTF-8 common name override': { subject: 'CN=Zürich Büro' },
   };
 
   for (const [issuerName, issuer] of Object.entries(issuers)) {
@@ -91,10 +93,11 @@ describe('leaf template path', () => {
     expect(signed).toMatchObject({ notBefore: '2026-01-02T03:04:05.000Z', notAfter: '2026-01-03T03:04:05.000Z' });
   });
 
-  it('leaves CA certificates, subject overrides and bad input to the library path', async () => {
+  it('leaves CA certificates, rich subject overrides and bad input to the library path', async () => {
     const base: SignCertificateRequest = { csrPem: csrs['Ed25519, no SANs'], ...issuers['EC P-384'], serialNumberHex: '01', notBefore, notAfter };
     expect(await signLeafFast({ ...base, extensions: { basicConstraints: { ca: true } } })).toBeNull();
-    expect(await signLeafFast({ ...base, subject: 'CN=x' })).toBeNull();
+    expect(await signLeafFast({ ...base, subject: 'CN=x, O=Acme' })).toBeNull();
+    expect(await signLeafFast({ ...base, subject: 'CN=a\\,b' })).toBeNull();
     expect(await signLeafFast({ ...base, serialNumberHex: 'zz' })).toBeNull();
     expect(await signLeafFast({ ...base, issuerKeyPem: rsa.caKeyPem })).toBeNull();
     expect(await signLeafFast({ ...base, notAfter: '2099-01-01T00:00:00Z' })).toBeNull();

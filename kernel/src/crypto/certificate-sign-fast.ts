@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { SignCertificateRequest, SignedCertificate } from './crypto-types.js';
 import { verifyCsrFast } from './csr-fast.js';
-import { derToPem, pemToDer } from './der.js';
+import { derToPem, oid, pemToDer, seq, set, tlv } from './der.js';
 import { buildIssuerTemplate, buildLeafCertificate, type IssuerTemplate } from './leaf-template.js';
 import { normalizeSerial, parseDate } from './sign-params.js';
 
@@ -36,12 +36,29 @@ function issuerTemplate(certPem: string, keyPem: string): IssuerTemplate | null 
   return template;
 }
 
+const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+
+/**
+ * The one subject override issuers commonly send, `CN=<name>` with nothing to
+ * escape, encoded as the library would (PrintableString when it fits, else
+ * UTF8String); null for anything richer, which the library path then parses.
+ */
+export function simpleCommonNameSubject(subject: string): Buffer | null {
+  const m = /^CN=([^\\",+<>;#= ][^\\",+<>;=]*)$/.exec(subject);
+  if (!m || m[1].endsWith(' ')) return null;
+  const value = m[1];
+  const atv = seq(oid('2.5.4.3'), PRINTABLE.test(value) ? tlv(0x13, Buffer.from(value, 'latin1')) : tlv(0x0c, Buffer.from(value, 'utf8')));
+  return seq(set(atv));
+}
+
 /** Whole seconds: certificate times carry no fractions (RFC 5280 4.1.2.5). */
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
 
 export async function signLeafFast(req: SignCertificateRequest): Promise<SignedCertificate | null> {
-  if (req.extensions?.basicConstraints?.ca || req.extensions?.basicConstraints?.pathLength !== undefined || req.subject !== undefined) return null;
+  if (req.extensions?.basicConstraints?.ca || req.extensions?.basicConstraints?.pathLength !== undefined) return null;
   try {
+    const subjectOverride = req.subject === undefined ? undefined : simpleCommonNameSubject(req.subject);
+    if (subjectOverride === null) return null;
     const csr = verifyCsrFast(req.csrPem);
     if (!csr) return null;
     const notBefore = wholeSeconds(parseDate(req.notBefore, 'notBefore'));
@@ -56,7 +73,7 @@ export async function signLeafFast(req: SignCertificateRequest): Promise<SignedC
       serial: Buffer.from(serialHex, 'hex'),
       notBefore,
       notAfter,
-      subjectDer: csr.parsed.subjectDer,
+      subjectDer: subjectOverride ?? csr.parsed.subjectDer,
       spkiDer: csr.parsed.spkiDer,
       subjectKeyBits: csr.parsed.publicKeyBits,
       subjectIsRsa: csr.info.publicKeyAlgorithm === 'RSA',

@@ -53,6 +53,8 @@ export interface RouteDef {
    * of refusing the header. Only meaningful on a `public` route.
    */
   ownAuthorization?: boolean;
+  /** The handler reads ctx.query itself (protocol mounts): any query parameters pass. */
+  rawQuery?: boolean;
   handler: (ctx: Ctx, input: RouteInput) => Promise<unknown> | unknown;
 }
 

@@ -65,7 +65,7 @@ export function buildRouter(routes: RouteDef[]): { router: Router<Ctx['state']>;
       // Uploads with their own cap are read only now, for an authorised caller.
       if (route.maxBodyBytes !== undefined) ctx.state.rawBody = await readRequestBody(ctx, route.maxBodyBytes);
       if (route.list) input.list = parseListQuery(route.list, ctx.query);
-      else input.query = plainQuery(ctx, route);
+      else if (!route.rawQuery) input.query = plainQuery(ctx, route);
       if (c.validateBody) input.body = assertValid(c.validateBody, parseJsonBody(ctx));
       const result = await route.handler(ctx, input);
       if (result === undefined) {

@@ -6,6 +6,7 @@ import type { PluginCapabilities, PluginKind, PluginManifest, PluginRuntime } fr
 import { compileConfigSchema, createConfigAjv, secretFieldPaths } from './config-schema.js';
 import { discoverPluginPackages, type PluginCandidate, type PluginSource } from './discovery.js';
 import { checkManifest } from './manifest-check.js';
+import { claimMounts, mountClash } from '../protocols/mounts.js';
 
 export type PluginStatus = 'enabled' | 'disabled';
 
@@ -106,10 +107,17 @@ export class PluginCatalog {
    * when something changed.
    */
   setInstalled(entries: readonly PluginEntry[]): void {
+    // Protocol mounts: discovered plugins hold theirs first, then installed ones in order.
+    const mounts = new Map<string, { id: string }>();
+    for (const d of this.discovered) if (d.status === 'enabled' && d.manifest) claimMounts(d.manifest, mounts);
     const next = entries.map((e) => {
       const holder = this.discovered.find((d) => d.id === e.id && d.status === 'enabled');
-      if (!holder || e.status !== 'enabled') return e;
-      return { ...e, status: 'disabled' as const, reason: `id "${e.id}" belongs to the ${holder.source} plugin in ${holder.dir}` };
+      if (e.status !== 'enabled') return e;
+      if (holder) return { ...e, status: 'disabled' as const, reason: `id "${e.id}" belongs to the ${holder.source} plugin in ${holder.dir}` };
+      const clash = e.manifest ? mountClash(e.manifest, mounts) : null;
+      if (clash) return { ...e, status: 'disabled' as const, reason: clash };
+      if (e.manifest) claimMounts(e.manifest, mounts);
+      return e;
     });
     const same = next.length === this.installed.length && next.every((e, i) => e === this.installed[i]);
     if (same) return;
@@ -225,6 +233,7 @@ export function checkPluginCandidate(
 export function loadPluginCatalog(opts: { workspacePluginsDir?: string | null; extraDirs: string[]; kernelVersion: string; log: Logger }): PluginCatalog {
   const ajv = createConfigAjv(opts.log);
   const claimed = new Map<string, PluginEntry>();
+  const mounts = new Map<string, { id: string }>();
   const candidates = discoverPluginPackages({
     workspacePluginsDir: opts.workspacePluginsDir === undefined ? WORKSPACE_PLUGINS_DIR : opts.workspacePluginsDir,
     extraDirs: opts.extraDirs,
@@ -236,7 +245,10 @@ export function loadPluginCatalog(opts: { workspacePluginsDir?: string | null; e
     extraCheck: (m, entry) => {
       const first = claimed.get(m.id);
       if (first) return `duplicate plugin id "${m.id}": already provided by ${first.name}${first.version ? ` ${first.version}` : ''}`;
+      const clash = mountClash(m, mounts);
+      if (clash) return clash;
       claimed.set(m.id, entry);
+      claimMounts(m, mounts);
       return null;
     },
   }));

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { actorOf } from '../audit/audit-log.js';
 import type { Principal } from '../auth/principal.js';
+import type { JobRow } from '../jobs/job-states.js';
 import { appError } from '../errors.js';
 import type { KernelServices } from '../kernel-services.js';
 import { scopeCertificates, type CertificateRow } from '../resources/certificates/certificate-model.js';
@@ -56,7 +57,8 @@ export async function revokeOne(k: KernelServices, principal: Principal, id: str
     if (why) throw appError('INVALID_STATE', why.message);
     const out = await revokeCertificates(k, trx, [cert], { reason, actor: actorOf(principal), now });
     const [updated] = (await trx('managed_certificates').where({ id })) as CertificateRow[];
-    return { certificate: updated, revocations: out.revocations.map(serializeRevocation), job: out.jobs[0] };
+    const job = (await trx('jobs').where({ id: out.jobs[0].id }).first()) as JobRow;
+    return { certificate: updated, revocations: out.revocations.map(serializeRevocation), job };
   });
 }
 

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { AuditActor } from '../audit/audit-log.js';
-import { CANCELLABLE_JOB_STATUSES, type JobRow } from '../jobs/job-states.js';
+import { CANCELLABLE_JOB_STATUSES } from '../jobs/job-states.js';
+import { newId } from '../db/ids.js';
 import type { KernelServices } from '../kernel-services.js';
 import { SHORT_LIVED_SECONDS } from '../lifecycle/lifecycle-sql.js';
 import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
@@ -47,9 +48,15 @@ export interface RevocationRow {
   short_lived: boolean;
 }
 
+export interface JobSummary {
+  id: string;
+  certificate_id: string;
+  status: string;
+}
+
 export interface RevokeOutcome {
   revocations: RevocationRow[];
-  jobs: JobRow[];
+  jobs: JobSummary[];
 }
 
 interface VersionRow {
@@ -133,9 +140,7 @@ export async function revokeCertificates(k: KernelServices, trx: Knex.Transactio
     };
   });
   const inserted: RevocationRow[] = [];
-  for (const part of chunks(records, 500)) {
-    inserted.push(...((await trx('certificate_revocations').insert(part).onConflict(['issuer_id', 'serial_number']).ignore().returning('*')) as RevocationRow[]));
-  }
+  for (const part of chunks(records, 5000)) inserted.push(...(await insertRevocations(trx, part)));
 
   const ids = certs.map((c) => c.id);
   for (const part of chunks(ids)) {
@@ -143,27 +148,20 @@ export async function revokeCertificates(k: KernelServices, trx: Knex.Transactio
   }
   await cancelWaitingJobs(k, trx, ids, opts.actor);
 
-  // The kernel publishes what its own CAs signed; other certificates wait for their CA to be told.
+  // The kernel publishes what its own CAs signed: those jobs are recorded done. Certificates
+  // from an external CA get a Pending job, so the handler can tell that CA (best-effort, retried).
   const external = new Set(inserted.filter((r) => !r.ca_id).map((r) => r.certificate_id));
   const serialsOf = new Map<string, string[]>();
   for (const r of inserted) serialsOf.set(r.certificate_id!, [...(serialsOf.get(r.certificate_id!) ?? []), r.serial_number]);
-  const jobs = await k.jobs.enqueue(certs.map((c) => ({
-    type: 'Revocation' as const,
-    certificate_id: c.id,
-    requested_by: opts.actor.actor,
-    payload: { reason, reason_code: code, serials: serialsOf.get(c.id) ?? [], notify_issuer: external.has(c.id), ...(opts.bulkId ? { bulk_id: opts.bulkId } : {}) },
-  })), { trx, actor: opts.actor });
-  const published = jobs.filter((j) => !external.has(j.certificate_id!)).map((j) => j.id);
-  for (const part of chunks(published)) {
-    await trx('jobs').whereIn('id', part).where({ status: 'Pending' })
-      .update({ status: 'Completed', completed_at: now, updated_at: now, result: JSON.stringify({ issuer_notified: false, published_by: 'kernel' }) });
-  }
-  const publishedSet = new Set(published);
-  for (const j of jobs) if (publishedSet.has(j.id)) j.status = 'Completed';
+  const payload = (c: CertificateRow) => ({ reason, reason_code: code, serials: serialsOf.get(c.id) ?? [], notify_issuer: external.has(c.id), ...(opts.bulkId ? { bulk_id: opts.bulkId } : {}) });
+  const queued = await k.jobs.enqueue(certs.filter((c) => external.has(c.id)).map((c) => ({ type: 'Revocation' as const, certificate_id: c.id, requested_by: opts.actor.actor, payload: payload(c) })), { trx, actor: opts.actor });
+  const done = await insertCompletedJobs(trx, certs.filter((c) => !external.has(c.id)).map((c) => ({ certificateId: c.id, payload: payload(c) })), opts.actor.actor, now);
+  const jobs: JobSummary[] = [...queued.map((j) => ({ id: j.id, certificate_id: j.certificate_id!, status: j.status })), ...done];
+  const jobOf = new Map(jobs.map((j) => [j.certificate_id, j.id]));
 
   await k.audit.append(certs.map((c) => ({
     category: 'lifecycle' as const, ...opts.actor, action: 'certificate_revoked', resource_type: 'certificate', resource_id: c.id,
-    details: { reason, reason_code: code, from: c.status, serials: serialsOf.get(c.id) ?? [], issuer_id: c.issuer_id, ...(opts.bulkId ? { bulk_id: opts.bulkId } : {}) },
+    details: { reason, reason_code: code, from: c.status, serials: serialsOf.get(c.id) ?? [], issuer_id: c.issuer_id, job_id: jobOf.get(c.id), ...(opts.bulkId ? { bulk_id: opts.bulkId } : {}) },
   })), trx);
 
   const events: NotificationEvent[] = certs.map((c) => ({
@@ -176,6 +174,41 @@ export async function revokeCertificates(k: KernelServices, trx: Knex.Transactio
   }));
   for (const part of chunks(events)) await recordNotifications(k, trx, part, { now });
   return { revocations: inserted, jobs };
+}
+
+/** One statement per chunk: the revocation rows not recorded before (the unique index skips repeats). */
+async function insertRevocations(trx: Knex.Transaction, rows: RevocationRow[]): Promise<RevocationRow[]> {
+  const col = <T>(f: (r: RevocationRow) => T) => rows.map(f);
+  const result = (await trx.raw(
+    `INSERT INTO certificate_revocations (id, certificate_id, version_id, issuer_id, ca_id, serial_number, reason, reason_code, revoked_at, revoked_by, not_after, short_lived)
+     SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::boolean[])
+     ON CONFLICT (issuer_id, serial_number) DO NOTHING
+     RETURNING *`,
+    [col((r) => r.id), col((r) => r.certificate_id), col((r) => r.version_id), col((r) => r.issuer_id), col((r) => r.ca_id), col((r) => r.serial_number),
+      col((r) => r.reason), col((r) => r.reason_code), col((r) => r.revoked_at.toISOString()), col((r) => r.revoked_by), col((r) => r.not_after.toISOString()),
+      col((r) => r.short_lived)] as unknown as Knex.RawBinding[],
+  )) as { rows: RevocationRow[] };
+  return result.rows;
+}
+
+/**
+ * Revocation jobs whose work is already done (the kernel publishes the serials):
+ * recorded Completed directly, as the job queue never has to run them.
+ */
+async function insertCompletedJobs(trx: Knex.Transaction, list: { certificateId: string; payload: Record<string, unknown> }[], actor: string, now: Date): Promise<JobSummary[]> {
+  const out: JobSummary[] = [];
+  const result = JSON.stringify({ issuer_notified: false, published_by: 'kernel' });
+  for (const part of chunks(list, 5000)) {
+    const ids = part.map(() => newId('job'));
+    await trx.raw(
+      `INSERT INTO jobs (id, type, status, certificate_id, payload, result, attempts, requested_by, scheduled_at, started_at, completed_at, created_at, updated_at)
+       SELECT id, 'Revocation', 'Completed', cert, payload::jsonb, ?::jsonb, 1, ?, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz
+         FROM unnest(?::text[], ?::text[], ?::text[]) AS v(id, cert, payload)`,
+      [result, actor, now, now, now, now, now, ids, part.map((p) => p.certificateId), part.map((p) => JSON.stringify(p.payload))] as unknown as Knex.RawBinding[],
+    );
+    part.forEach((p, i) => out.push({ id: ids[i], certificate_id: p.certificateId, status: 'Completed' }));
+  }
+  return out;
 }
 
 /** Issuance, renewal and deployment jobs still waiting for a revoked certificate are cancelled. */

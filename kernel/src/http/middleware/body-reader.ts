@@ -28,7 +28,8 @@ export const deferredBodyMatcher = (routes: readonly RouteDef[]) => routeMatcher
 export function routeMatcher(routes: readonly RouteDef[]): (method: string, path: string) => boolean {
   const patterns = routes.map((r) => ({
     method: r.method,
-    re: new RegExp(`^${r.path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`),
+    // `:name` is one segment; `*name` (a catch-all, as protocol mounts use) is the rest of the path.
+    re: new RegExp(`^${r.path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.startsWith('*') ? '.+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`),
   }));
   return (method, path) => patterns.some((p) => p.method === method && p.re.test(path));
 }

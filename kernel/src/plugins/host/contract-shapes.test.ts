@@ -9,7 +9,8 @@ describe('contract shapes', () => {
     expect(methodProblem('issuer', [], 'deploy')).toMatch(/^issuer plugins have no method "deploy"/);
     expect(methodProblem('issuer', [], 'constructor')).toMatch(/no method/);
     expect(methodProblem('target', [], 'deploy')).toBeNull();
-    expect(methodProblem('protocol', [], 'handleOrder')).toBeNull();
+    expect(methodProblem('protocol', [], 'handle')).toBeNull();
+    expect(methodProblem('protocol', [], 'handleOrder')).toMatch(/no method/);
     expect(methodProblem('protocol', [], '__proto__')).toMatch(/not a plugin method name/);
     expect(requiredMethods('issuer')).toEqual(['issue']);
     expect(requiredMethods('notifier')).toEqual(['notify']);

@@ -14,7 +14,11 @@ const instanceOf = (ctx: PluginContext) => ctx.instanceId ?? 'default';
 async function accountKey(ctx: PluginContext): Promise<{ pem: string; source: 'secret' | 'kv' }> {
   const configured = await ctx.secrets.get('account_key_pem');
   if (configured) {
-    crypto.createPrivateKey(configured); // refuse a damaged key before the CA sees it
+    try {
+      crypto.createPrivateKey(configured);
+    } catch {
+      throw Object.assign(new Error('account_key_pem is not a usable PEM private key'), { operator: true });
+    }
     return { pem: configured, source: 'secret' };
   }
   const key = kvKeys.accountKey(instanceOf(ctx));

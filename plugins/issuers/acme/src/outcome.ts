@@ -15,7 +15,7 @@ export function outcomeOf(err: unknown, problem: AcmeProblem | null): Exclude<Is
   if (type && DENIED.has(type)) return { status: 'denied', reason };
   if (type && OPERATOR.has(type)) return { status: 'failed', reason, retryable: false };
   // Our own refusals and config problems are not cured by retrying either.
-  if ((err as { operator?: boolean })?.operator || /^acme: refusing|returned error 4\d\d/.test(message)) return { status: 'failed', reason, retryable: false };
+  if ((err as { operator?: boolean })?.operator || /^acme: refusing|returned error 4\d\d|not an ACME directory/.test(message)) return { status: 'failed', reason, retryable: false };
   return { status: 'failed', reason, retryable: true };
 }
 

@@ -1,0 +1,3 @@
+export { protocolRoutes } from './routes.js';
+export { ProtocolIssuanceOps } from './issuance-ops.js';
+export { wantsClientCertificates } from './mounts.js';

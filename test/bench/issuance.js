@@ -1,0 +1,233 @@
+// `npm run bench -- issuance [--certs N] [--concurrency C] [--agents N] [--polls N] [--runs R]`
+//
+// What it costs to issue, next to what signing alone costs, in the same run:
+//   1. raw ECDSA P-256 signatures/s (node:crypto, one thread): the floor nothing beats;
+//   2. leaf certificates/s from the crypto pool (verify CSR + DER template + sign), all threads;
+//   3. CSR -> stored, audited certificate/s through the issuance service on PostgreSQL (durable,
+//      synchronous commit): profile and policy checks, the local-ca plugin in its worker, the CA
+//      keystore, the crypto pool, and one transaction per certificate (version, certificate row,
+//      audit event);
+//   4. 1,000 agents polling GET /api/v1/agents/{id}/work over HTTPS: latency p50/p99.
+// Figures are medians of --runs runs. One JSON line per figure on stdout; progress on stderr.
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import pino from 'pino';
+import { loadConfig, startKernel } from '../../kernel/dist/index.js';
+import { openDatabase } from '../../kernel/dist/db/database.js';
+import { hashApiKey, generateApiKey } from '../../kernel/dist/auth/api-keys.js';
+import { CryptoService } from '../../kernel/dist/crypto/crypto-service.js';
+import { issueCertificate } from '../../kernel/dist/lifecycle/issuance-service.js';
+import { emit, measure, note, percentile, round } from './lib/measure.js';
+import { startPgCluster } from '../support/postgres-cluster.js';
+
+const median = (xs) => percentile(xs, 50);
+
+function options(args) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      certs: { type: 'string', default: '3000' },
+      concurrency: { type: 'string', default: '32' },
+      agents: { type: 'string', default: '1000' },
+      polls: { type: 'string', default: '20000' },
+      runs: { type: 'string', default: '3' },
+    },
+  });
+  const num = (k) => {
+    const n = Number(values[k]);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${k} must be a positive whole number`);
+    return n;
+  };
+  return { certs: num('certs'), concurrency: num('concurrency'), agents: num('agents'), polls: num('polls'), runs: num('runs') };
+}
+
+/** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */
+function material(dir) {
+  const ssl = (a) => execFileSync('openssl', a, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=Bench CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  ssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=bench.example.test',
+    '-addext', 'subjectAltName=DNS:bench.example.test']);
+  const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
+  return { caCertPem: read('ca.crt'), caKeyPem: read('ca.key'), csrPem: read('leaf.csr') };
+}
+
+function rawSignRate(seconds = 2) {
+  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const tbs = crypto.randomBytes(420);
+  let n = 0;
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    for (let i = 0; i < 200; i++) crypto.sign('sha256', tbs, privateKey);
+    n += 200;
+  }
+  return n / seconds;
+}
+
+async function poolRate(m, opts) {
+  const threads = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const svc = new CryptoService({ minThreads: threads, maxThreads: threads });
+  const sign = (i) => svc.signCertificate({
+    csrPem: m.csrPem, issuerCertPem: m.caCertPem, issuerKeyPem: m.caKeyPem, serialNumberHex: (i + 1).toString(16).padStart(16, '1'),
+    notBefore: new Date().toISOString(), notAfter: new Date(Date.now() + 86_400_000).toISOString(), extensions: { extendedKeyUsage: ['serverAuth'] },
+  });
+  try {
+    const r = await measure({ op: (_w, i) => sign(i), requests: 5000, warmup: 500, concurrency: opts.concurrency });
+    return { rate: r.rps, threads };
+  } finally {
+    await svc.close();
+  }
+}
+
+async function withPostgres(fn) {
+  note('starting a private PostgreSQL cluster (durable, synchronous commit)');
+  const cluster = await startPgCluster({ durable: true, synchronousCommit: 'on', maxConnections: 100 });
+  const name = `certctl_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: cluster.adminUrl });
+  await admin.connect();
+  const { rows: [{ server_version: version }] } = await admin.query('SHOW server_version');
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(cluster.adminUrl);
+  url.pathname = `/${name}`;
+  try {
+    return await fn(url.toString(), `PostgreSQL ${version}`);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+function request(kernelUrl, ca, agent, method, p, key, body) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request(new URL(p, kernelUrl), {
+      method, agent, ca,
+      headers: { authorization: `Bearer ${key}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode >= 300) reject(new Error(`${method} ${p} -> ${res.statusCode} ${text.slice(0, 300)}`));
+        else resolve(text ? JSON.parse(text) : null);
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function seedCertificates(knex, issuerId, n, runTag) {
+  const ids = Array.from({ length: n }, (_, i) => `mc-bench-${runTag}-${i}`);
+  for (let i = 0; i < n; i += 1000) {
+    await knex('managed_certificates').insert(ids.slice(i, i + 1000).map((id) => ({
+      id, name: id, common_name: 'bench.example.test', sans: JSON.stringify(['bench.example.test']), status: 'Pending', issuer_id: issuerId,
+    })));
+  }
+  return ids;
+}
+
+async function seedAgents(knex, n) {
+  const agents = [];
+  for (let i = 0; i < n; i += 500) {
+    const batch = Array.from({ length: Math.min(500, n - i) }, (_, j) => {
+      const { key, hash, prefix } = generateApiKey();
+      return { id: `agent-bench-${i + j}`, keyId: `key-bench-${i + j}`, key, hash, prefix };
+    });
+    await knex('api_keys').insert(batch.map((a) => ({ id: a.keyId, name: a.id, key_hash: a.hash, key_prefix: a.prefix, actor_type: 'agent' })));
+    await knex('api_key_roles').insert(batch.map((a) => ({ id: `grant-${a.keyId}`, api_key_id: a.keyId, role_id: 'role-agent', scope_type: 'global', scope_id: '' })));
+    await knex('agents').insert(batch.map((a) => ({ id: a.id, name: a.id, api_key_id: a.keyId, status: 'Online', last_heartbeat_at: new Date() })));
+    agents.push(...batch);
+  }
+  void hashApiKey;
+  return agents;
+}
+
+async function storedIssuance(m, opts) {
+  return withPostgres(async (databaseUrl, label) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-issuance-'));
+    const db = await openDatabase({ databaseUrl, poolMax: 40 });
+    const kernel = await startKernel(loadConfig({
+      CERTCTL_DATA_DIR: dir, CERTCTL_SERVER_HOST: '127.0.0.1', CERTCTL_SERVER_PORT: '0', CERTCTL_LOG_LEVEL: 'silent', CERTCTL_SCHEDULER_ENABLED: 'false',
+      CERTCTL_DATABASE_URL: databaseUrl, CERTCTL_DATABASE_POOL_MAX: '40', CERTCTL_CONFIG_ENCRYPTION_KEY: 'bench-encryption-passphrase',
+      CERTCTL_RATE_LIMIT_ENABLED: 'false', CERTCTL_AUDIT_EXCLUDE_PATHS: '/health,/ready',
+    }), { log: pino({ level: 'silent' }), database: db });
+    try {
+      const ca = fs.readFileSync(path.join(dir, 'tls', 'server.crt'), 'utf8');
+      const httpAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
+      const admin = kernel.initialAdminKey;
+      const issuer = await request(kernel.url, ca, httpAgent, 'POST', '/api/v1/issuers', admin, { name: 'bench local CA', type: 'local-ca', config: {} });
+      const figures = { label, stored: [], storedP50: [], storedP99: [], pollRate: [], pollP50: [], pollP99: [] };
+
+      for (let run = 0; run < opts.runs; run++) {
+        const ids = await seedCertificates(kernel.db.knex, issuer.id, opts.certs + 200, `r${run}`);
+        const issue = (i) => issueCertificate(kernel, { certificateId: ids[i], type: 'Issuance', csrPem: m.csrPem });
+        note(`run ${run + 1}/${opts.runs}: issuing ${opts.certs} certificates at concurrency ${opts.concurrency}`);
+        const r = await measure({ op: (_w, i) => issue(i + 200), requests: opts.certs, warmup: 0, concurrency: opts.concurrency });
+        figures.stored.push(r.rps);
+        figures.storedP50.push(percentile(r.latencies, 50));
+        figures.storedP99.push(percentile(r.latencies, 99));
+        if (run === 0) {
+          // Warm-up certificates were not measured; check the measured ones really were stored and audited.
+          const versions = await kernel.db.knex('certificate_versions').whereIn('certificate_id', ids.slice(200)).count({ n: '*' }).first();
+          const audits = await kernel.db.knex('audit_events').whereIn('resource_id', ids.slice(200)).where({ action: 'certificate_issued' }).count({ n: '*' }).first();
+          note(`stored versions ${versions.n}, certificate_issued events ${audits.n}`);
+        }
+      }
+
+      note(`seeding ${opts.agents} agents with their own keys`);
+      const agents = await seedAgents(kernel.db.knex, opts.agents);
+      for (let run = 0; run < opts.runs; run++) {
+        note(`run ${run + 1}/${opts.runs}: ${opts.polls} polls from ${opts.agents} agents, 64 at a time`);
+        const poll = (i) => { const a = agents[i % agents.length]; return request(kernel.url, ca, httpAgent, 'GET', `/api/v1/agents/${a.id}/work`, a.key); };
+        const r = await measure({ op: (_w, i) => poll(i), requests: opts.polls, warmup: 500, concurrency: 64 });
+        figures.pollRate.push(r.rps);
+        figures.pollP50.push(percentile(r.latencies, 50));
+        figures.pollP99.push(percentile(r.latencies, 99));
+      }
+      httpAgent.destroy();
+      return figures;
+    } finally {
+      await kernel.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+export async function run(args) {
+  const opts = options(args);
+  const [load1] = os.loadavg();
+  emit({ name: 'host.loadavg1', value: load1, unit: 'load', cpus: os.cpus().length, node: process.version });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-material-'));
+  const m = material(dir);
+
+  const raw = Array.from({ length: opts.runs }, () => rawSignRate());
+  emit({ name: 'issuance.raw_ecdsa_p256_sign', value: median(raw), unit: 'signatures/s', threads: 1, baseline: true });
+
+  const pool = [];
+  let threads = 1;
+  for (let i = 0; i < opts.runs; i++) {
+    const r = await poolRate(m, opts);
+    pool.push(r.rate);
+    threads = r.threads;
+  }
+  emit({ name: 'issuance.crypto_pool_leaf', value: median(pool), unit: 'certificates/s', threads, note: 'verify CSR + DER template + sign' });
+  emit({ name: 'issuance.crypto_pool_vs_raw_sign_per_thread', value: median(pool) / threads / median(raw), unit: 'ratio' });
+
+  const f = await storedIssuance(m, opts);
+  emit({ name: 'issuance.stored_audited', value: median(f.stored), unit: 'certificates/s', db: f.label, concurrency: opts.concurrency, target: 2000 });
+  emit({ name: 'issuance.stored_audited_latency_p50', value: median(f.storedP50), unit: 'ms', db: f.label });
+  emit({ name: 'issuance.stored_audited_latency_p99', value: median(f.storedP99), unit: 'ms', db: f.label });
+  emit({ name: 'agents.poll_work_rate', value: median(f.pollRate), unit: 'requests/s', agents: opts.agents, concurrency: 64, db: f.label });
+  emit({ name: 'agents.poll_work_latency_p50', value: median(f.pollP50), unit: 'ms', agents: opts.agents, db: f.label });
+  emit({ name: 'agents.poll_work_latency_p99', value: median(f.pollP99), unit: 'ms', agents: opts.agents, db: f.label });
+  fs.rmSync(dir, { recursive: true, force: true });
+  note(`done (runs: ${opts.runs}; medians quoted; raw runs: stored ${f.stored.map((x) => round(x)).join(', ')})`);
+}
