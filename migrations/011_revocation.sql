@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS crl_state (
   this_update timestamptz(3),
   next_update timestamptz(3),
   entries integer NOT NULL DEFAULT 0,
+  -- When (database clock) the revocations in this CRL were read: later ones make it stale.
+  read_at timestamptz(3),
   der bytea,
   etag text,
   updated_at timestamptz(3) NOT NULL DEFAULT now()

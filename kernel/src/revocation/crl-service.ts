@@ -77,7 +77,7 @@ export class CrlService {
       .whereIn('ca.status', ['active', 'retiring'])
       .where((w) => {
         w.whereNull('s.crl_number').orWhere('s.next_update', '<', refreshBefore)
-          .orWhereExists(knex('certificate_revocations as r').whereRaw('r.ca_id = ca.id').whereRaw('r.created_at >= s.this_update'))
+          .orWhereExists(knex('certificate_revocations as r').whereRaw('r.ca_id = ca.id').whereRaw('r.created_at > s.read_at'))
           // A revocation whose transaction began before the last CRL read but committed after it
           // carries an older created_at: the count of live entries catches it (and expiries too).
           .orWhereRaw(`s.entries <> (SELECT count(*) FROM certificate_revocations r WHERE r.ca_id = ca.id AND NOT r.short_lived AND r.not_after > now())`);
@@ -96,6 +96,7 @@ export class CrlService {
   async generate(ca: CaRef): Promise<CrlState> {
     const knex = this.k.db.knex;
     const started = new Date();
+    const readAt = ((await knex.raw('SELECT clock_timestamp() AS at')) as { rows: { at: Date }[] }).rows[0].at;
     const rows = (await knex('certificate_revocations').where({ ca_id: ca.id, short_lived: false }).where('not_after', '>', started)
       .select('serial_number', 'revoked_at', 'reason_code')) as { serial_number: string; revoked_at: Date; reason_code: number }[];
     const packed = packCrlEntries(rows.map((r) => ({ serialHex: r.serial_number, revokedAtMs: new Date(r.revoked_at).getTime(), reasonCode: r.reason_code })));
@@ -114,7 +115,7 @@ export class CrlService {
     const etag = crypto.createHash('sha256').update(der).digest('base64url').slice(0, 27);
     await knex('crl_state').where({ ca_id: ca.id })
       .where((w) => { w.whereNull('crl_number').orWhere('crl_number', '<', crlNumber); })
-      .update({ crl_number: crlNumber, this_update: new Date(thisUpdate), next_update: new Date(nextUpdate), entries: signed.entries, der, etag, updated_at: new Date() });
+      .update({ crl_number: crlNumber, this_update: new Date(thisUpdate), next_update: new Date(nextUpdate), entries: signed.entries, read_at: readAt, der, etag, updated_at: new Date() });
     this.generated++;
     const state: CrlState = { ca_id: ca.id, issuer_id: ca.issuer_id, crl_number: crlNumber, this_update: new Date(thisUpdate), next_update: new Date(nextUpdate), entries: signed.entries, der, etag };
     this.memory.delete(ca.issuer_id);
