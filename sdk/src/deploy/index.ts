@@ -12,4 +12,4 @@ export { chainBundle, keyCertChainBundle, leafChainBundle, pemBlocks, privateKey
 export { defineFileTarget, readFileTargetConfig, type CommandField, type FileTargetConfig, type FileTargetSpec } from './file-target.js';
 export { keyPairProblem } from './key-pair.js';
 export { sha256Hex } from './sha256.js';
-export { SNAPSHOT_TTL_SECONDS, SNAPSHOTS_KEPT, isSnapshotId } from './snapshots.js';
+export { SNAPSHOT_TTL_SECONDS, SNAPSHOTS_KEPT, isSnapshotId, newSnapshotId, pruneSnapshotIds } from './snapshots.js';

@@ -45,6 +45,16 @@ export function newSnapshotId(now: number): string {
 
 export const isSnapshotId = (id: unknown): id is string => typeof id === 'string' && SNAPSHOT_ID.test(id);
 
+/**
+ * For targets that keep their own kind of snapshot under their own kv prefix (an admin
+ * API's previous entry, a keystore backup): keeps the newest SNAPSHOTS_KEPT and drops the
+ * rest, oldest first, calling `drop` for each (which must delete its kv record).
+ */
+export async function pruneSnapshotIds(ctx: PluginContext, under: string, drop: (id: string) => Promise<void>): Promise<void> {
+  const ids = (await ctx.kv.list(under)).map((k) => k.slice(under.length)).filter(isSnapshotId).sort();
+  for (const old of ids.slice(0, Math.max(0, ids.length - SNAPSHOTS_KEPT))) await drop(old);
+}
+
 export interface CapturedFile {
   path: string;
   content: string | null;
@@ -87,14 +97,10 @@ export async function loadSnapshot(ctx: PluginContext, id: string): Promise<{ fi
   return { files };
 }
 
-/** Drops all but the newest SNAPSHOTS_KEPT snapshots of this instance. */
+/** Drops all but the newest SNAPSHOTS_KEPT snapshots of this instance (index and chunks). */
 export async function pruneSnapshots(ctx: PluginContext): Promise<void> {
   const keys = await ctx.kv.list(prefix(ctx));
-  const ids = keys.map((k) => k.slice(prefix(ctx).length)).filter(isSnapshotId).sort();
-  const doomed = new Set(ids.slice(0, Math.max(0, ids.length - SNAPSHOTS_KEPT)));
-  if (!doomed.size) return;
-  for (const key of keys) {
-    const id = key.slice(prefix(ctx).length).split('/')[0];
-    if (doomed.has(id)) await ctx.kv.delete(key);
-  }
+  await pruneSnapshotIds(ctx, prefix(ctx), async (id) => {
+    for (const key of keys) if (key.slice(prefix(ctx).length).split('/')[0] === id) await ctx.kv.delete(key);
+  });
 }

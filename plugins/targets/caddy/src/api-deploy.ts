@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { DeployRequest, DeployResult, Json, PluginContext } from '@certctl/sdk';
-import { isSnapshotId, keyPairProblem, leafChainBundle, privateKeyBlock, SNAPSHOT_TTL_SECONDS, SNAPSHOTS_KEPT } from '@certctl/sdk/deploy';
+import { isSnapshotId, keyPairProblem, leafChainBundle, newSnapshotId, privateKeyBlock, pruneSnapshotIds, SNAPSHOT_TTL_SECONDS } from '@certctl/sdk/deploy';
 import { CaddyAdmin, CaddyApiError, type LoadPemEntry } from './admin-api.js';
 
 /**
@@ -15,13 +15,11 @@ interface ApiSnapshot {
 }
 
 const prefix = (ctx: PluginContext) => `caddy-api/${ctx.instanceId ?? '-'}/`;
-const newSnapshotId = (now: number) => `${Math.floor(now).toString(36).padStart(9, '0')}-${crypto.randomBytes(6).toString('hex')}`;
 
 async function saveSnapshot(ctx: PluginContext, snap: ApiSnapshot): Promise<string> {
   const id = newSnapshotId(ctx.clock.now());
   await ctx.kv.set(`${prefix(ctx)}${id}`, snap as unknown as Json, { ttlSeconds: SNAPSHOT_TTL_SECONDS });
-  const ids = (await ctx.kv.list(prefix(ctx))).map((k) => k.slice(prefix(ctx).length)).filter(isSnapshotId).sort();
-  for (const old of ids.slice(0, Math.max(0, ids.length - SNAPSHOTS_KEPT))) await ctx.kv.delete(`${prefix(ctx)}${old}`);
+  await pruneSnapshotIds(ctx, prefix(ctx), (old: string) => ctx.kv.delete(`${prefix(ctx)}${old}`));
   return id;
 }
 

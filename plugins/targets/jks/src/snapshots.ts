@@ -1,6 +1,5 @@
-import crypto from 'node:crypto';
 import type { Json, PluginContext } from '@certctl/sdk';
-import { isSnapshotId, SNAPSHOT_TTL_SECONDS, SNAPSHOTS_KEPT } from '@certctl/sdk/deploy';
+import { isSnapshotId, pruneSnapshotIds, SNAPSHOT_TTL_SECONDS } from '@certctl/sdk/deploy';
 
 /**
  * A deploy's undo record: the keystore and alias it changed and where the old
@@ -16,7 +15,7 @@ export interface KeystoreSnapshot {
 
 const prefix = (ctx: PluginContext) => `jks/${ctx.instanceId ?? '-'}/`;
 
-export const newSnapshotId = (now: number) => `${Math.floor(now).toString(36).padStart(9, '0')}-${crypto.randomBytes(6).toString('hex')}`;
+export { newSnapshotId } from '@certctl/sdk/deploy';
 
 export async function loadSnapshot(ctx: PluginContext, id: string): Promise<KeystoreSnapshot | null> {
   if (!isSnapshotId(id)) return null;
@@ -26,12 +25,12 @@ export async function loadSnapshot(ctx: PluginContext, id: string): Promise<Keys
 /** Records a snapshot and drops the oldest beyond SNAPSHOTS_KEPT, removing their backup files. */
 export async function saveSnapshot(ctx: PluginContext, id: string, snap: KeystoreSnapshot): Promise<void> {
   await ctx.kv.set(`${prefix(ctx)}${id}`, snap as unknown as Json, { ttlSeconds: SNAPSHOT_TTL_SECONDS });
-  const ids = (await ctx.kv.list(prefix(ctx))).map((k) => k.slice(prefix(ctx).length)).filter(isSnapshotId).sort();
-  for (const old of ids.slice(0, Math.max(0, ids.length - SNAPSHOTS_KEPT))) await dropSnapshot(ctx, old);
+  await pruneSnapshotIds(ctx, prefix(ctx), (old: string) => dropSnapshot(ctx, old));
 }
 
 export async function dropSnapshot(ctx: PluginContext, id: string): Promise<void> {
   const snap = await loadSnapshot(ctx, id);
-  if (snap?.backup) await ctx.fs.remove(snap.backup).catch(() => {});
+  // The backup holds the previous private key: a failed removal is worth a warning, not silence.
+  if (snap?.backup) await ctx.fs.remove(snap.backup).catch((err: unknown) => ctx.log.warn('jks: could not remove a keystore backup', { path: snap.backup!, error: String((err as Error)?.message ?? err) }));
   await ctx.kv.delete(`${prefix(ctx)}${id}`);
 }

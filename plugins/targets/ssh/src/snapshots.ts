@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type { Json, PluginContext } from '@certctl/sdk';
 import { isSnapshotId } from '@certctl/sdk/deploy';
 import type { SnapshotEntry } from './remote-files.js';
@@ -15,8 +14,7 @@ const scope = (ctx: PluginContext) => ctx.instanceId ?? 'no-instance';
 const recordKey = (ctx: PluginContext, id: string) => `snapshot:${scope(ctx)}:${id}`;
 const latestKey = (ctx: PluginContext) => `latest-snapshot:${scope(ctx)}`;
 
-/** Same shape as the shared pipeline's snapshot ids (time first, then randomness). */
-export const newSnapshotId = (now: number) => `${Math.floor(now).toString(36).padStart(9, '0')}-${crypto.randomBytes(6).toString('hex')}`;
+export { newSnapshotId } from '@certctl/sdk/deploy';
 
 export async function loadSnapshot(ctx: PluginContext, id: string): Promise<SnapshotRecord | null> {
   if (!isSnapshotId(id)) return null;
