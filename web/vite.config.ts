@@ -5,6 +5,12 @@ import vue from '@vitejs/plugin-vue';
 export default defineConfig({
   plugins: [vue()],
   base: '/',
+  // `npm run dev -w web`: hot reload against a kernel on CERTCTL_DEV_API (default https://localhost:8443).
+  server: {
+    proxy: {
+      '/api': { target: process.env.CERTCTL_DEV_API ?? 'https://localhost:8443', secure: false, ws: true, changeOrigin: true },
+    },
+  },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

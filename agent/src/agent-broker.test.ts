@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PluginCallError, type BrokerCallContext, type BrokerOp } from '@certctl/kernel';
 import { AgentCapabilityBroker } from './agent-broker.js';
-import type { CallGrants } from './grants.js';
+import { deriveCallGrants, type CallGrants } from './grants.js';
 import { LocalKv } from './local-kv.js';
 
 const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-broker-')));
@@ -21,7 +21,7 @@ const keyFile = path.join(keyDir, 'mc-a', 'k1.key');
 fs.writeFileSync(keyFile, 'KEY-A', { mode: 0o600 });
 fs.writeFileSync(path.join(keyDir, 'mc-b', 'k2.key'), 'KEY-B', { mode: 0o600 });
 
-function broker(grants: Partial<CallGrants>, allowedPaths: string[] | null = null) {
+function broker(grants: Partial<CallGrants>, allowedPaths: string[] = [root]) {
   const full: CallGrants = { fsWrite: [], fsRead: [], exec: [], httpHosts: [], kv: false, refused: [], ...grants };
   return new AgentCapabilityBroker({ grants: full, secrets: { 'auth.password': 's3cret' }, kv: new LocalKv(path.join(stateDir, 'kv')), log: pino({ level: 'silent' }), protectedDirs: [keyDir, stateDir], allowedPaths });
 }
@@ -81,7 +81,7 @@ describe('agent capability broker', () => {
     fs.symlinkSync(outside, path.join(site, 'link.pem'));
     // The grant is the link itself (as a control plane could name it); the allowlist is the site folder.
     const b = broker({ fsWrite: [path.join(site, 'link.pem')] }, [site]);
-    await denied(b.handle(ctx, { op: 'fs.write', path: path.join(site, 'link.pem'), data: 'owned' }), /outside CERTCTL_AGENT_ALLOWED_PATHS/);
+    await denied(b.handle(ctx, { op: 'fs.write', path: path.join(site, 'link.pem'), data: 'owned' }), /outside the agent's allowed paths \(CERTCTL_AGENT_ALLOWED_PATHS\)/);
     expect(fs.readFileSync(outside, 'utf8')).toBe('precious');
     expect(await broker({ fsWrite: [site], fsRead: [keyFile] }, [site]).handle(ctx, { op: 'fs.read', path: keyFile })).toBe('KEY-A');
   });
@@ -99,5 +99,25 @@ describe('agent capability broker', () => {
     await denied(b.handle(ctx, { op: 'events.emit', type: 'x', data: {} }), /no event stream/);
     await denied(b.handle(ctx, { op: 'http.fetch', request: { url: 'https://example.com' } }), /no hosts/);
     await denied(b.handle(ctx, { op: 'nope' } as unknown as BrokerOp), /unknown host call/);
+  });
+
+  it('refuses always-refused paths on the real path, even inside a granted and allowed folder', async () => {
+    const b = broker({ fsWrite: [root] }, [root]);
+    fs.mkdirSync(path.join(site, '.ssh'), { recursive: true });
+    await denied(b.handle(ctx, { op: 'fs.write', path: path.join(site, '.ssh', 'authorized_keys'), data: 'ssh-ed25519 AAAA attacker' }), /\.ssh directory/);
+    fs.symlinkSync(path.join(site, '.ssh'), path.join(site, 'innocent'));
+    await denied(b.handle(ctx, { op: 'fs.write', path: path.join(site, 'innocent', 'authorized_keys'), data: 'x' }), /\.ssh directory/);
+    expect(fs.existsSync(path.join(site, '.ssh', 'authorized_keys'))).toBe(false);
+  });
+
+  it('http.fetch never reaches cloud metadata through a config URL', async () => {
+    const schema = { type: 'object', properties: { admin_url: { type: 'string', 'x-certctl-url': true } } };
+    for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://[::ffff:169.254.169.254]/']) {
+      const g = deriveCallGrants({ manifest: {}, configSchema: schema, config: { admin_url: url }, policy: { allowedPaths: [root], allowedCommands: [], protectedDirs: [] } });
+      await denied(broker(g).handle(ctx, { op: 'http.fetch', request: { url } }), /no hosts are granted/);
+      // Next to an ordinary granted host, the metadata address is still out of reach.
+      const mixed = deriveCallGrants({ manifest: { http: { hosts: ['http://127.0.0.1:9'] } }, configSchema: schema, config: { admin_url: url }, policy: { allowedPaths: [root], allowedCommands: [], protectedDirs: [] } });
+      await denied(broker(mixed).handle(ctx, { op: 'http.fetch', request: { url } }), /not among the plugin's granted hosts|not granted/);
+    }
   });
 });

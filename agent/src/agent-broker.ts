@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Json } from '@certctl/sdk';
+import { alwaysRefusedPath } from '@certctl/sdk/policy';
 import {
   ExecFailed, ExecRefused, FetchRefused, FsRefused, PluginCallError, pinnedFetch, readDeclaredFile, removeDeclaredFile, resolveDeclaredPath,
   runDeclaredCommand, sanitizeLogFields, sanitizeLogMessage, writeDeclaredFile,
@@ -19,10 +20,10 @@ export interface AgentBrokerOptions {
   /** Real paths of the agent's key and state directories: refused to every plugin whatever its grants say. */
   protectedDirs: string[];
   /**
-   * Real paths of CERTCTL_AGENT_ALLOWED_PATHS (null: no limit). Grants were already cut to it;
+   * Real paths of CERTCTL_AGENT_ALLOWED_PATHS (or its default). Grants were already cut to it;
    * checking the resolved path again means a symlink inside an allowed folder cannot lead out.
    */
-  allowedPaths: string[] | null;
+  allowedPaths: string[];
   maxLogLines?: number;
 }
 
@@ -57,8 +58,9 @@ export class AgentCapabilityBroker implements CapabilityBroker {
     // The deploy's own key file is the one exception to both rules below (read only).
     if (!forWrite && this.opts.grants.fsRead.includes(real)) return real;
     if (this.opts.protectedDirs.some((d) => within(d, real))) throw this.deny(ctx, op, `${real} is in the agent's own key or state directory`);
-    const allowed = this.opts.allowedPaths;
-    if (allowed && !allowed.some((a) => within(a, real))) throw this.deny(ctx, op, `${real} is outside CERTCTL_AGENT_ALLOWED_PATHS`);
+    const never = alwaysRefusedPath(real);
+    if (never) throw this.deny(ctx, op, never);
+    if (!this.opts.allowedPaths.some((a) => within(a, real))) throw this.deny(ctx, op, `${real} is outside the agent's allowed paths (CERTCTL_AGENT_ALLOWED_PATHS)`);
     return real;
   }
 

@@ -72,7 +72,7 @@ export class AgentDaemon {
     const stateDir = await fs.realpath(c.stateDir);
     this.keys = new KeyStore(keyDir);
     const kv = new LocalKv(path.join(stateDir, 'kv'));
-    const allowedPaths = c.allowedPaths && (await realDirs(c.allowedPaths));
+    const allowedPaths = await realDirs(c.allowedPaths);
     this.host = new AgentPluginHost({ pluginDirs: c.pluginDirs, log: this.log, kv, policy: { allowedPaths, allowedCommands: c.allowedCommands, protectedDirs: [keyDir, stateDir] } });
     this.client = new ControlPlaneClient(c.serverUrl, trustAgent(c.trust));
     try {
@@ -174,13 +174,18 @@ export class AgentDaemon {
     }
     if (item?.kind === 'deploy') {
       // A deploy is never abandoned halfway for a shutdown: its own timeouts bound it.
-      let result: DeployResultRequest;
+      let result: DeployResultRequest | null;
       try {
         result = await runDeployItem(item, { host: this.host!, keys: this.keys!, log: this.log, verifyDelayMs: this.config.verifyDelayMs, verifyTimeoutMs: this.config.verifyTimeoutMs, verifyWindowMs: this.config.verifyWindowMs, signal: new AbortController().signal });
       } catch (err) {
         // Not a failed deploy but a fault of the agent (disk, worker pool): still an answer, not a silent lease expiry.
         this.log.error({ job_id: item.job_id, err: (err as Error).message }, 'deployment aborted by an agent error');
         result = { status: 'Failed', error: `agent error: ${(err as Error).message}`.slice(0, 2000), ...(Number.isInteger(item.attempt) ? { attempt: item.attempt } : {}) };
+      }
+      if (!result) {
+        // Its lease ran (nearly) out while earlier items were deployed: not touched, not reported; the server leases it again.
+        this.log.warn({ job_id: item.job_id, lease_expires_at: item.lease_expires_at }, 'deployment skipped: too little of its lease is left');
+        return;
       }
       await this.reportResult(item, result);
       return;

@@ -14,7 +14,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 describe('agent plugin host', () => {
   const host = new AgentPluginHost({
     pluginDirs: [fixtures('agent-plugins'), fixtures('plugins-runtime')], workspacePluginsDir: null, log: pino({ level: 'silent' }),
-    kv: new LocalKv(path.join(tmp, 'kv')), policy: { allowedPaths: null, allowedCommands: null, protectedDirs: [] },
+    kv: new LocalKv(path.join(tmp, 'kv')), policy: { allowedPaths: ['/srv'], allowedCommands: ['/usr/sbin/nginx'], protectedDirs: [] },
   });
 
   it('takes secret fields out of the config the plugin sees', () => {

@@ -4,7 +4,8 @@ import { loadAgentConfig, normalizeSha256 } from './config.js';
 describe('agent config', () => {
   it('has the documented defaults', () => {
     const c = loadAgentConfig({ CERTCTL_AGENT_BOOTSTRAP_TOKEN: 'x'.repeat(20) });
-    expect(c).toMatchObject({ serverUrl: 'https://localhost:8443', keyDir: '/var/lib/certctl/keys', stateDir: '/var/lib/certctl/agent', verifyDelayMs: 2000, discoveryIntervalMs: 6 * 3600_000, trust: { mode: 'system' }, allowedPaths: null });
+    expect(c).toMatchObject({ serverUrl: 'https://localhost:8443', keyDir: '/var/lib/certctl/keys', stateDir: '/var/lib/certctl/agent', verifyDelayMs: 2000, discoveryIntervalMs: 6 * 3600_000, trust: { mode: 'system' }, allowedCommands: [] });
+    expect(c.allowedPaths).toEqual(expect.arrayContaining(['/etc/ssl', '/etc/pki', '/etc/nginx', '/var/lib/certctl']));
   });
 
   it('is HTTPS only and never turns verification off', () => {

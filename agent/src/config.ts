@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseDuration } from '@certctl/kernel';
+import { alwaysRefusedPath, DEFAULT_AGENT_ALLOWED_PATHS } from '@certctl/sdk/policy';
 import { commandProblem, parseAllowlist, pathProblem } from './grants.js';
 
 /** How the agent trusts the control plane's TLS certificate. Verification is never off. */
@@ -32,8 +33,10 @@ export interface AgentConfig {
   heartbeatIntervalMs: number;
   /** Longest wait between attempts while the control plane is away. */
   maxBackoffMs: number;
-  allowedPaths: string[] | null;
-  allowedCommands: string[] | null;
+  /** CERTCTL_AGENT_ALLOWED_PATHS, or the default certificate directories when unset. */
+  allowedPaths: string[];
+  /** CERTCTL_AGENT_ALLOWED_COMMANDS: commands beyond the target manifests' own (empty when unset). */
+  allowedCommands: string[];
   logLevel: string;
 }
 
@@ -110,11 +113,12 @@ export function loadAgentConfig(env: Env): AgentConfig {
     const problem = pathProblem(d);
     if (problem) throw new AgentConfigError(`CERTCTL_DISCOVERY_DIRS: ${problem}`);
   }
-  let allowedPaths: string[] | null;
-  let allowedCommands: string[] | null;
+  let allowedPaths: string[];
+  let allowedCommands: string[];
   try {
-    allowedPaths = parseAllowlist(env.CERTCTL_AGENT_ALLOWED_PATHS, 'CERTCTL_AGENT_ALLOWED_PATHS', pathProblem);
-    allowedCommands = parseAllowlist(env.CERTCTL_AGENT_ALLOWED_COMMANDS, 'CERTCTL_AGENT_ALLOWED_COMMANDS', commandProblem);
+    // Deny by default: unset means the usual certificate directories, and no commands beyond the manifests'.
+    allowedPaths = parseAllowlist(env.CERTCTL_AGENT_ALLOWED_PATHS, 'CERTCTL_AGENT_ALLOWED_PATHS', (p) => pathProblem(p) ?? alwaysRefusedPath(p)) ?? [...DEFAULT_AGENT_ALLOWED_PATHS];
+    allowedCommands = parseAllowlist(env.CERTCTL_AGENT_ALLOWED_COMMANDS, 'CERTCTL_AGENT_ALLOWED_COMMANDS', commandProblem) ?? [];
   } catch (err) {
     throw new AgentConfigError((err as Error).message);
   }

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DeployWorkItem } from '@certctl/kernel';
 import { AgentPluginHost } from './agent-plugin-host.js';
-import { runDeployItem } from './deploy-work.js';
+import { leaseTooShort, runDeployItem } from './deploy-work.js';
 import { KeyStore } from './key-store.js';
 import { LocalKv } from './local-kv.js';
 
@@ -20,7 +20,7 @@ const keys = new KeyStore(path.join(tmp, 'keys'));
 const site = path.join(tmp, 'site');
 fs.mkdirSync(site);
 const log = pino({ level: 'silent' });
-const host = new AgentPluginHost({ pluginDirs: [FIXTURES], workspacePluginsDir: null, log, kv: new LocalKv(path.join(tmp, 'state', 'kv')), policy: { allowedPaths: null, allowedCommands: null, protectedDirs: [keys.dir, path.join(tmp, 'state')] } });
+const host = new AgentPluginHost({ pluginDirs: [FIXTURES], workspacePluginsDir: null, log, kv: new LocalKv(path.join(tmp, 'state', 'kv')), policy: { allowedPaths: [tmp], allowedCommands: [], protectedDirs: [keys.dir, path.join(tmp, 'state')] } });
 const deps = { host, keys, log, verifyDelayMs: 0, verifyTimeoutMs: 1000, signal: new AbortController().signal };
 
 const certForKey = (keyPath: string) => execFileSync('openssl', ['req', '-x509', '-new', '-key', keyPath, '-subj', '/CN=d.example', '-days', '2']).toString();
@@ -74,5 +74,18 @@ describe('a deployment on the agent', () => {
     expect(out).toMatchObject({ status: 'Failed', rolled_back: true, verification: { status: 'failed', error: expect.stringMatching(/cannot probe the endpoint: .*ECONNREFUSED/) } });
     expect(fs.readFileSync(path.join(site, 'd.crt'), 'utf8')).toBe(previous);
     expect(await keys.findKeyFor('mc-d', cert)).not.toBeNull();
+  });
+
+  it('leaves a job alone, touching nothing and reporting nothing, when too little of its lease is left', async () => {
+    const key = await keys.createKey('mc-d');
+    const cert = certForKey(key.keyPath);
+    const before = fs.readFileSync(path.join(site, 'd.crt'), 'utf8');
+    const soon = (ms: number) => ({ lease_expires_at: new Date(Date.now() + ms).toISOString() });
+    for (const ms of [-1_000, 2_000, 12_000]) expect(leaseTooShort(item(cert, soon(ms)), deps), String(ms)).toBe(true);
+    // The verify window counts: a lease that would do without it is too short with it.
+    expect(leaseTooShort(item(cert, soon(20_000)), deps)).toBe(false);
+    expect(leaseTooShort(item(cert, soon(20_000)), { ...deps, verifyWindowMs: 15_000 })).toBe(true);
+    expect(await runDeployItem(item(cert, soon(3_000)), deps)).toBeNull();
+    expect(fs.readFileSync(path.join(site, 'd.crt'), 'utf8')).toBe(before);
   });
 });

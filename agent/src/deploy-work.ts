@@ -20,11 +20,31 @@ export interface DeployDeps {
 
 const MIN_CALL_MS = 10_000;
 const MAX_CALL_MS = 300_000;
+/** Kept back from the lease to send the result. */
+const REPORT_MARGIN_MS = 5_000;
 
-/** Time a plugin call may take: inside the job's lease (with a margin to report), within sane bounds. */
-function callBudget(item: DeployWorkItem): number {
-  const left = Date.parse(item.lease_expires_at) - Date.now() - 5_000;
-  return Math.min(MAX_CALL_MS, Math.max(MIN_CALL_MS, Number.isFinite(left) ? left : MAX_CALL_MS));
+/** What a deploy needs after the plugin call: the endpoint check (delay, window, probe) and the report. */
+const afterCallMs = (deps: Pick<DeployDeps, 'verifyDelayMs' | 'verifyTimeoutMs' | 'verifyWindowMs'>) =>
+  deps.verifyDelayMs + (deps.verifyWindowMs ?? 0) + deps.verifyTimeoutMs + REPORT_MARGIN_MS;
+
+const leaseLeftMs = (item: DeployWorkItem): number => {
+  const left = Date.parse(item.lease_expires_at) - Date.now();
+  return Number.isFinite(left) ? left : MAX_CALL_MS + REPORT_MARGIN_MS;
+};
+
+/**
+ * Whether the lease still leaves room for a whole deploy: a plugin call of at least
+ * MIN_CALL_MS, then the verify and the report. A job whose lease is nearly out is left
+ * alone (the server's reaper hands it out again) rather than deployed past its lease,
+ * when the server may already have given it to the next attempt.
+ */
+export function leaseTooShort(item: DeployWorkItem, deps: Pick<DeployDeps, 'verifyDelayMs' | 'verifyTimeoutMs' | 'verifyWindowMs'>): boolean {
+  return leaseLeftMs(item) < MIN_CALL_MS + afterCallMs(deps);
+}
+
+/** Time the deploy call may take: what the lease leaves after the verify and the report, at most MAX_CALL_MS. */
+function callBudget(item: DeployWorkItem, deps: DeployDeps): number {
+  return Math.min(MAX_CALL_MS, Math.max(1, leaseLeftMs(item) - afterCallMs(deps)));
 }
 
 const failed = (error: string, extra: Partial<DeployResultRequest> = {}): DeployResultRequest => ({ status: 'Failed', error: error.slice(0, 2000), ...extra });
@@ -39,10 +59,12 @@ function isDeployResult(v: unknown): v is DeployResult {
 /**
  * One Deployment job: find (or store) the key, let the target plugin deploy,
  * probe the live endpoint when the target names one, and roll back through the
- * plugin when the endpoint does not serve the new certificate. Always returns the
- * outcome to report; it never throws for a failed deploy.
+ * plugin when the endpoint does not serve the new certificate. Returns the outcome to
+ * report (it never throws for a failed deploy), or null, touching nothing, when the
+ * lease is too short to finish (leaseTooShort): the job is then not reported at all.
  */
-export async function runDeployItem(item: DeployWorkItem, deps: DeployDeps): Promise<DeployResultRequest> {
+export async function runDeployItem(item: DeployWorkItem, deps: DeployDeps): Promise<DeployResultRequest | null> {
+  if (leaseTooShort(item, deps)) return null;
   const result = await deployAndVerify(item, deps);
   // Echoing the lease's attempt lets the server refuse a late answer to an older lease.
   return Number.isInteger(item.attempt) ? { ...result, attempt: item.attempt } : result;
@@ -76,7 +98,7 @@ async function deployAndVerify(item: DeployWorkItem, deps: DeployDeps): Promise<
     if (err instanceof TargetUnavailable) return failed(err.message);
     throw err;
   }
-  const budget = callBudget(item);
+  const budget = callBudget(item, deps);
   try {
     const request: DeployRequest = { certificateId: item.certificate_id, certificatePem: item.certificate_pem, chainPem: item.chain_pem ?? [], keyPath: key.keyPath, fingerprintSha256: fingerprint };
     let result: unknown;
@@ -93,7 +115,8 @@ async function deployAndVerify(item: DeployWorkItem, deps: DeployDeps): Promise<
 
     const verification = await verifyIfAsked(item, fingerprint, deps);
     if (verification.status === 'failed') {
-      const rolledBack = await rollBack(session, result.snapshotId, budget, log);
+      // Putting the old files back matters more than the lease: the rollback gets at least MIN_CALL_MS.
+      const rolledBack = await rollBack(session, result.snapshotId, Math.max(MIN_CALL_MS, leaseLeftMs(item) - REPORT_MARGIN_MS), log);
       log.warn({ verification, rolled_back: rolledBack }, 'the endpoint does not serve the deployed certificate');
       return failed(`post-deployment verification failed: ${verification.error ?? 'fingerprint mismatch'}`, { changed: result.changed, rolled_back: rolledBack, verification });
     }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadAgentConfig } from './config.js';
 import { commandProblem, deriveCallGrants, markedValues, parseAllowlist, pathProblem, urlHostRule, type LocalGrantPolicy } from './grants.js';
 
 const schema = {
@@ -14,7 +15,9 @@ const schema = {
     label: { type: 'string' },
   },
 };
-const open: LocalGrantPolicy = { allowedPaths: null, allowedCommands: null, protectedDirs: ['/var/lib/certctl/keys', '/var/lib/certctl/agent'] };
+const open: LocalGrantPolicy = { allowedPaths: ['/etc', '/srv'], allowedCommands: [], protectedDirs: ['/var/lib/certctl/keys', '/var/lib/certctl/agent'] };
+/** What an agent started without CERTCTL_AGENT_ALLOWED_PATHS / _COMMANDS enforces. */
+const defaults: LocalGrantPolicy = { allowedPaths: loadAgentConfig({}).allowedPaths, allowedCommands: loadAgentConfig({}).allowedCommands, protectedDirs: open.protectedDirs };
 
 describe('config-derived grants', () => {
   it('collects marked fields through properties, nested objects and array items', () => {
@@ -28,7 +31,7 @@ describe('config-derived grants', () => {
       configSchema: schema,
       config: { cert_path: '/etc/ssl/site.crt', key_path: '/etc/ssl/site.key', reload: ['/usr/bin/systemctl', 'reload', 'nginx'], admin_url: 'http://127.0.0.1:2019/load' },
       keyPath: '/var/lib/certctl/keys/mc-web/abc.key',
-      policy: open,
+      policy: { ...open, allowedCommands: ['/usr/bin/systemctl'] },
     });
     expect(g.fsWrite).toEqual(['/etc/nginx/certs', '/etc/ssl/site.crt', '/etc/ssl/site.key']);
     expect(g.fsRead).toEqual(['/var/lib/certctl/keys/mc-web/abc.key']);
@@ -70,10 +73,10 @@ describe('config-derived grants', () => {
       config: { cert_path: '/etc/ssl/site.crt', key_path: '/etc/shadow', reload: ['/bin/sh', '-c', 'id'] },
       policy: { ...open, allowedPaths: ['/etc/ssl'], allowedCommands: ['/usr/sbin/nginx'] },
     });
-    // /etc narrows to the allowed /etc/ssl; /etc/shadow is outside; /bin/sh is not allowed.
+    // /etc narrows to the allowed /etc/ssl; /etc/shadow is never granted; /bin/sh is a shell nobody listed.
     expect(g.fsWrite).toEqual(['/etc/ssl', '/etc/ssl/site.crt']);
     expect(g.exec).toEqual(['/usr/sbin/nginx']);
-    expect(g.refused).toEqual(expect.arrayContaining(['fs /etc/shadow: outside CERTCTL_AGENT_ALLOWED_PATHS', 'exec /bin/sh: not in CERTCTL_AGENT_ALLOWED_COMMANDS']));
+    expect(g.refused).toEqual(expect.arrayContaining([expect.stringMatching(/^fs \/etc\/shadow is a system account/), expect.stringMatching(/^exec \(config\): \/bin\/sh is a shell or interpreter/)]));
   });
 
   it('turns URLs into origin rules and refuses the rest', () => {
@@ -91,5 +94,57 @@ describe('config-derived grants', () => {
     expect(parseAllowlist('/etc/ssl, /srv/certs/', 'X', pathProblem)).toEqual(['/etc/ssl', '/srv/certs']);
     expect(() => parseAllowlist('/etc/ssl,relative', 'CERTCTL_AGENT_ALLOWED_PATHS', pathProblem)).toThrow(/CERTCTL_AGENT_ALLOWED_PATHS: .*not absolute/);
     expect(() => parseAllowlist('/bin/sh -c', 'X', commandProblem)).toThrow(/no spaces or shell characters/);
+  });
+
+  it('never derives a grant to cloud metadata or unspecified addresses, however the URL spells them', () => {
+    for (const bad of ['http://169.254.169.254/latest/meta-data/', 'http://[::ffff:169.254.169.254]/', 'http://[::ffff:a9fe:a9fe]/', 'http://2852039166/',
+      'http://0xa9.0xfe.0xa9.0xfe/', 'http://169.254.170.2/v2/credentials', 'http://[fd00:ec2::254]/', 'http://100.100.100.200/', 'http://168.63.129.16/', 'http://0.0.0.0:2019/']) {
+      expect(urlHostRule(bad), bad).toEqual({ problem: expect.stringMatching(/metadata|unspecified/) });
+      const g = deriveCallGrants({ manifest: {}, configSchema: schema, config: { admin_url: bad }, policy: open });
+      expect(g.httpHosts, bad).toEqual([]);
+      expect(g.refused, bad).toEqual([expect.stringMatching(/^http \(config\): .*config cannot grant it/)]);
+    }
+    // Loopback and private origins stay grantable: the operator named them.
+    expect(urlHostRule('http://127.0.0.1:2019/load')).toBe('http://127.0.0.1:2019');
+    expect(urlHostRule('https://10.1.2.3/')).toBe('10.1.2.3:443');
+  });
+
+  describe('deny by default (no CERTCTL_AGENT_ALLOWED_PATHS / _COMMANDS)', () => {
+    const nginxManifest = { kv: true, fs: { paths: [] }, exec: { commands: ['/usr/sbin/nginx'] } };
+    const grant = (config: Record<string, unknown>, policy = defaults, manifest: typeof nginxManifest = nginxManifest) => deriveCallGrants({ manifest, configSchema: schema, config, policy });
+
+    it('runs only the manifest\'s commands; a config cannot name a shell or an undeclared program', () => {
+      expect(grant({ reload: ['/usr/sbin/nginx', '-s', 'reload'] }).exec).toEqual(['/usr/sbin/nginx']);
+      for (const argv of [['/bin/sh', '-c', 'id'], ['/usr/bin/bash', '-c', 'id'], ['/usr/bin/env', 'sh'], ['/usr/bin/python3', '-c', 'x'], ['/usr/bin/python3.11'], ['/usr/bin/perl', '-e', 'x'],
+        ['/usr/bin/awk', 'BEGIN{system("id")}'], ['/bin/busybox', 'sh'], ['/usr/bin/tee', '/etc/cron.d/x'], ['/usr/bin/cp']]) {
+        const g = grant({ reload: argv });
+        expect(g.exec, argv[0]).toEqual(['/usr/sbin/nginx']);
+        expect(g.refused, argv[0]).toEqual([expect.stringMatching(/shell or interpreter|neither declared by the plugin's manifest/)]);
+      }
+    });
+
+    it('a shell or interpreter needs its exact path in CERTCTL_AGENT_ALLOWED_COMMANDS, even when a manifest declares it', () => {
+      const listed = { ...defaults, allowedCommands: ['/bin/sh', '/usr/bin/tee'] };
+      expect(grant({ reload: ['/bin/sh', '-c', 'echo ok'] }, listed).exec).toEqual(['/usr/sbin/nginx', '/bin/sh']);
+      expect(grant({ reload: ['/usr/bin/tee', '/etc/ssl/x'] }, listed).exec).toEqual(['/usr/sbin/nginx', '/usr/bin/tee']);
+      expect(grant({ reload: ['/usr/bin/dash', '-c', 'id'] }, listed).exec).toEqual(['/usr/sbin/nginx']);
+      const sneaky = grant({}, defaults, { kv: true, fs: { paths: [] }, exec: { commands: ['/usr/sbin/nginx', '/bin/bash', '/usr/bin/python3'] } });
+      expect(sneaky.exec).toEqual(['/usr/sbin/nginx']);
+      expect(sneaky.refused).toHaveLength(2);
+    });
+
+    it('writes only to the usual certificate directories, never to account, sudo, cron, ssh or kernel files', () => {
+      const ok = ['/etc/nginx/tls/site.crt', '/etc/ssl/private/site.key', '/etc/haproxy/certs/site.pem', '/var/lib/certctl/deploy/site.pem'];
+      expect(grant({ extra_paths: ok }).fsWrite).toEqual(ok);
+      const bad = ['/root/.ssh/authorized_keys', '/home/deploy/.ssh/authorized_keys', '/etc/cron.d/x', '/etc/crontab', '/etc/sudoers', '/etc/sudoers.d/x', '/etc/passwd',
+        '/etc/shadow', '/boot/grub/grub.cfg', '/proc/sys/kernel/core_pattern', '/sys/kernel/x', '/dev/sda', '/srv/www/site.pem', '/usr/bin/nginx', '/etc/profile.d/x.sh'];
+      const g = grant({ extra_paths: bad });
+      expect(g.fsWrite).toEqual([]);
+      expect(g.refused).toHaveLength(bad.length);
+      // Even an operator's allowlist that covers them does not open the always-refused ones.
+      const wide = grant({ extra_paths: ['/etc/cron.d/x', '/etc/ssl/a.pem', '/etc/sudoers.d/y', '/home/u/.ssh/authorized_keys'] }, { ...defaults, allowedPaths: ['/etc', '/home'] });
+      expect(wide.fsWrite).toEqual(['/etc/ssl/a.pem']);
+      expect(() => loadAgentConfig({ CERTCTL_AGENT_ALLOWED_PATHS: '/etc/ssl,/root' })).toThrow(/CERTCTL_AGENT_ALLOWED_PATHS: \/root is under \/root/);
+    });
   });
 });

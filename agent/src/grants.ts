@@ -1,17 +1,32 @@
-import net from 'node:net';
 import path from 'node:path';
 import type { PluginCapabilities } from '@certctl/sdk';
 import { argvProblem } from '@certctl/sdk/deploy';
+import { agentCommandProblem, alwaysRefusedPath, configOriginRule } from '@certctl/sdk/policy';
 
 /**
- * What one target-plugin call on this agent may touch. The union of what the
- * plugin's manifest asks for and what the target instance's config names (fields
- * marked `x-certctl-path`, `x-certctl-command`, `x-certctl-url`: the operator chose
- * those values), plus read access to the key file of this deploy. The control
- * plane sends that config, so the agent's own allowlists (CERTCTL_AGENT_ALLOWED_PATHS,
- * CERTCTL_AGENT_ALLOWED_COMMANDS) cut the result down: a compromised control plane
- * cannot make the agent write /etc/shadow or run /bin/sh. The agent's key and state
- * directories are never granted.
+ * What one target-plugin call on this agent may touch. The plugin's manifest
+ * (installed on this host) and the target instance's config (sent by the control
+ * plane: fields marked `x-certctl-path`, `x-certctl-command`, `x-certctl-url`)
+ * ask; the agent grants only what its own rules allow, so neither a config edited
+ * by anyone with target.manage nor a compromised control plane can make the agent
+ * write system files or run a shell. Exactly this holds:
+ *
+ * - Files: read/write/remove at or below a requested path only when it lies in
+ *   CERTCTL_AGENT_ALLOWED_PATHS (default: DEFAULT_AGENT_ALLOWED_PATHS of
+ *   @certctl/sdk/policy, the usual certificate directories); a requested folder
+ *   that contains allowed ones is narrowed to them. Never: the agent's key and
+ *   state directories, nor alwaysRefusedPath()'s list (/etc/passwd, /etc/shadow,
+ *   /etc/sudoers*, /etc/cron*, any .ssh directory, /root, /boot, /proc, /sys,
+ *   /dev...), whatever the allowlist says. The broker checks the real path of
+ *   every operation again, so a symlink cannot lead out.
+ * - The deploy's key file: read only, for this call.
+ * - Commands: an exact absolute path declared by the manifest
+ *   (capabilities.exec.commands) or listed in CERTCTL_AGENT_ALLOWED_COMMANDS; a
+ *   config may only pick among those. Shells and interpreters (sh, bash, env,
+ *   python, perl, awk...) only when CERTCTL_AGENT_ALLOWED_COMMANDS lists that
+ *   exact path. Arguments are always an argv array, never a shell line.
+ * - http.fetch: the manifest's hosts plus the origin of each config URL; config
+ *   never grants cloud metadata or unspecified addresses (configOriginRule).
  */
 export interface CallGrants {
   /** Read and write (and remove) at or below these absolute paths. */
@@ -28,10 +43,10 @@ export interface CallGrants {
 }
 
 export interface LocalGrantPolicy {
-  /** CERTCTL_AGENT_ALLOWED_PATHS; null: no agent-local limit. */
-  allowedPaths: string[] | null;
-  /** CERTCTL_AGENT_ALLOWED_COMMANDS; null: no agent-local limit. */
-  allowedCommands: string[] | null;
+  /** CERTCTL_AGENT_ALLOWED_PATHS, or DEFAULT_AGENT_ALLOWED_PATHS when it is unset. */
+  allowedPaths: string[];
+  /** CERTCTL_AGENT_ALLOWED_COMMANDS (empty: only the manifests' commands). */
+  allowedCommands: string[];
   /** Directories no plugin may touch (key store, agent state). */
   protectedDirs: string[];
 }
@@ -59,21 +74,14 @@ export function commandProblem(cmd: unknown): string | null {
   return typeof cmd === 'string' && cmd.includes('\0') ? 'the command path contains NUL' : argvProblem([cmd], 'command');
 }
 
-/** A URL as an http.fetch host rule: its origin, and only that. */
+/**
+ * A URL as an http.fetch host rule: its origin, and only that. The same rule as the
+ * kernel's config grants (@certctl/sdk/policy configOriginRule): cloud metadata and
+ * unspecified addresses are refused however the URL spells them.
+ */
 export function urlHostRule(raw: unknown): string | { problem: string } {
-  if (typeof raw !== 'string') return { problem: 'a URL must be a string' };
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return { problem: `${JSON.stringify(raw.slice(0, 200))} is not a URL` };
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { problem: `${url.protocol} URLs cannot be granted` };
-  if (url.username || url.password) return { problem: 'a URL with credentials cannot be granted' };
-  const host = url.hostname.replace(/\.$/, '');
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  const hostPart = net.isIP(host.replace(/^\[|\]$/g, '')) === 6 ? (host.startsWith('[') ? host : `[${host}]`) : host;
-  return `${url.protocol === 'http:' ? 'http://' : ''}${hostPart}:${port}`;
+  const r = configOriginRule(raw);
+  return 'rule' in r ? r.rule : r;
 }
 
 export const within = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
@@ -103,15 +111,14 @@ export function markedValues(schema: unknown, value: unknown, keyword: 'x-certct
 }
 
 /** Narrows granted paths to the allowlist: a path inside an allowed root stays; an allowed root inside a granted path replaces it. */
-function intersectPaths(granted: string[], allowed: string[] | null, refused: string[]): string[] {
-  if (!allowed) return granted;
+function intersectPaths(granted: string[], allowed: string[], refused: string[]): string[] {
   const out: string[] = [];
   for (const g of granted) {
     if (allowed.some((a) => within(a, g))) out.push(g);
     else {
       const narrower = allowed.filter((a) => within(g, a));
       if (narrower.length) out.push(...narrower);
-      else refused.push(`fs ${g}: outside CERTCTL_AGENT_ALLOWED_PATHS`);
+      else refused.push(`fs ${g}: outside the agent's allowed paths (CERTCTL_AGENT_ALLOWED_PATHS)`);
     }
   }
   return out;
@@ -140,17 +147,21 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
     if (problem) return void refused.push(`fs (${from}): ${problem}`);
     const abs = path.resolve(p as string);
     if (policy.protectedDirs.some((d) => within(d, abs))) return void refused.push(`fs ${abs}: inside the agent's own key or state directory`);
+    const never = alwaysRefusedPath(abs);
+    if (never) return void refused.push(`fs ${never}`);
     paths.push(abs);
   };
   for (const p of input.manifest.fs?.paths ?? []) addPath(p, 'manifest');
   for (const p of markedValues(input.configSchema, input.config, 'x-certctl-path')) addPath(p, 'config');
 
   const commands: string[] = [];
+  const manifestCommands = (input.manifest.exec?.commands ?? []).filter((c) => typeof c === 'string').map((c) => path.resolve(c));
   const addCommand = (c: unknown, from: string) => {
     const problem = commandProblem(c);
     if (problem) return void refused.push(`exec (${from}): ${problem}`);
     const cmd = path.resolve(c as string);
-    if (policy.allowedCommands && !policy.allowedCommands.includes(cmd)) return void refused.push(`exec ${cmd}: not in CERTCTL_AGENT_ALLOWED_COMMANDS`);
+    const refusal = agentCommandProblem(cmd, { manifestCommands, allowedCommands: policy.allowedCommands });
+    if (refusal) return void refused.push(`exec (${from}): ${refusal}`);
     commands.push(cmd);
   };
   for (const c of input.manifest.exec?.commands ?? []) addCommand(c, 'manifest');
@@ -183,7 +194,7 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
   };
 }
 
-/** Parses an allowlist variable: absent or empty means no limit; every entry must be a usable absolute path. */
+/** Parses an allowlist variable: null when absent or empty (the caller picks the default); every entry must be a usable absolute path. */
 export function parseAllowlist(raw: string | undefined, name: string, check: (v: string) => string | null): string[] | null {
   if (raw === undefined || raw.trim() === '') return null;
   const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);

@@ -21,6 +21,7 @@ export const ERRORS = {
   BOOTSTRAP_DISABLED: { status: 404, message: 'Bootstrap is not enabled on this server' },
   BOOTSTRAP_TOKEN_INVALID: { status: 401, message: 'Invalid bootstrap token' },
   SELF_APPROVAL: { status: 403, message: 'The requester cannot decide their own request' },
+  TARGET_MAPPING_FORBIDDEN: { status: 403, message: 'Changing a certificate\'s deployment targets needs the global target.manage permission' },
   // 404 / 405 / 409 / 413 / 415
   NOT_FOUND: { status: 404, message: 'Resource not found' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
@@ -29,6 +30,8 @@ export const ERRORS = {
   IN_USE: { status: 409, message: 'Resource is referenced by other resources' },
   APPROVAL_DECIDED: { status: 409, message: 'The approval request has already been decided' },
   APPROVAL_EXPIRED: { status: 409, message: 'The approval request expired; what it gated was cancelled' },
+  APPROVAL_SUBJECT_CHANGED: { status: 409, message: 'The certificate no longer matches what the approval request was opened for' },
+  ISSUANCE_JOB_OPEN: { status: 409, message: 'The certificate has an open issuance or renewal job; cancel the open job first' },
   ALREADY_REVOKED: { status: 409, message: 'The certificate is already revoked' },
   REFERENCE_NOT_FOUND: { status: 422, message: 'A referenced resource does not exist' },
   BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },

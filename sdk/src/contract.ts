@@ -152,6 +152,13 @@ export interface PluginContext {
     enroll(request: EnrollRequest): Promise<EnrollResult>;
     revoke(request: EnrollRevokeRequest): Promise<EnrollRevokeResult>;
     caChain(request: { issuerId: string }): Promise<{ chainPem: string[] }>;
+    /**
+     * ACME http-01 (RFC 8555 8.3) done by the kernel: GET
+     * http://{host}:{port}/.well-known/acme-challenge/{token} (port 80, or 1024-65535
+     * as the operator configured), no redirects, 10 s, and compare the body with
+     * keyAuthorization. Cloud metadata and unspecified addresses are never contacted.
+     */
+    checkHttp01(request: { host: string; port?: number; token: string; keyAuthorization: string }): Promise<{ ok: true } | { ok: false; reason: string }>;
   };
 }
 

@@ -105,8 +105,20 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certificates API (agent key generation)',
     expect(missing.body.error.code).toBe('not_found');
   });
 
-  it('edits metadata at any time but issuer, profile and common name only while Pending', async () => {
+  it('edits metadata at any time but issuer, profile and common name only while Pending, and names never under an open job', async () => {
     const id = (await t.api.post(base, { name: 'edit', common_name: 'edit.example.com', issuer_id: 'iss-local', profile_id: 'prof-std' })).body.id;
+    // Its Issuance job is queued for these names: they stay as they are until that job ends.
+    const [queued] = await jobsOf(t, id);
+    const unchanged = await writeCounts(t.kernel.db.knex);
+    for (const body of [{ common_name: 'other.example.com' }, { sans: ['b.example.com'] }, { issuer_id: 'iss-other' }, { profile_id: 'prof-web' }, { profile_id: null }]) {
+      const res = await t.api.put(`${base}/${id}`, { name: 'edited', ...body });
+      expect(res.status, JSON.stringify(body)).toBe(409);
+      expect(res.body.error).toMatchObject({ code: 'issuance_job_open', message: expect.stringContaining(queued.id) });
+    }
+    expect(await writeCounts(t.kernel.db.knex)).toEqual(unchanged);
+    expect((await t.api.get(`${base}/${id}`)).body).toMatchObject({ name: 'edit', common_name: 'edit.example.com', sans: [], profile_id: 'prof-std' });
+    expect((await t.api.post(`/api/v1/jobs/${queued.id}/cancel`, {})).status).toBe(200);
+
     const r1 = await t.api.put(`${base}/${id}`, { name: 'edited', owner_id: 'owner-b', renewal_policy_id: 'rp-auto', environment: 'staging', tags: { tier: '1' }, sans: ['B.example.com'], issuer_id: 'iss-other', profile_id: 'prof-web' });
     expect(r1.status).toBe(200);
     expect(r1.body).toMatchObject({ name: 'edited', owner_id: 'owner-b', renewal_policy_id: 'rp-auto', environment: 'staging', tags: { tier: '1' }, sans: ['b.example.com'], issuer_id: 'iss-other', profile_id: 'prof-web' });
@@ -115,6 +127,13 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certificates API (agent key generation)',
 
     const issued = await insertIssuedCertificate(t.kernel.db.knex, { profile_id: 'prof-std' });
     expect((await t.api.put(`${base}/${issued}`, { name: 'renamed', sans: ['new.example.com'] })).status).toBe(200);
+    // A renewal under way fixes the SANs it was asked for too.
+    const renewal = (await t.api.post(`${base}/${issued}/renew`)).body;
+    const refused = await t.api.put(`${base}/${issued}`, { sans: ['new.example.com', 'more.example.com'] });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('issuance_job_open');
+    expect((await t.api.put(`${base}/${issued}`, { name: 'renamed again', sans: ['NEW.example.com'] })).status).toBe(200);
+    expect((await t.api.post(`/api/v1/jobs/${renewal.id}/cancel`, {})).status).toBe(200);
     for (const body of [{ issuer_id: 'iss-other' }, { profile_id: 'prof-web' }, { common_name: 'other.example.com' }]) {
       const res = await t.api.put(`${base}/${issued}`, body);
       expect(res.status).toBe(409);
@@ -132,17 +151,18 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certificates API (agent key generation)',
     expect(await writeCounts(t.kernel.db.knex)).toEqual(before);
   });
 
-  it('reroutes a queued issuance job when its profile or agent changes', async () => {
+  it('reroutes a queued issuance job when its agent changes; its profile cannot change under it', async () => {
     const id = (await t.api.post(base, { name: 'reroute', common_name: 'reroute.example.com', issuer_id: 'iss-local', profile_id: 'prof-std' })).body.id;
     expect((await jobsOf(t, id))[0].status).toBe('Pending');
     await t.api.put(`${base}/${id}`, { agent_id: 'agent-2' });
     expect((await jobsOf(t, id))[0]).toMatchObject({ status: 'AwaitingCSR', agent_id: 'agent-2' });
-    // Switching to an approval profile must not let the queued job skip the approval.
-    await t.api.put(`${base}/${id}`, { profile_id: 'prof-approval' });
+    // Switching to an approval profile cannot let the queued job skip the approval: it is refused.
+    const moved = await t.api.put(`${base}/${id}`, { profile_id: 'prof-approval' });
+    expect(moved.status).toBe(409);
+    expect(moved.body.error.code).toBe('issuance_job_open');
     const [job] = await jobsOf(t, id);
-    expect(job.status).toBe('AwaitingApproval');
-    expect(job.approval_expires_at).not.toBeNull();
-    expect(await auditActions(t.kernel.db.knex, job.id)).toEqual(['job_created', 'job_rerouted', 'job_rerouted']);
+    expect(job).toMatchObject({ status: 'AwaitingCSR', approval_expires_at: null });
+    expect(await auditActions(t.kernel.db.knex, job.id)).toEqual(['job_created', 'job_rerouted']);
   });
 
   it('deletes a never-issued certificate with its jobs, and refuses an issued one', async () => {

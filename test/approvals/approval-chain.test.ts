@@ -8,18 +8,21 @@ import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 
 /*
  * Done means 2, the approval chain: a job on an approval-tier profile is held with an
- * approval request; only someone other than the requester can release it; a rejected
+ * approval request; only someone other than the requester can release it (a key outside
+ * the requester's lineage: not one it minted, nor the one that minted it); a rejected
  * or timed-out request ends with the job Cancelled and nothing signed; a decided
  * request cannot be decided again. The Issuance/Renewal handler here only records that
  * it ran, so "never signed" is checked twice: the handler never saw the job, and the
- * certificate has no stored version.
+ * certificate has no stored version. The requester and the approver (`second`) are
+ * sibling keys, both minted by the initial admin key.
  */
 describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
   let t: TestKernel;
   let knex: Knex;
+  let requester: ApiClient;
+  let requesterActor: string;
   let second: ApiClient;
   let secondActor: string;
-  let adminActor: string;
   const ran: string[] = [];
   const record: JobHandler = async (job) => { ran.push(job.id); };
 
@@ -27,9 +30,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
   const jobRow = async (id: string) => (await knex('jobs').where({ id }).first()) as { status: string; agent_id: string | null; last_error: string | null };
   const requestOfJob = async (jobId: string) => (await t.api.get(`/api/v1/approvals?job_id=${jobId}`)).body.data[0];
 
-  /** A certificate on the approval-tier profile, created by the admin key: its Issuance job and request. */
-  async function gated(extra: Record<string, unknown> = {}) {
-    const created = await t.api.post('/api/v1/certificates', { name: 'gated', common_name: 'gated.example.com', issuer_id: 'iss-local', profile_id: 'prof-approval', ...extra });
+  /** A certificate on the approval-tier profile, created by the requester key: its Issuance job and request. */
+  async function gated(extra: Record<string, unknown> = {}, by: ApiClient = requester) {
+    const created = await by.post('/api/v1/certificates', { name: 'gated', common_name: 'gated.example.com', issuer_id: 'iss-local', profile_id: 'prof-approval', ...extra });
     expect(created.status).toBe(201);
     const [job] = (await t.api.get(`/api/v1/certificates/${created.body.id}/jobs`)).body.data;
     expect(job).toMatchObject({ type: 'Issuance', status: 'AwaitingApproval' });
@@ -43,8 +46,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
     });
     knex = t.kernel.db.knex;
     await seedReferences(knex);
+    requester = t.api.withKey(await t.keyWithRole('admin'));
     second = t.api.withKey(await t.keyWithRole('admin'));
-    adminActor = (await t.api.get('/api/v1/auth/me')).body.actor;
+    requesterActor = (await requester.get('/api/v1/auth/me')).body.actor;
     secondActor = (await second.get('/api/v1/auth/me')).body.actor;
   });
   afterAll(async () => { await t?.stop(); });
@@ -56,7 +60,8 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       id: approval, kind: 'cert_issuance', status: 'pending', job_id: job, certificate_id: cert, profile_id: null, proposed_change: null,
-      requested_by: adminActor, decided_by: null, decided_at: null, reason: null, expires_at: jobBody.approval_expires_at,
+      subject: { common_name: 'gated.example.com', sans: [], issuer_id: 'iss-local', profile_id: 'prof-approval' },
+      requested_by: requesterActor, decided_by: null, decided_at: null, reason: null, expires_at: jobBody.approval_expires_at,
       created_at: expect.any(String), updated_at: expect.any(String),
     });
     expect(approval).toMatch(/^apr-[0-9a-f]{16}$/);
@@ -126,10 +131,10 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
 
   it('refuses the requester, then lets someone else approve; the job runs once released', async () => {
     const { job, approval } = await gated();
-    const self = await t.api.post(`/api/v1/approvals/${approval}/approve`, {});
+    const self = await requester.post(`/api/v1/approvals/${approval}/approve`, {});
     expect(self.status).toBe(403);
     expect(self.body.error.code).toBe('self_approval');
-    const selfViaJob = await t.api.post(`/api/v1/jobs/${job}/approve`, {});
+    const selfViaJob = await requester.post(`/api/v1/jobs/${job}/approve`, {});
     expect(selfViaJob.status).toBe(403);
     expect(selfViaJob.body.error.code).toBe('self_approval');
     const viewer = await t.api.post(`/api/v1/approvals/${approval}/approve`, {}, { key: await t.keyWithRole('viewer') });
@@ -183,15 +188,73 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('approval chain', () => {
     expect((await second.post('/api/v1/approvals/apr-nope/approve', {})).status).toBe(404);
   });
 
-  it('opens a request when a queued job is held because its certificate moved to an approval-tier profile', async () => {
-    const plain = (await t.api.post('/api/v1/certificates', { name: 'moved', common_name: 'moved.example.com', issuer_id: 'iss-local', profile_id: 'prof-std' })).body.id;
+  it('keeps a queued job on its profile: moving the certificate to an approval-tier profile waits until the job is cancelled', async () => {
+    const plain = (await requester.post('/api/v1/certificates', { name: 'moved', common_name: 'moved.example.com', issuer_id: 'iss-local', profile_id: 'prof-std' })).body.id;
     const [job] = (await t.api.get(`/api/v1/certificates/${plain}/jobs`)).body.data;
     expect(job.status).toBe('Pending');
-    expect((await t.api.put(`/api/v1/certificates/${plain}`, { profile_id: 'prof-approval' })).status).toBe(200);
-    expect(await jobRow(job.id)).toMatchObject({ status: 'AwaitingApproval' });
-    expect(await requestOfJob(job.id)).toMatchObject({ kind: 'cert_issuance', status: 'pending', certificate_id: plain, requested_by: adminActor });
-    expect((await t.api.post(`/api/v1/jobs/${job.id}/approve`, {})).status).toBe(403);
-    expect((await second.post(`/api/v1/jobs/${job.id}/approve`, {})).body.status).toBe('Pending');
+    const moved = await requester.put(`/api/v1/certificates/${plain}`, { profile_id: 'prof-approval' });
+    expect(moved.status).toBe(409);
+    expect(moved.body.error.code).toBe('issuance_job_open');
+    expect(await jobRow(job.id)).toMatchObject({ status: 'Pending' });
+    expect((await requester.post(`/api/v1/jobs/${job.id}/cancel`, {})).status).toBe(200);
+    expect((await requester.put(`/api/v1/certificates/${plain}`, { profile_id: 'prof-approval' })).status).toBe(200);
+    // Asking again on the approval-tier profile holds the new job, with its request.
+    const again = await requester.post(`/api/v1/certificates/${plain}/renew`);
+    expect(again.body).toMatchObject({ type: 'Issuance', status: 'AwaitingApproval' });
+    expect(await requestOfJob(again.body.id)).toMatchObject({ kind: 'cert_issuance', status: 'pending', certificate_id: plain, requested_by: requesterActor });
+    expect((await requester.post(`/api/v1/jobs/${again.body.id}/approve`, {})).status).toBe(403);
+    expect((await second.post(`/api/v1/jobs/${again.body.id}/approve`, {})).body.status).toBe('Pending');
+  });
+
+  it('refuses keys in the requester\'s lineage (minted by it, or its minter, at any depth); a sibling or cousin key may approve', async () => {
+    const mint = async (by: ApiClient, name: string) => {
+      const res = await by.post('/api/v1/auth/keys', { name, roles: [{ role_id: 'role-admin' }] });
+      expect(res.status, res.text).toBe(201);
+      return { key: res.body.key as string, id: res.body.id as string };
+    };
+    const child = await mint(requester, 'minted-by-requester');
+    const grandchild = await mint(requester.withKey(child.key), 'minted-by-child');
+    const { job, approval } = await gated();
+    for (const key of [child.key, grandchild.key, t.adminKey]) {
+      for (const path of [`/api/v1/approvals/${approval}/approve`, `/api/v1/jobs/${job}/approve`]) {
+        const res = await t.api.post(path, {}, { key });
+        expect(res.status, path).toBe(403);
+        expect(res.body.error.code).toBe('self_approval');
+      }
+    }
+    // The queue refuses it too, whoever calls it.
+    expect(await t.kernel.jobs.approve(job, { actor: { actor: grandchild.id, actor_type: 'user' } })).toMatchObject({ ok: false, reason: 'same_actor' });
+    expect(await jobRow(job)).toMatchObject({ status: 'AwaitingApproval' });
+    expect((await t.api.get(`/api/v1/approvals/${approval}`)).body.status).toBe('pending');
+    expect((await second.post(`/api/v1/approvals/${approval}/approve`, {})).status).toBe(200);
+
+    // The grandchild's own request: its ancestors cannot approve it, a cousin (second) can.
+    const mine = await gated({}, requester.withKey(grandchild.key));
+    for (const key of [child.key, t.adminKey]) expect((await t.api.post(`/api/v1/approvals/${mine.approval}/approve`, {}, { key })).status).toBe(403);
+    expect((await second.post(`/api/v1/approvals/${mine.approval}/approve`, {})).status).toBe(200);
+
+    // A request made by the system (the expiry loop) is in nobody's lineage, though the first admin key was minted by 'system'.
+    const bySystem = await gated();
+    await knex('jobs').where({ id: bySystem.job }).update({ requested_by: 'system' });
+    await knex('approval_requests').where({ id: bySystem.approval }).update({ requested_by: 'system' });
+    const sys = await t.api.post(`/api/v1/approvals/${bySystem.approval}/approve`, {});
+    expect(sys.status, sys.text).toBe(200);
+  });
+
+  it('approves only what was asked for: the recorded names must still be the certificate\'s', async () => {
+    const { cert, job, approval } = await gated({ common_name: 'approved.example.com', sans: ['approved.example.com'] });
+    // Through the API the names cannot change while the job is open...
+    const edit = await requester.put(`/api/v1/certificates/${cert}`, { common_name: 'other.example.com', sans: ['other.example.com', 'admin.example.com'] });
+    expect(edit.status).toBe(409);
+    expect(edit.body.error.code).toBe('issuance_job_open');
+    // ...and should they change some other way, the approval is refused and nothing is released.
+    await knex('managed_certificates').where({ id: cert }).update({ sans: JSON.stringify(['approved.example.com', 'admin.example.com']) });
+    const res = await second.post(`/api/v1/approvals/${approval}/approve`, {});
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe('approval_subject_changed');
+    expect(await jobRow(job)).toMatchObject({ status: 'AwaitingApproval' });
+    expect((await t.api.get(`/api/v1/approvals/${approval}`)).body).toMatchObject({ status: 'pending', subject: { common_name: 'approved.example.com', sans: ['approved.example.com'] } });
+    expect((await second.post(`/api/v1/approvals/${approval}/reject`, { reason: 'names changed' })).status).toBe(200);
   });
 
   it('settles a renewing certificate whose renewal is rejected or times out, with no new version', async () => {

@@ -9,11 +9,15 @@ import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
  * The flip-flop loophole: if one person could edit an approval-tier profile alone,
  * they could turn requires_approval off, issue, and turn it back on. Every edit that
  * passes through an approval-tier profile (keeping it on, turning it off, turning it
- * on) is stored as a profile_edit request and applied only when someone else approves.
+ * on) is stored as a profile_edit request and applied only when someone else approves:
+ * a key outside the requester's lineage. Requester and approver are sibling keys minted
+ * by the initial admin key.
  */
 describe.skipIf(POSTGRES_UNAVAILABLE)('profile edit approval gate', () => {
   let t: TestKernel;
   let knex: Knex;
+  let requester: ApiClient;
+  let requesterActor: string;
   let second: ApiClient;
   let secondActor: string;
 
@@ -29,7 +33,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('profile edit approval gate', () => {
   /** Proposes an edit as the admin key; asserts it was held, not applied. */
   async function propose(id: string, change: Record<string, unknown>): Promise<string> {
     const before = await profile(id);
-    const res = await t.api.put(`/api/v1/profiles/${id}`, change);
+    const res = await requester.put(`/api/v1/profiles/${id}`, change);
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ approval_id: expect.stringMatching(/^apr-/), status: 'pending' });
     expect(await profile(id)).toEqual(before);
@@ -41,6 +45,8 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('profile edit approval gate', () => {
   beforeAll(async () => {
     t = await startTestKernel({ env: { CERTCTL_SCHEDULER_ENABLED: 'false' } });
     knex = t.kernel.db.knex;
+    requester = t.api.withKey(await t.keyWithRole('admin'));
+    requesterActor = (await requester.get('/api/v1/auth/me')).body.actor;
     second = t.api.withKey(await t.keyWithRole('admin'));
     secondActor = (await second.get('/api/v1/auth/me')).body.actor;
   });
@@ -49,9 +55,17 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('profile edit approval gate', () => {
   it('off -> on: turning approval on waits for a second person, then applies exactly the change', async () => {
     const id = await newProfile('flip-on', false);
     const approval = await propose(id, { requires_approval: true, description: 'now gated' });
-    const self = await t.api.post(`/api/v1/approvals/${approval}/approve`, {});
+    const self = await requester.post(`/api/v1/approvals/${approval}/approve`, {});
     expect(self.status).toBe(403);
     expect(self.body.error.code).toBe('self_approval');
+    // Nor a key the requester mints for the purpose, nor the key that minted the requester.
+    const minted = await requester.post('/api/v1/auth/keys', { name: 'my-approver', roles: [{ role_id: 'role-admin' }] });
+    expect(minted.status).toBe(201);
+    for (const key of [minted.body.key, t.adminKey]) {
+      const refused = await t.api.post(`/api/v1/approvals/${approval}/approve`, {}, { key });
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.code).toBe('self_approval');
+    }
     expect((await profile(id)).requires_approval).toBe(false);
 
     const ok = await second.post(`/api/v1/approvals/${approval}/approve`, {});
@@ -60,7 +74,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('profile edit approval gate', () => {
     expect(await profile(id)).toMatchObject({ requires_approval: true, description: 'now gated', max_ttl_seconds: 86400 });
     const applied = (await knex('audit_events').where({ resource_id: id, action: 'profile_updated' }).first()) as { actor: string; details: Record<string, unknown> };
     expect(applied.actor).toBe(secondActor);
-    expect(applied.details).toMatchObject({ approval_id: approval, requested_by: (await t.api.get('/api/v1/auth/me')).body.actor });
+    expect(applied.details).toMatchObject({ approval_id: approval, requested_by: requesterActor });
     expect((applied.details.fields as string[]).sort()).toEqual(['description', 'requires_approval']);
     expect(await auditActions(knex, approval)).toEqual(['approval_requested', 'approval_approved']);
   });
@@ -82,8 +96,8 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('profile edit approval gate', () => {
     const id = await newProfile('flip-off', true);
     const approval = await propose(id, { requires_approval: false });
     // The requester cannot push it through by any route.
-    expect((await t.api.post(`/api/v1/approvals/${approval}/approve`, {})).status).toBe(403);
-    expect((await t.api.put(`/api/v1/profiles/${id}`, { requires_approval: false })).status).toBe(202);
+    expect((await requester.post(`/api/v1/approvals/${approval}/approve`, {})).status).toBe(403);
+    expect((await requester.put(`/api/v1/profiles/${id}`, { requires_approval: false })).status).toBe(202);
     expect((await profile(id)).requires_approval).toBe(true);
     expect((await second.post(`/api/v1/approvals/${approval}/approve`, { reason: 'retired tier' })).status).toBe(200);
     expect((await profile(id)).requires_approval).toBe(false);

@@ -5,8 +5,9 @@
 //   2. leaf certificates/s from the crypto pool (verify CSR + DER template + sign), all threads;
 //   3. CSR -> stored, audited certificate/s through the issuance service on PostgreSQL (durable,
 //      synchronous commit): profile and policy checks, the local-ca plugin in its worker, the CA
-//      keystore, the crypto pool, and one transaction per certificate (version, certificate row,
-//      audit event);
+//      keystore, the crypto pool, and the store (version, certificate row, audit event in one
+//      transaction, shared by the issuances finishing together: group commit); with the CPU
+//      time each certificate cost the kernel process and the PostgreSQL server;
 //   4. 1,000 agents polling GET /api/v1/agents/{id}/work over HTTPS: latency p50/p99.
 // Figures are medians of --runs runs. One JSON line per figure on stdout; progress on stderr.
 import crypto from 'node:crypto';
@@ -86,6 +87,29 @@ async function poolRate(m, opts) {
   }
 }
 
+/** CPU time (ms) used so far by a PostgreSQL cluster's server processes (Linux /proc; null elsewhere). */
+function pgCpuMs(port) {
+  try {
+    const procs = [];
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        procs.push({ pid, ppid: f[1], ticks: Number(f[11]) + Number(f[12]), postmaster: /postgres/.test(cmd) && (cmd.includes(`-p\0${port}\0`) || cmd.includes(`-p ${port} `)) });
+      } catch {
+        // The process ended meanwhile.
+      }
+    }
+    const postmaster = procs.find((p) => p.postmaster);
+    if (!postmaster) return null;
+    const hz = 100;
+    return procs.filter((p) => p.pid === postmaster.pid || p.ppid === postmaster.pid).reduce((a, p) => a + p.ticks, 0) * (1000 / hz);
+  } catch {
+    return null;
+  }
+}
+
 async function withPostgres(fn) {
   note('starting a private PostgreSQL cluster (durable, synchronous commit)');
   const cluster = await startPgCluster({ durable: true, synchronousCommit: 'on', maxConnections: 100 });
@@ -98,7 +122,7 @@ async function withPostgres(fn) {
   const url = new URL(cluster.adminUrl);
   url.pathname = `/${name}`;
   try {
-    return await fn(url.toString(), `PostgreSQL ${version}`);
+    return await fn(url.toString(), `PostgreSQL ${version}`, cluster.port);
   } finally {
     await cluster.stop();
   }
@@ -151,7 +175,7 @@ async function seedAgents(knex, n) {
 }
 
 async function storedIssuance(m, opts) {
-  return withPostgres(async (databaseUrl, label) => {
+  return withPostgres(async (databaseUrl, label, pgPort) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-issuance-'));
     const db = await openDatabase({ databaseUrl, poolMax: 40 });
     const kernel = await startKernel(loadConfig({
@@ -164,13 +188,31 @@ async function storedIssuance(m, opts) {
       const httpAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
       const admin = kernel.initialAdminKey;
       const issuer = await request(kernel.url, ca, httpAgent, 'POST', '/api/v1/issuers', admin, { name: 'bench local CA', type: 'local-ca', config: {} });
-      const figures = { label, stored: [], storedP50: [], storedP99: [], pollRate: [], pollP50: [], pollP99: [] };
+      const figures = { label, stored: [], storedP50: [], storedP99: [], nodeCpu: [], pgCpu: [], pollRate: [], pollP50: [], pollP99: [] };
 
       for (let run = 0; run < opts.runs; run++) {
         const ids = await seedCertificates(kernel.db.knex, issuer.id, opts.certs + 200, `r${run}`);
-        const issue = (i) => issueCertificate(kernel, { certificateId: ids[i], type: 'Issuance', csrPem: m.csrPem });
+        // The first 200 calls warm up (worker threads, caches, connections) and are not measured.
+        let next = 0;
+        const issue = () => issueCertificate(kernel, { certificateId: ids[next++], type: 'Issuance', csrPem: m.csrPem });
         note(`run ${run + 1}/${opts.runs}: issuing ${opts.certs} certificates at concurrency ${opts.concurrency}`);
-        const r = await measure({ op: (_w, i) => issue(i + 200), requests: opts.certs, warmup: 0, concurrency: opts.concurrency });
+        let cpu0 = null;
+        let pg0 = null;
+        const r = await measure({
+          op: () => {
+            if (next === 200 && cpu0 === null) {
+              cpu0 = process.cpuUsage();
+              pg0 = pgCpuMs(pgPort);
+            }
+            return issue();
+          },
+          requests: opts.certs, warmup: 200, concurrency: opts.concurrency,
+        });
+        // CPU per certificate: this process (main thread, crypto pool, plugin workers) and the database's server processes.
+        const cpu = process.cpuUsage(cpu0 ?? undefined);
+        const pg1 = pgCpuMs(pgPort);
+        figures.nodeCpu.push((cpu.user + cpu.system) / 1000 / opts.certs);
+        if (pg0 !== null && pg1 !== null) figures.pgCpu.push((pg1 - pg0) / opts.certs);
         figures.stored.push(r.rps);
         figures.storedP50.push(percentile(r.latencies, 50));
         figures.storedP99.push(percentile(r.latencies, 99));
@@ -225,9 +267,12 @@ export async function run(args) {
   emit({ name: 'issuance.stored_audited', value: median(f.stored), unit: 'certificates/s', db: f.label, concurrency: opts.concurrency, target: 2000 });
   emit({ name: 'issuance.stored_audited_latency_p50', value: median(f.storedP50), unit: 'ms', db: f.label });
   emit({ name: 'issuance.stored_audited_latency_p99', value: median(f.storedP99), unit: 'ms', db: f.label });
+  emit({ name: 'issuance.stored_audited_cpu_kernel', value: median(f.nodeCpu), unit: 'cpu-ms/certificate', note: 'kernel process, all threads' });
+  if (f.pgCpu.length) emit({ name: 'issuance.stored_audited_cpu_postgres', value: median(f.pgCpu), unit: 'cpu-ms/certificate', note: 'PostgreSQL server processes' });
   emit({ name: 'agents.poll_work_rate', value: median(f.pollRate), unit: 'requests/s', agents: opts.agents, concurrency: 64, db: f.label });
   emit({ name: 'agents.poll_work_latency_p50', value: median(f.pollP50), unit: 'ms', agents: opts.agents, db: f.label });
   emit({ name: 'agents.poll_work_latency_p99', value: median(f.pollP99), unit: 'ms', agents: opts.agents, db: f.label });
   fs.rmSync(dir, { recursive: true, force: true });
+  emit({ name: 'host.loadavg1_end', value: os.loadavg()[0], unit: 'load' });
   note(`done (runs: ${opts.runs}; medians quoted; raw runs: stored ${f.stored.map((x) => round(x)).join(', ')})`);
 }

@@ -57,6 +57,8 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issue, deploy and renew onto real nginx, 
       CERTCTL_KEY_DIR: path.join(dir, 'agent-keys'),
       CERTCTL_AGENT_STATE_DIR: path.join(dir, 'agent-state'),
       CERTCTL_AGENT_ALLOWED_PATHS: KINDS.map((k) => path.join(dir, k, 'tls')).join(','),
+      // Beyond the target manifests' own commands: HAProxy's pid-file reload here, and the broken validate below.
+      CERTCTL_AGENT_ALLOWED_COMMANDS: '/usr/bin/pkill,/usr/bin/false',
       CERTCTL_AGENT_POLL_INTERVAL: '150ms',
       CERTCTL_AGENT_HEARTBEAT_INTERVAL: '1s',
       CERTCTL_VERIFY_DELAY: '100ms',

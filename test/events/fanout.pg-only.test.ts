@@ -72,5 +72,14 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('live events fan out across replicas', () 
     // And the other way round, for a job enqueued through replica B's queue.
     const [job] = await b.kernel.jobs.enqueue({ type: 'Validation', payload: {} });
     await onA.waitFor((m) => m.event?.resource_id === job.id && m.event.action === 'job_created');
+
+    // A burst is batched into few NOTIFYs and still arrives complete and in order.
+    const burst = Array.from({ length: 500 }, (_, i) => ({
+      category: 'lifecycle' as const, actor: 'system', actor_type: 'system', action: 'team_updated', resource_type: 'team', resource_id: `team-burst-${i}`,
+    }));
+    await a.kernel.audit.append(burst);
+    await onB.waitFor((m) => m.event?.resource_id === 'team-burst-499');
+    const seen = onB.events().filter((e) => e.resource_id.startsWith('team-burst-')).map((e) => e.resource_id);
+    expect(seen).toEqual(burst.map((r) => r.resource_id));
   });
 });

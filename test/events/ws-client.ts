@@ -49,7 +49,7 @@ export class LiveTestClient {
     for (;;) {
       const found = this.messages.find(pred);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching message in ${timeoutMs} ms; got ${JSON.stringify(this.messages)}`);
+      if (Date.now() > deadline) throw new Error(`no matching message in ${timeoutMs} ms; last of ${this.messages.length}: ${JSON.stringify(this.messages.slice(-3))}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -85,6 +85,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
     const row = (await knex('managed_certificates').where({ id: r.certificateId }).first()) as Record<string, any>;
     expect(row).toMatchObject({ status: 'Active', issuer_id: 'iss-pi', common_name: 'one.pi.test', name: 'est: one.pi.test' });
     expect(row.tags).toEqual({ protocol: 'est', requester: 'est-basic:tester' });
+    // The client renews it: the kernel's expiry loop must not (alerts still apply).
+    expect(row.renewal_policy_id).toBe('rp-client-renewed');
+    expect(await knex('renewal_policies').where({ id: 'rp-client-renewed' }).first('auto_renew')).toEqual({ auto_renew: false });
     expect(row.serial_number).toBe(r.serialNumber);
     const actions = (await knex('audit_events').where({ resource_id: r.certificateId }).select('action', 'actor', 'actor_type')) as { action: string; actor: string; actor_type: string }[];
     expect(actions.map((a) => a.action)).toEqual(expect.arrayContaining(['certificate_created']));
@@ -147,5 +150,16 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
     expect(r.chainPem).toHaveLength(1);
     expect(new crypto.X509Certificate(r.chainPem[0]).subject).toContain('certctl Local CA');
     await expect(call('issuance.caChain', { issuerId: 'iss-missing' })).rejects.toThrow(/does not exist/);
+  });
+  it('checkHttp01: refuses malformed requests and never contacts metadata or unspecified addresses', async () => {
+    const token = 'A'.repeat(43);
+    const ask = (request: object) => call('issuance.checkHttp01', { token, keyAuthorization: `${token}.thumb`, ...request });
+    expect(await ask({ host: '169.254.169.254' })).toEqual({ ok: false, reason: expect.stringMatching(/metadata address/) });
+    expect(await ask({ host: '0.0.0.0', port: 8080 })).toEqual({ ok: false, reason: expect.stringMatching(/unspecified/) });
+    expect(await ask({ host: 'no-such-name.invalid' })).toEqual({ ok: false, reason: expect.stringMatching(/does not resolve/) });
+    for (const bad of [{ host: '127.0.0.1', port: 22 }, { host: 'bad host!' }, { host: '127.0.0.1', keyAuthorization: 'other.thumb' }]) {
+      const err = await ask(bad).catch((e: unknown) => e);
+      expect((err as PluginCallError).code, JSON.stringify(bad)).toBe('capability_denied');
+    }
   });
 });

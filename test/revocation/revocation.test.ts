@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { canonicalSerial } from '../../kernel/src/revocation/leaf-facts.js';
 import { revocationOf } from '../../kernel/src/revocation/revocation-services.js';
 import { pkiRequestHandler } from '../../kernel/src/revocation/pki-http.js';
@@ -246,6 +246,38 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('Revocation: revoke, CRL and OCSP checked 
     const shortFile = write(tmp.dir, 'short.pem', short.certificatePem);
     // Not listed: the CRL check passes; expiry is its revocation.
     expect((await run(['verify', '-crl_check', '-CAfile', rootFile, '-CRLfile', file, shortFile])).status).toBe(0);
+  });
+
+  it('keeps a replaced (retiring) CA publishing: its own CRL URL and OCSP answers for what it signed', async () => {
+    const old = await issueManaged(t, tmp.dir, 'iss-rev');
+    const oldCa = await db()('certificate_authorities').where({ issuer_id: 'iss-rev', status: 'active' }).first();
+    expect((await raw(t, 'GET', `/.well-known/pki/crl/iss-rev/${oldCa.id}`)).status).toBe(200);
+    expect((await raw(t, 'GET', '/.well-known/pki/crl/iss-rev/ca-unknown')).status).toBe(404);
+    // Replace the CA the way an operator change does: the old one moves to retiring, the next issuance makes a new one.
+    await db()('certificate_authorities').where({ id: oldCa.id }).update({ status: 'retiring' });
+    let fresh!: Issued;
+    await vi.waitFor(async () => {
+      fresh = await issueManaged(t, tmp.dir, 'iss-rev');
+      expect(fresh.chainPem[0]).not.toBe(root);
+    }, { timeout: 15_000, interval: 1000 });
+    expect((await t.api.post(`/api/v1/certificates/${old.certId}/revoke`, { reason: 'cessationOfOperation' })).status).toBe(200);
+    await revocationOf(t.kernel).crl.runCycle();
+    const oldCrl = await raw(t, 'GET', `/.well-known/pki/crl/iss-rev/${oldCa.id}`);
+    const oldDer = write(tmp.dir, 'old-ca.der', oldCrl.body);
+    expect((await run(['crl', '-inform', 'DER', '-in', oldDer, '-CAfile', rootFile, '-noout'])).out).toContain('verify OK');
+    const oldPem = write(tmp.dir, 'old-ca.pem', (await run(['crl', '-inform', 'DER', '-in', oldDer])).out);
+    expect((await run(['verify', '-crl_check', '-CAfile', rootFile, '-CRLfile', oldPem, write(tmp.dir, 'old-leaf.pem', old.certificatePem)])).out).toContain('certificate revoked');
+    // The issuer URL now serves the new CA's CRL, signed by the new root.
+    const newRoot = write(tmp.dir, 'new-root.pem', fresh.chainPem[0]);
+    const current = write(tmp.dir, 'new-ca.der', (await raw(t, 'GET', '/.well-known/pki/crl/iss-rev')).body);
+    expect((await run(['crl', '-inform', 'DER', '-in', current, '-CAfile', newRoot, '-noout'])).out).toContain('verify OK');
+    // OCSP still answers for the old CA's serials, and for the new CA's.
+    const o = await ocsp(['-cert', write(tmp.dir, 'old-leaf2.pem', old.certificatePem)]);
+    expect(o.out).toContain('Response verify OK');
+    expect(o.out).toMatch(/: revoked/);
+    const n = await run(['ocsp', '-issuer', newRoot, '-CAfile', newRoot, '-url', ocspUrl(), '-cert', write(tmp.dir, 'new-leaf.pem', fresh.certificatePem)]);
+    expect(n.out).toContain('Response verify OK');
+    expect(n.out).toMatch(/: good/);
   });
 
   it('limits OCSP requests per client address with tryLater', async () => {

@@ -28,6 +28,13 @@ const PUBLIC_ROUTES = new Set([
   // Enrolment protocol mounts (EST, SCEP, ACME server...): the protocol plugin authenticates its own
   // clients (HTTP basic, TLS client certificate, JWS, challenge password); no API key is involved.
   ...PROTOCOL_MOUNT_ROOTS.flatMap((root) => [root, `${root}/*rest`].flatMap((p) => [`GET ${p}`, `POST ${p}`])),
+  // Revocation status for relying parties (TLS clients, openssl), who hold no API key.
+  'GET /.well-known/pki/crl/:issuer_id',
+  'GET /.well-known/pki/crl/:issuer_id/:ca_id',
+  'GET /api/v1/crl/:issuer_id',
+  'POST /.well-known/pki/ocsp/:issuer_id',
+  'GET /.well-known/pki/ocsp/:issuer_id/:request',
+  'GET /api/v1/ocsp/:issuer_id/:serial',
 ]);
 
 const concrete = (path: string) => path.replace(/:([A-Za-z_]+)/g, (_m, name: string) => `rbac-matrix-${name.replace(/_/g, '-')}`);

@@ -22,6 +22,8 @@ export interface RealAgent {
   call<T = Record<string, Json>>(target: TargetInstance, method: string, request: Json, opts?: { keyPath?: string; timeoutMs?: number }): Promise<T>;
 }
 
+const TEST_ALLOWED_COMMANDS = ['/usr/bin/false', '/usr/bin/openssl', '/usr/bin/pkill', '/bin/sh'];
+
 export function createRealAgent(dir: string): RealAgent {
   const keyDir = path.join(dir, 'agent-keys');
   const stateDir = path.join(dir, 'agent-state');
@@ -31,7 +33,10 @@ export function createRealAgent(dir: string): RealAgent {
     pluginDirs: [],
     log: pino({ level: process.env.CERTCTL_TEST_LOG ?? 'silent' }),
     kv: new LocalKv(stateDir),
-    policy: { allowedPaths: null, allowedCommands: null, protectedDirs: [fs.realpathSync(keyDir), fs.realpathSync(stateDir)] },
+    // As an operator would configure it: CERTCTL_AGENT_ALLOWED_PATHS is the test's directory, and
+    // CERTCTL_AGENT_ALLOWED_COMMANDS adds what the tests run beyond the manifests' commands (a failing
+    // validate, openssl as a stand-in check, pkill for a pid-file reload, sh for recorded reloads).
+    policy: { allowedPaths: [fs.realpathSync(dir)], allowedCommands: TEST_ALLOWED_COMMANDS, protectedDirs: [fs.realpathSync(keyDir), fs.realpathSync(stateDir)] },
   });
   return {
     keyDir,

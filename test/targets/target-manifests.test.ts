@@ -24,9 +24,11 @@ describe.each(Object.entries(PLUGINS))('%s target manifest', (name, expected) =>
   const validate = createConfigAjv().compile(manifest.configSchema);
   const good = Object.fromEntries(expected.paths.map((p) => [p, `/etc/${name}/tls/${p.replace('_path', '')}.pem`]));
 
-  it('is a valid worker target manifest asking for kv and config-derived fs/exec only', () => {
+  it('is a valid worker target manifest asking for kv, config-derived fs, and the commands its defaults run', () => {
     expect(checkManifest(manifest, VERSION)).toMatchObject({ ok: true });
-    expect(manifest).toMatchObject({ id: name, kind: 'target', runtimes: ['worker'], capabilities: { kv: true, fs: { paths: [] }, exec: { commands: [] } } });
+    expect(manifest).toMatchObject({ id: name, kind: 'target', runtimes: ['worker'], capabilities: { kv: true, fs: { paths: [] } } });
+    // The agent runs a config's command only if the manifest declares it (or the operator allows it).
+    for (const argv of Object.values(expected.defaults)) expect(manifest.capabilities.exec.commands).toContain(argv[0]);
   });
 
   it('shares the verify block and path pattern with @certctl/sdk/deploy', () => {

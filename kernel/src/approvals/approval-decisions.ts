@@ -9,7 +9,8 @@ import { settleCancelledRenewals } from '../lifecycle/cancelled-renewal.js';
 import { readyStatus } from '../lifecycle/issuance-jobs.js';
 import { loadVisibleJob } from '../resources/jobs/job-actions.js';
 import type { ApprovalRow } from './approval-model.js';
-import { closeApprovalRequest, openIssuanceApprovals } from './approval-requests.js';
+import { closeApprovalRequest, openIssuanceApprovals, sameSubject, subjectsOf } from './approval-requests.js';
+import { sameKeyLineage } from '../auth/key-lineage.js';
 import { applyApprovedProfileEdit } from './profile-edit-gate.js';
 
 /*
@@ -17,7 +18,9 @@ import { applyApprovedProfileEdit } from './profile-edit-gate.js';
  * transaction: approving an issuance request moves its job on (to AwaitingCSR or
  * Pending) and closes the request; rejecting it cancels the job for good. Approving a
  * profile edit applies the stored change. The requester never approves their own
- * request, a decided request is never decided again, and an expired one is settled as
+ * request, nor does a key in the requester's lineage (one minted the other: the same
+ * person could hold both), a request is approved only while its certificate still
+ * matches what was asked for, a decided request is never decided again, and an expired one is settled as
  * expired (its job cancelled) instead of run.
  */
 
@@ -80,6 +83,9 @@ export function approveRequest(k: KernelServices, principal: Principal, id: stri
   return decide(k, async (trx) => {
     const req = await openForDecision(trx, principal, id);
     if (req.requested_by === principal.actor) throw appError('SELF_APPROVAL', `Approval request ${id} was made by ${principal.actor}; someone else must approve it`);
+    if (await sameKeyLineage(trx, req.requested_by, principal.actor)) {
+      throw appError('SELF_APPROVAL', `Approval request ${id} was made by ${req.requested_by}, which minted or was minted by ${principal.actor}; a key outside that lineage must approve it`);
+    }
 
     if (req.kind === 'profile_edit') {
       const expired = await trx('approval_requests').where({ id }).where('expires_at', '<=', trx.fn.now()).first('id');
@@ -92,6 +98,7 @@ export function approveRequest(k: KernelServices, principal: Principal, id: stri
     }
 
     const job = (await trx('jobs').where({ id: req.job_id }).first()) as JobRow | undefined;
+    await assertSubjectUnchanged(trx, req);
     const cert = job?.certificate_id ? ((await trx('managed_certificates').where({ id: job.certificate_id }).first('agent_id')) as { agent_id: string | null } | undefined) : undefined;
     const next = readyStatus(k.config, { agent_id: cert?.agent_id ?? null });
     // The queue moves the job and closes this request as approved, in this transaction.
@@ -105,6 +112,21 @@ export function approveRequest(k: KernelServices, principal: Principal, id: stri
     }
     return closeStale(k, trx, req, res.job);
   });
+}
+
+/**
+ * The certificate must still ask for what the request recorded: the approver decided on
+ * those names, issuer and profile, not on whatever the certificate says later.
+ */
+async function assertSubjectUnchanged(trx: Knex.Transaction, req: ApprovalRow): Promise<void> {
+  // No lock on the certificate: while the request is pending its job is open, and the
+  // certificate's write path refuses name, issuer and profile edits then.
+  if (!req.certificate_id) return;
+  const now = (await subjectsOf(trx, [req.certificate_id])).get(req.certificate_id);
+  if (!now) return;
+  if (!req.subject || !sameSubject(req.subject, now)) {
+    throw appError('APPROVAL_SUBJECT_CHANGED', `Certificate ${req.certificate_id} no longer matches what approval request ${req.id} was opened for; reject it, or cancel job ${req.job_id} and ask again`);
+  }
 }
 
 export function rejectRequest(k: KernelServices, principal: Principal, id: string, reason: string): Promise<ApprovalRow> {

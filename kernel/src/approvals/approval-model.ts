@@ -23,6 +23,8 @@ export interface ApprovalRow {
   certificate_id: string | null;
   profile_id: string | null;
   proposed_change: Record<string, unknown> | null;
+  /** cert_issuance: what is being approved, fixed when the request opens. */
+  subject: ApprovalSubject | null;
   requested_by: string;
   decided_by: string | null;
   decided_at: Date | null;
@@ -32,8 +34,16 @@ export interface ApprovalRow {
   updated_at: Date;
 }
 
+/** The names, issuer and profile an issuance request asks to have issued. */
+export interface ApprovalSubject {
+  common_name: string;
+  sans: string[];
+  issuer_id: string | null;
+  profile_id: string | null;
+}
+
 export const APPROVAL_FIELDS = [
-  'id', 'kind', 'status', 'job_id', 'certificate_id', 'profile_id', 'proposed_change', 'requested_by', 'decided_by',
+  'id', 'kind', 'status', 'job_id', 'certificate_id', 'profile_id', 'proposed_change', 'subject', 'requested_by', 'decided_by',
   'decided_at', 'reason', 'expires_at', 'created_at', 'updated_at',
 ] as const;
 
@@ -52,7 +62,12 @@ export const approvalSchema: JsonSchema = {
   type: 'object',
   properties: {
     id: { type: 'string' }, kind: { type: 'string', enum: APPROVAL_KINDS }, status: { type: 'string', enum: APPROVAL_STATUSES },
-    job_id: str, certificate_id: str, profile_id: str, proposed_change: { type: ['object', 'null'] }, requested_by: { type: 'string' },
+    job_id: str, certificate_id: str, profile_id: str, proposed_change: { type: ['object', 'null'] },
+    subject: {
+      type: ['object', 'null'],
+      properties: { common_name: { type: 'string' }, sans: { type: 'array', items: { type: 'string' } }, issuer_id: str, profile_id: str },
+    },
+    requested_by: { type: 'string' },
     decided_by: str, decided_at: ts, reason: str, expires_at: ts, created_at: ts, updated_at: ts,
   },
 };

@@ -1,23 +1,27 @@
 import type { Knex } from 'knex';
 import { SYSTEM_ACTOR, type AuditActor, type AuditLog } from '../audit/audit-log.js';
 import type { JobRow } from '../jobs/job-states.js';
-import { newApprovalId, type ApprovalRow, type ClosedApprovalStatus } from './approval-model.js';
+import { newApprovalId, type ApprovalRow, type ApprovalSubject, type ClosedApprovalStatus } from './approval-model.js';
 
 type Audit = Pick<AuditLog, 'append'>;
 
 /**
  * Opens one cert_issuance request per job held in AwaitingApproval, in the transaction
  * that creates the jobs: a gated job never exists without the request that lets an
- * operator decide it. The request expires with the job's approval window.
+ * operator decide it. The request expires with the job's approval window. It records
+ * what is asked for (the certificate's names, issuer and profile), so the decision is
+ * about fixed values: approving checks the certificate still matches them.
  */
 export async function openIssuanceApprovals(trx: Knex.Transaction, audit: Audit, jobs: JobRow[], actor: AuditActor): Promise<ApprovalRow[]> {
   const gated = jobs.filter((j) => j.status === 'AwaitingApproval');
   if (!gated.length) return [];
+  const subjects = await subjectsOf(trx, gated.map((j) => j.certificate_id).filter((c): c is string => Boolean(c)));
   const rows = gated.map((j) => ({
     id: newApprovalId(),
     kind: 'cert_issuance',
     job_id: j.id,
     certificate_id: j.certificate_id,
+    subject: j.certificate_id && subjects.has(j.certificate_id) ? JSON.stringify(subjects.get(j.certificate_id)) : null,
     requested_by: j.requested_by ?? actor.actor,
     expires_at: j.approval_expires_at,
   }));
@@ -25,9 +29,32 @@ export async function openIssuanceApprovals(trx: Knex.Transaction, audit: Audit,
   for (let i = 0; i < rows.length; i += 500) created.push(...((await trx('approval_requests').insert(rows.slice(i, i + 500)).returning('*')) as ApprovalRow[]));
   await audit.append(created.map((r) => ({
     category: 'lifecycle' as const, ...actor, action: 'approval_requested', resource_type: 'approval', resource_id: r.id,
-    details: { kind: r.kind, job_id: r.job_id, certificate_id: r.certificate_id, expires_at: r.expires_at },
+    details: { kind: r.kind, job_id: r.job_id, certificate_id: r.certificate_id, subject: r.subject, expires_at: r.expires_at },
   })), trx);
   return created;
+}
+
+/** The issuance subject of each certificate as it is now (in the caller's transaction). */
+export async function subjectsOf(trx: Knex | Knex.Transaction, certificateIds: string[]): Promise<Map<string, ApprovalSubject>> {
+  const out = new Map<string, ApprovalSubject>();
+  const ids = [...new Set(certificateIds)];
+  for (let i = 0; i < ids.length; i += 1000) {
+    const rows = (await trx('managed_certificates').whereIn('id', ids.slice(i, i + 1000)).select('id', 'common_name', 'sans', 'issuer_id', 'profile_id')) as
+      (ApprovalSubject & { id: string; sans: string[] | string | null })[];
+    for (const r of rows) {
+      const sans = typeof r.sans === 'string' ? (JSON.parse(r.sans) as string[]) : (r.sans ?? []);
+      out.set(r.id, { common_name: r.common_name, sans, issuer_id: r.issuer_id ?? null, profile_id: r.profile_id ?? null });
+    }
+  }
+  return out;
+}
+
+/** True when two subjects ask for the same certificate (SANs compared as sets). */
+export function sameSubject(a: ApprovalSubject, b: ApprovalSubject): boolean {
+  const sa = [...new Set(a.sans)].sort();
+  const sb = [...new Set(b.sans)].sort();
+  return a.common_name === b.common_name && a.issuer_id === b.issuer_id && a.profile_id === b.profile_id
+    && sa.length === sb.length && sa.every((v, i) => v === sb[i]);
 }
 
 /**

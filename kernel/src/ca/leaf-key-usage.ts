@@ -18,6 +18,15 @@ function tlv(der: Buffer, at: number): { tag: number; start: number; end: number
   return end <= der.length ? { tag, start, end } : null;
 }
 
+/** SubjectPublicKeyInfo algorithm OIDs (content bytes, hex) -> node's asymmetricKeyType. */
+const KEY_TYPE_BY_OID = new Map([
+  ['2a864886f70d010101', 'rsa'], // 1.2.840.113549.1.1.1 rsaEncryption
+  ['2a864886f70d01010a', 'rsa-pss'], // 1.2.840.113549.1.1.10 id-RSASSA-PSS
+  ['2a8648ce3d0201', 'ec'], // 1.2.840.10045.2.1 id-ecPublicKey
+  ['2b6570', 'ed25519'], // 1.3.101.112
+  ['2b6571', 'ed448'], // 1.3.101.113
+]);
+
 /**
  * The key type of a CSR's subject public key ('rsa', 'ec', 'ed25519', ...), or
  * null when the CSR cannot be read (signing then refuses it with the reason).
@@ -37,6 +46,11 @@ export function csrKeyType(csrPem: string): string | null {
     const subject = version && tlv(der, version.end);
     const spki = subject && tlv(der, subject.end);
     if (!spki || spki.tag !== 0x30) return null;
+    // The algorithm OID names the common key types (building a key object costs more than the signature).
+    const alg = tlv(der, spki.start);
+    const algOid = alg && alg.tag === 0x30 ? tlv(der, alg.start) : null;
+    const known = algOid && algOid.tag === 0x06 ? KEY_TYPE_BY_OID.get(der.subarray(algOid.start, algOid.end).toString('hex')) : undefined;
+    if (known) return known;
     const key = crypto.createPublicKey({ key: der.subarray(subject!.end, spki.end), format: 'der', type: 'spki' });
     return key.asymmetricKeyType ?? null;
   } catch {

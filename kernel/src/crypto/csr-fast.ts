@@ -163,7 +163,7 @@ export function verifyCsrFast(input: string | Uint8Array): { info: CsrInfo; pars
   }
   // A bad signature is worth a second opinion: the library words the refusal.
   if (!ok) return null;
-  const described = describePublicKey(parsed.spkiDer);
+  const described = describePublicKey(key);
   return {
     info: { valid: true, subject: parsed.subject, sans: parsed.sans, ...described, signatureAlgorithm: alg.name },
     parsed,

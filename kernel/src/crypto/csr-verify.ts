@@ -22,8 +22,9 @@ export function signatureAlgorithmName(alg: { name: string; hash?: { name: strin
 }
 
 /** Algorithm, size and curve of a SubjectPublicKeyInfo (DER), from node's own key parser. */
-export function describePublicKey(spki: ArrayBuffer | Uint8Array): { publicKeyAlgorithm: string; keySize: number | null; namedCurve?: string } {
-  const key = crypto.createPublicKey({ key: Buffer.from(spki instanceof Uint8Array ? spki : new Uint8Array(spki)), format: 'der', type: 'spki' });
+export function describePublicKey(spki: ArrayBuffer | Uint8Array | crypto.KeyObject): { publicKeyAlgorithm: string; keySize: number | null; namedCurve?: string } {
+  // A key object already at hand is reused: building one from DER costs more than a signature check.
+  const key = spki instanceof crypto.KeyObject ? spki : crypto.createPublicKey({ key: Buffer.from(spki instanceof Uint8Array ? spki : new Uint8Array(spki)), format: 'der', type: 'spki' });
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'rsa':

@@ -6,6 +6,8 @@ import type { LiveEvent } from './live-event.js';
 export const EVENTS_CHANNEL = 'certctl_live_events';
 /** NOTIFY payloads are capped at 8000 bytes by PostgreSQL; events are far smaller, but stay safe. */
 const MAX_PAYLOAD = 7500;
+/** Events waiting to be NOTIFYed; past this, other replicas miss pushes (their clients refetch on reconnect). */
+const MAX_QUEUED = 50_000;
 
 /**
  * Cross-replica fan-out with LISTEN/NOTIFY. One dedicated connection listens
@@ -19,6 +21,9 @@ export class PgFanout {
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 500;
   private pending: Promise<unknown> = Promise.resolve();
+  private queue: LiveEvent[] = [];
+  private flushScheduled = false;
+  private droppedSinceWarn = 0;
 
   constructor(private readonly deps: { knex: Knex; replicaId: string; log: Logger; deliver: (e: LiveEvent) => void }) {}
 
@@ -78,28 +83,62 @@ export class PgFanout {
   private onNotification(payload: string | undefined): void {
     if (!payload) return;
     try {
-      const msg = JSON.parse(payload) as { r: string; e: LiveEvent };
-      if (msg.r === this.deps.replicaId || !msg.e || typeof msg.e.topic !== 'string') return;
-      this.deps.deliver(msg.e);
+      const msg = JSON.parse(payload) as { r: string; es: LiveEvent[] };
+      if (msg.r === this.deps.replicaId || !Array.isArray(msg.es)) return;
+      for (const e of msg.es) if (e && typeof e.topic === 'string') this.deps.deliver(e);
     } catch {
       this.deps.log.warn('ignored a malformed live event notification');
     }
   }
 
-  /** Fire and forget, in order: a failed NOTIFY loses one remote push, never the change itself. */
+  /**
+   * Queued and sent in batches (as many events as fit one NOTIFY payload), in
+   * order: a burst of thousands of audit rows costs a handful of round trips. A
+   * failed NOTIFY loses remote pushes, never the change itself.
+   */
   publish(event: LiveEvent): void {
     if (this.stopped) return;
-    let payload = JSON.stringify({ r: this.deps.replicaId, e: event });
-    if (Buffer.byteLength(payload) > MAX_PAYLOAD) payload = JSON.stringify({ r: this.deps.replicaId, e: { ...event, hints: {} } });
-    this.pending = this.pending
-      .then(() => this.deps.knex.raw('select pg_notify(?, ?)', [EVENTS_CHANNEL, payload]))
-      .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'live event NOTIFY failed'));
+    if (this.queue.length >= MAX_QUEUED) {
+      this.droppedSinceWarn += 1;
+      return;
+    }
+    this.queue.push(event);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.pending = this.pending.then(() => this.flush());
+      });
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.droppedSinceWarn) {
+      this.deps.log.warn({ dropped: this.droppedSinceWarn }, 'live event fan-out queue full; events dropped for other replicas');
+      this.droppedSinceWarn = 0;
+    }
+    while (this.queue.length) {
+      const batch: string[] = [];
+      let size = 40;
+      while (this.queue.length) {
+        let json = JSON.stringify(this.queue[0]);
+        if (json.length + 1 > MAX_PAYLOAD - 40) json = JSON.stringify({ ...this.queue[0], hints: {} });
+        if (batch.length && size + json.length + 1 > MAX_PAYLOAD) break;
+        batch.push(json);
+        size += json.length + 1;
+        this.queue.shift();
+      }
+      const payload = `{"r":${JSON.stringify(this.deps.replicaId)},"es":[${batch.join(',')}]}`;
+      await this.deps.knex.raw('select pg_notify(?, ?)', [EVENTS_CHANNEL, payload])
+        .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'live event NOTIFY failed'));
+    }
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    await new Promise((r) => queueMicrotask(() => r(undefined)));
     await this.pending;
+    this.stopped = true;
     const c = this.client;
     this.client = null;
     if (c) {

@@ -6,6 +6,8 @@ import { CANCELLABLE_JOB_STATUSES, type JobRow, type JobStatus, type JobType } f
 import { SYSTEM_ACTOR, type AuditActor } from '../audit/audit-log.js';
 import { closeJobApprovals } from '../approvals/approval-requests.js';
 import { expireApprovals } from '../approvals/approval-expiry.js';
+import { KEY_LINEAGE_SQL, sameKeyLineage } from '../auth/key-lineage.js';
+import { notifyAbandonedDeployments } from '../resources/agents/agent-lease-expiry.js';
 
 export interface JobHandlerContext {
   /** Aborted when this replica lost the job's lease, or when shutdown's bound ran out. */
@@ -293,6 +295,8 @@ export class JobQueue {
         ...timedOut.map((j) => ({ category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: j.id, details: { type: j.type, reason: 'approval_timeout' } })),
       ];
       if (events.length) await this.audit.append(events, trx);
+      // An agent's Deployment job that ran out of attempts this way was never reported: alert on it here.
+      await notifyAbandonedDeployments(trx, this.log, expired);
       const failed = expired.filter((j) => j.status === 'Failed').length;
       return { requeued: expired.length - failed, failed, approvalsExpired: timedOut.length };
     });
@@ -300,7 +304,7 @@ export class JobQueue {
 
   /**
    * Approves an AwaitingApproval job only if the approval has not timed out and the
-   * approver is not the requester. It moves on to Pending (runnable), or to `next:
+   * approver is not the requester or a key in its lineage (auth/key-lineage.ts). It moves on to Pending (runnable), or to `next:
    * 'AwaitingCSR'` when an agent must first send a CSR (routed by `agent_id`). A
    * timed-out approval is cancelled on the spot instead.
    */
@@ -310,7 +314,8 @@ export class JobQueue {
       const [job] = (await trx('jobs')
         .where({ id, status: 'AwaitingApproval' })
         .where((q) => q.whereNull('approval_expires_at').orWhere('approval_expires_at', '>', trx.fn.now()))
-        .where((q) => q.whereNull('requested_by').orWhereNot('requested_by', opts.actor.actor))
+        // Not the requester, nor a key in the requester's lineage (one minted the other).
+        .where((q) => q.whereNull('requested_by').orWhereRaw(`requested_by NOT IN (${KEY_LINEAGE_SQL})`, [opts.actor.actor, opts.actor.actor]))
         .update({ status: next, scheduled_at: trx.fn.now(), updated_at: trx.fn.now(), ...(opts.agent_id !== undefined ? { agent_id: opts.agent_id } : {}) })
         .returning('*')) as JobRow[];
       if (job) {
@@ -362,7 +367,7 @@ export class JobQueue {
     const job = (await trx('jobs').where({ id }).first()) as JobRow | undefined;
     if (!job) return { ok: false, reason: 'not_found' };
     if (!from.includes(job.status)) return { ok: false, reason: 'wrong_status', job };
-    if (approver && job.requested_by === approver.actor) return { ok: false, reason: 'same_actor', job };
+    if (approver && job.requested_by && (await sameKeyLineage(trx, job.requested_by, approver.actor))) return { ok: false, reason: 'same_actor', job };
     return { ok: false, reason: 'approval_expired', job };
   }
 

@@ -6,12 +6,16 @@ import { settleCancelledRenewals } from './cancelled-renewal.js';
 import { classFilter, NO_OPEN_ISSUING_JOB, RENEWAL_WINDOW, rowsOf, sqlList, type CertificateClass } from './lifecycle-sql.js';
 import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import { recordNotifications } from '../notifications/notification-events.js';
+import { ARI_HOLDS_RENEWAL, queueAriRenewals, refreshRenewalInfo, renewalInfoIssuerTypes } from './renewal-info.js';
+import { queueRenewalRetries, reportExhaustedRetries, settleFailedIssuingJobs } from './renewal-retry.js';
 
 export interface ExpiryCheckResult {
   expired: number;
   expiring: number;
   resettled: number;
+  /** Renewal (or re-issuance) jobs queued: by the threshold rule, by ARI, and retries of failed renewals. */
   renewalJobs: number;
+  /** Notifications recorded: expiry warnings and exhausted renewal retries. */
   notifications: number;
 }
 
@@ -36,9 +40,12 @@ const ALERTABLE = ['Active', 'Expiring', 'Expired', 'RenewalInProgress', 'Failed
 /**
  * One pass of the expiry scheduler: Active/Expiring certificates past expires_at
  * become Expired; Active ones inside their renewal window become Expiring;
- * auto-renewing certificates that are Expiring or Expired and have no open
- * issuing job get a Renewal job (RenewalInProgress); ExpirationWarning
- * notifications go out once per certificate, threshold and expiry.
+ * issuers that offer renewal windows (ARI, renewal-info.ts) are asked for them
+ * and renew at the time picked inside the window; auto-renewing certificates that
+ * are Expiring or Expired and have no open issuing job get a Renewal job
+ * (RenewalInProgress); failed renewals are retried on their policy's interval up
+ * to its max_retries (renewal-retry.ts); ExpirationWarning notifications go out
+ * once per certificate, threshold and expiry.
  *
  * Every step selects what still needs doing, so a second pass with the same
  * clock changes nothing. Work is done in batches, each batch a few statements
@@ -53,12 +60,24 @@ export async function runExpiryCheck(k: KernelServices, opts: ExpiryCheckOptions
   const expired = await inBatches(ctx, moveToExpired);
   const expiring = await inBatches(ctx, moveToExpiring);
   const resettled = await inBatches(ctx, resettleAfterCancelledRenewal);
-  const renewalJobs = await inBatches(ctx, queueRenewals);
-  const notifications = cls === 'short-lived' ? 0 : await inBatches(ctx, queueExpiryWarnings);
-  return { expired, expiring, resettled, renewalJobs, notifications };
+  // ARI only when some issuer plugin offers it: no query at all otherwise.
+  const ariTypes = renewalInfoIssuerTypes(k);
+  let renewalJobs = 0;
+  if (ariTypes.length) {
+    const fetched = await refreshRenewalInfo(ctx, ariTypes);
+    if (fetched) k.log.debug({ fetched }, 'renewal info fetched');
+    renewalJobs += await inBatches(ctx, queueAriRenewals(ariTypes));
+  }
+  renewalJobs += await inBatches(ctx, queueRenewals);
+  const failed = await inBatches(ctx, settleFailedIssuingJobs);
+  if (failed) k.log.warn({ certificates: failed }, 'certificates whose issuing job failed outside its handler marked Failed');
+  renewalJobs += await inBatches(ctx, queueRenewalRetries);
+  const warnings = cls === 'short-lived' ? 0 : await inBatches(ctx, queueExpiryWarnings);
+  const exhausted = await inBatches(ctx, reportExhaustedRetries);
+  return { expired, expiring, resettled, renewalJobs, notifications: warnings + exhausted };
 }
 
-interface StepContext {
+export interface StepContext {
   k: KernelServices;
   /** The clock decisions are made against. */
   now: Date;
@@ -71,7 +90,7 @@ interface StepContext {
   inClass: string;
 }
 
-type Step = (trx: Knex.Transaction, ctx: StepContext) => Promise<number>;
+export type Step = (trx: Knex.Transaction, ctx: StepContext) => Promise<number>;
 
 /** Runs a step one transaction per batch until a batch comes back short. */
 async function inBatches(ctx: StepContext, step: Step): Promise<number> {
@@ -131,17 +150,19 @@ const resettleAfterCancelledRenewal: Step = (trx, { k, now, stamp, batch, cls })
 /**
  * Certificates without a policy renew automatically, as do those whose policy
  * says so; one without an issuer has nothing to renew against and is left to
- * the alerts.
+ * the alerts. An Expiring one whose CA picked a later renewal time (ARI, still
+ * before its expiry) waits for that time.
  */
-const queueRenewals: Step = async (trx, { k, stamp, batch, inClass }) => {
+const queueRenewals: Step = async (trx, { k, now, stamp, batch, inClass }) => {
   const certs = rowsOf<RenewableCertificate>(await trx.raw(
     `SELECT c.id, c.agent_id, c.profile_id, c.status, c.expires_at
        FROM managed_certificates c
        LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
       WHERE c.status IN ('Expiring', 'Expired') AND c.issuer_id IS NOT NULL AND coalesce(rp.auto_renew, true)
+        AND NOT (c.status = 'Expiring' AND ${ARI_HOLDS_RENEWAL})
         AND ${NO_OPEN_ISSUING_JOB} AND ${inClass}
       ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED`,
-    [batch],
+    [now, batch],
   ));
   // Expiring and Expired certificates were issued: each gets a Renewal job.
   await requestNewVersions(k, trx, certs, { actor: SYSTEM_ACTOR, trigger: 'expiry', now: stamp });

@@ -10,6 +10,9 @@ export interface IssuerRow {
   name: string;
   type: string;
   enabled: boolean;
+  /** The stored config columns, handed to the plugin host so it need not read the row again. */
+  config: unknown;
+  encrypted_config: string | null;
 }
 
 /** Everything an issuance reads before it asks the CA: the certificate, its profile, its issuer and the issuer's plugin. */
@@ -35,7 +38,7 @@ export async function loadIssuanceContext(k: Pick<KernelServices, 'plugins'>, db
     .leftJoin('issuers as i', 'i.id', 'c.issuer_id')
     .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id')
     .where('c.id', certificateId)
-    .first('c.*', db.raw('CASE WHEN i.id IS NULL THEN NULL ELSE json_build_object(\'id\', i.id, \'name\', i.name, \'type\', i.type, \'enabled\', i.enabled) END AS issuer_row'),
+    .first('c.*', db.raw('CASE WHEN i.id IS NULL THEN NULL ELSE json_build_object(\'id\', i.id, \'name\', i.name, \'type\', i.type, \'enabled\', i.enabled, \'config\', i.config, \'encrypted_config\', i.encrypted_config) END AS issuer_row'),
       db.raw('CASE WHEN p.id IS NULL THEN NULL ELSE row_to_json(p) END AS profile_row'))) as (CertificateRow & { issuer_row: IssuerRow | null; profile_row: ProfileRules | null }) | undefined;
   if (!row) throw refused(`certificate ${certificateId} does not exist`);
   const { issuer_row: issuer, profile_row: profile, ...cert } = row;

@@ -6,7 +6,8 @@ import { recordNotifications } from '../notifications/notification-events.js';
 import { loadIssuanceContext, type IssuanceContext } from './issuance-context.js';
 import { fromPluginError, IssuanceError, refused } from './issuance-failure.js';
 import { parseIssued } from './issuance-leaf.js';
-import { storeIssued, type StoredIssuance } from './issuance-store.js';
+import { issuanceStoreQueue, type StoreFence } from './issuance-batch.js';
+import type { StoredIssuance } from './issuance-store.js';
 import { evaluatePolicies, isBlocking, lifetimeLimitDays, loadApplicablePolicies, recordPolicyOutcomes, type PolicyRow } from './policy-engine.js';
 import { enforceProfile, type IssuancePlan } from './profile-enforcement.js';
 
@@ -18,7 +19,8 @@ import { enforceProfile, type IssuancePlan } from './profile-enforcement.js';
  *   load + check (certificate, issuer, profile) -> verify the CSR (crypto pool)
  *   -> enforce the profile -> check policies (Error/Critical block, recorded)
  *   -> ask the issuer plugin (no transaction open meanwhile: PGlite has one connection)
- *   -> parse and check the certificate -> store everything in ONE transaction.
+ *   -> parse and check the certificate -> store everything in ONE transaction
+ *      (shared with concurrent issuances: group commit, issuance-batch.ts).
  */
 
 export interface IssueInput {
@@ -27,8 +29,8 @@ export interface IssueInput {
   csrPem: string;
   /** The job this issuance belongs to: marks the version (one per job) and fences the store. */
   jobId?: string | null;
-  /** Runs first inside the store transaction; throws to abort it (the job handler checks its lease). */
-  fence?: (trx: Knex.Transaction) => Promise<void>;
+  /** Runs first inside the store transaction (in a savepoint of its own); throws to refuse the store (the job handler checks its lease). */
+  fence?: StoreFence;
   /** The CSR's key was made by the kernel for this job (server keygen). */
   serverKey?: boolean;
   /** A CA order to follow up (checkOrder) instead of placing a new one. */
@@ -86,7 +88,7 @@ export async function issueCertificate(k: KernelServices, input: IssueInput): Pr
 
   let leaf;
   try {
-    leaf = parseIssued(result.certificatePem, result.chainPem, input.csrPem);
+    leaf = parseIssued(result.certificatePem, result.chainPem, input.csrPem, csr);
   } catch (err) {
     throw new IssuanceError(`issuer ${ctx.issuer.id} returned an unusable certificate: ${(err as Error).message}`, false, 'issuer_fault');
   }
@@ -95,14 +97,12 @@ export async function issueCertificate(k: KernelServices, input: IssueInput): Pr
   const ttlExceeded = plan.maxTtlSeconds !== null && leaf.notAfter.getTime() > Date.now() + plan.maxTtlSeconds * 1000 + 60_000;
   if (ttlExceeded) k.log.warn({ certificate_id: ctx.cert.id, issuer_id: ctx.issuer.id }, 'the issuer ignored the profile\'s max TTL');
 
-  const [stored] = await knex.transaction(async (trx) => {
-    await input.fence?.(trx);
-    return storeIssued(k, trx, [{
-      certificateId: ctx.cert.id, commonName: ctx.cert.common_name, type: input.type, jobId: input.jobId ?? null, csrPem: input.csrPem, leaf,
-      serverKey: Boolean(input.serverKey), issuerId: ctx.issuer.id, profileId: ctx.profile?.id ?? null, policy: after,
-      details: { ekus: plan.ekus, ttl_capped: plan.ttlCapped, ...(ttlExceeded ? { ttl_exceeded: true } : {}), ...input.details },
-    }], { actor, now });
-  });
+  // Group commit: stored together with the issuances finishing meanwhile (issuance-batch.ts).
+  const stored = await issuanceStoreQueue(k).store({
+    certificateId: ctx.cert.id, commonName: ctx.cert.common_name, type: input.type, jobId: input.jobId ?? null, csrPem: input.csrPem, leaf,
+    serverKey: Boolean(input.serverKey), issuerId: ctx.issuer.id, profileId: ctx.profile?.id ?? null, policy: after,
+    details: { ekus: plan.ekus, ttl_capped: plan.ttlCapped, ...(ttlExceeded ? { ttl_exceeded: true } : {}), ...input.details },
+  }, actor, input.fence);
   return { status: 'issued', ...stored, serialNumber: leaf.serialNumber, fingerprintSha256: leaf.fingerprintSha256, notAfter: leaf.notAfter };
 }
 
@@ -122,7 +122,7 @@ async function callIssuer(k: KernelServices, ctx: IssuanceContext, input: IssueI
   const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (input.orderId) {
     try {
-      return (await k.pluginHost.call(ctx.issuer.type, ctx.issuer.id, 'checkOrder', { orderId: input.orderId, certificateId: ctx.cert.id }, { timeoutMs })) as unknown as IssueResult;
+      return (await k.pluginHost.call(ctx.issuer.type, ctx.issuer.id, 'checkOrder', { orderId: input.orderId, certificateId: ctx.cert.id }, { timeoutMs, instanceRow: ctx.issuer })) as unknown as IssueResult;
     } catch (err) {
       throw fromPluginError(err, `issuer ${ctx.issuer.id}: checking order ${input.orderId}`);
     }
@@ -138,7 +138,7 @@ async function callIssuer(k: KernelServices, ctx: IssuanceContext, input: IssueI
   };
   const method = input.type === 'Renewal' && ctx.plugin.features.includes('renew') ? 'renew' : 'issue';
   try {
-    return (await k.pluginHost.call(ctx.issuer.type, ctx.issuer.id, method, request as unknown as Json, { timeoutMs })) as unknown as IssueResult;
+    return (await k.pluginHost.call(ctx.issuer.type, ctx.issuer.id, method, request as unknown as Json, { timeoutMs, instanceRow: ctx.issuer })) as unknown as IssueResult;
   } catch (err) {
     throw fromPluginError(err, `issuer ${ctx.issuer.id}.${method}`);
   }

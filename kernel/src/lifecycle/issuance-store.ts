@@ -43,7 +43,9 @@ const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res a
  * agent leases them through GET /work; the kernel never runs them). Then the
  * policy outcomes, the RenewalSuccess (and PolicyViolation) notifications, and
  * one audit append, last, so the audit chain's lock is held for the shortest
- * time. The job handler, the protocol servers and the bench all store through here.
+ * time. The certificate rows are locked in id order, so two batches (two replicas)
+ * never wait on each other in a cycle. The job handler, the protocol servers and
+ * the bench all store through here (issuance-batch.ts groups concurrent stores).
  */
 export async function storeIssued(
   k: Pick<KernelServices, 'db' | 'log' | 'audit' | 'config'>,
@@ -65,7 +67,7 @@ export async function storeIssued(
      ), keys AS (
        UPDATE certificate_keys k SET version_id = v.vid FROM input v WHERE v.server_key AND k.job_id = v.job
      ), prev AS (
-       SELECT c.id, c.status FROM managed_certificates c WHERE c.id IN (SELECT cert FROM input) FOR UPDATE
+       SELECT c.id, c.status FROM managed_certificates c WHERE c.id IN (SELECT cert FROM input) ORDER BY c.id FOR UPDATE
      ), updated AS (
        UPDATE managed_certificates c SET status = 'Active', serial_number = v.serial, fingerprint_sha256 = v.fp,
               not_before = v.nb, expires_at = v.na, key_algorithm = v.alg, key_size = v.size,

@@ -6,6 +6,7 @@ import type { CertificateRow } from '../resources/certificates/certificate-model
 import { canonicalReason } from '../revocation/reasons.js';
 import { revokeCertificates } from '../revocation/revoke-service.js';
 import { parseCaChainRequest, parseEnrollRequest, parseRevokeRequest } from './enroll-request.js';
+import { checkHttp01 } from './http01.js';
 import { enroll, protocolActor } from './protocol-enroll.js';
 
 /** Time the kernel keeps for itself when an enrolment runs inside a protocol call's deadline. */
@@ -20,7 +21,7 @@ const MARGIN_MS = 500;
 export class ProtocolIssuanceOps implements IssuanceOps {
   constructor(private readonly services: () => KernelServices) {}
 
-  async handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain', request: Json): Promise<Json> {
+  async handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01', request: Json): Promise<Json> {
     const k = this.services();
     const refuse = (message: string) => new PluginCallError('capability_denied', `${op}: ${message}`, ctx.pluginId);
     if (k.plugins.get(ctx.pluginId)?.kind !== 'protocol') throw refuse('only protocol plugins enrol through the kernel');
@@ -40,6 +41,11 @@ export class ProtocolIssuanceOps implements IssuanceOps {
         const parsed = parseCaChainRequest(request);
         if (!parsed.ok) throw refuse(parsed.problem);
         return { chainPem: await issuerChain(k, parsed.value.issuerId, timeoutMs) };
+      }
+      case 'issuance.checkHttp01': {
+        const outcome = await checkHttp01(request, ctx.deadline);
+        if ('problem' in outcome) throw refuse(outcome.problem);
+        return outcome;
       }
     }
   }

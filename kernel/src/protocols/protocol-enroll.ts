@@ -34,6 +34,19 @@ export const protocolActor = (pluginId: string, requester: EnrollRequest['reques
 
 const denied = (reason: string): EnrollResult => ({ status: 'denied', reason });
 
+/**
+ * The renewal policy of protocol-enrolled certificates: the client renews them
+ * (EST simplereenroll, a new ACME order), so the kernel's expiry loop must not
+ * open Renewal jobs of its own (they would have no CSR, or a key the client never
+ * gets, and would block the client's re-enrolment). Expiry alerts still apply.
+ */
+export const CLIENT_RENEWED_POLICY = 'rp-client-renewed';
+
+async function clientRenewedPolicy(trx: Knex.Transaction): Promise<string> {
+  await trx('renewal_policies').insert({ id: CLIENT_RENEWED_POLICY, name: 'Renewed by the client (enrolment protocols)', auto_renew: false }).onConflict().ignore();
+  return CLIENT_RENEWED_POLICY;
+}
+
 /** The CSR subject's common name, or its first SAN. */
 function nameOf(subject: string, sans: string[]): string | null {
   const cn = /(?:^|,\s*)CN=((?:\\.|[^,])+)/i.exec(subject)?.[1]?.replace(/\\(.)/g, '$1').trim();
@@ -83,6 +96,7 @@ async function enrollNew(k: KernelServices, pluginId: string, req: EnrollRequest
       status: 'Pending',
       issuer_id: req.issuerId,
       profile_id: req.profileId,
+      renewal_policy_id: await clientRenewedPolicy(trx),
       tags: JSON.stringify({ protocol: pluginId, requester: `${req.requester.kind}:${req.requester.id}`.slice(0, 300) }),
       created_at: now,
       updated_at: now,

@@ -118,17 +118,23 @@ export class CrlService {
       .update({ crl_number: crlNumber, this_update: new Date(thisUpdate), next_update: new Date(nextUpdate), entries: signed.entries, read_at: readAt, der, etag, updated_at: new Date() });
     this.generated++;
     const state: CrlState = { ca_id: ca.id, issuer_id: ca.issuer_id, crl_number: crlNumber, this_update: new Date(thisUpdate), next_update: new Date(nextUpdate), entries: signed.entries, der, etag };
-    this.memory.delete(ca.issuer_id);
+    this.forget(ca.issuer_id);
     this.k.log.info({ ca_id: ca.id, issuer_id: ca.issuer_id, crl_number: crlNumber, entries: signed.entries, bytes: der.length, ms: Date.now() - started.getTime() }, 'CRL generated');
     return state;
   }
 
-  /** The current CRL of the issuer's active CA, generating the first one on demand; null if the issuer has no kernel CA. */
-  async current(issuerId: string): Promise<CrlState | null> {
-    const hit = this.memory.get(issuerId);
+  /**
+   * The current CRL of the issuer's active CA, or of one of its CAs by id (a retiring
+   * CA keeps publishing for what it signed), generating the first one on demand;
+   * null if there is no such kernel CA.
+   */
+  async current(issuerId: string, caId?: string): Promise<CrlState | null> {
+    const memoKey = caId ? `${issuerId}|${caId}` : issuerId;
+    const hit = this.memory.get(memoKey);
     if (hit && Date.now() - hit.at < MEMORY_MS && hit.state.next_update.getTime() > Date.now()) return hit.state;
     const knex = this.k.db.knex;
-    const ca = (await knex('certificate_authorities').where({ issuer_id: issuerId, status: 'active' }).first('id', 'issuer_id')) as CaRef | undefined;
+    const ca = (await knex('certificate_authorities').where({ issuer_id: issuerId })
+      .where(caId ? { id: caId } : { status: 'active' }).whereIn('status', ['active', 'retiring']).first('id', 'issuer_id')) as CaRef | undefined;
     if (!ca) return null;
     const row = (await knex('crl_state').where({ ca_id: ca.id }).whereNotNull('der').first()) as (CrlState & { next_update: Date }) | undefined;
     let state: CrlState;
@@ -137,11 +143,11 @@ export class CrlService {
     } else {
       state = await this.generate(ca);
     }
-    this.memory.set(issuerId, { at: Date.now(), state });
+    this.memory.set(memoKey, { at: Date.now(), state });
     return state;
   }
 
   forget(issuerId: string): void {
-    this.memory.delete(issuerId);
+    for (const key of this.memory.keys()) if (key === issuerId || key.startsWith(`${issuerId}|`)) this.memory.delete(key);
   }
 }

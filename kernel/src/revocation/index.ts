@@ -42,7 +42,7 @@ export function revocationLoops(k: KernelServices): LoopDef[] {
         const until = new Date();
         const rows = (await k.db.knex('certificate_revocations').where('created_at', '>=', from).select('issuer_id', 'serial_number')) as { issuer_id: string; serial_number: string }[];
         for (const r of rows) rev.ocsp.invalidate(r.issuer_id, [r.serial_number]);
-        if (rows.length) rev.crl.forget(rows[0].issuer_id);
+        for (const issuerId of new Set(rows.map((r) => r.issuer_id))) rev.crl.forget(issuerId);
         rev.syncedUntil = until;
       },
     },

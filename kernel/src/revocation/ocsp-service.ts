@@ -32,6 +32,16 @@ interface Cached {
   expiresAt: number;
 }
 
+type Status = Pick<OcspSingle, 'status' | 'revokedAt' | 'reasonCode'>;
+
+/** What is known about one serial of an issuer: its status (also for nonce requests) and the answers signed for it, by CertID. */
+interface SerialEntry {
+  caId: string;
+  status: Status;
+  statusUntil: number;
+  signed: Map<string, Cached>;
+}
+
 export type OcspAnswer = { der: Buffer; cacheable: boolean; producedAt: number; nextUpdate: number | null };
 
 const errorAnswer = (status: 1 | 2 | 3 | 6): OcspAnswer => ({ der: ocspErrorResponse(status), cacheable: false, producedAt: Date.now(), nextUpdate: null });
@@ -62,7 +72,10 @@ function idsOf(certificatePem: string): Set<string> {
  */
 export class OcspService {
   private readonly cas = new Map<string, { at: number; list: CaEntry[] }>();
-  private readonly answers = new Map<string, Map<string, Cached>>();
+  private readonly answers = new Map<string, SerialEntry>();
+  private readonly lookups = new Map<string, Promise<Status>>();
+  /** Bumped by every invalidation: a lookup that straddles one is used once but not kept. */
+  private epoch = 0;
   hits = 0;
   signed = 0;
 
@@ -70,11 +83,16 @@ export class OcspService {
 
   /** Drops cached answers for these serials (after a revocation). */
   invalidate(issuerId: string, serials: string[]): void {
-    for (const s of serials) this.answers.delete(`${issuerId}|${s}`);
+    this.epoch++;
+    for (const s of serials) {
+      this.answers.delete(`${issuerId}|${s}`);
+      this.lookups.delete(`${issuerId}|${s}`);
+    }
   }
 
   /** Drops everything cached for an issuer (a CA changed). */
   forgetIssuer(issuerId: string): void {
+    this.epoch++;
     this.cas.delete(issuerId);
     for (const key of this.answers.keys()) if (key.startsWith(`${issuerId}|`)) this.answers.delete(key);
   }
@@ -135,7 +153,7 @@ export class OcspService {
     const cacheKey = `${issuerId}|${certIds[0].serialHex}`;
     const idKey = certIds[0].der.toString('base64');
     if (single) {
-      const hit = this.answers.get(cacheKey)?.get(idKey);
+      const hit = this.answers.get(cacheKey)?.signed.get(idKey);
       if (hit && now < hit.refreshAt) {
         this.hits++;
         return { der: hit.der, cacheable: true, producedAt: hit.producedAt, nextUpdate: hit.expiresAt };
@@ -145,7 +163,7 @@ export class OcspService {
     let nextUpdate = now + OCSP_VALIDITY_MS;
     let refreshAt = now + REFRESH_AFTER_MS;
     for (const c of certIds) {
-      const status = await this.statusOf(issuerId, ca.id, c.serialHex);
+      const status = await this.cachedStatus(issuerId, ca.id, c.serialHex, now);
       const validity = status.status === 'unknown' ? UNKNOWN_VALIDITY_MS : OCSP_VALIDITY_MS;
       if (status.status === 'unknown') refreshAt = Math.min(refreshAt, now + UNKNOWN_REFRESH_MS);
       nextUpdate = Math.min(nextUpdate, now + validity);
@@ -157,16 +175,35 @@ export class OcspService {
       ...(nonce ? { nonceExtension: nonce } : {}),
     }));
     this.signed++;
-    if (single) {
-      if (this.answers.size >= MAX_CACHED) this.answers.delete(this.answers.keys().next().value!);
-      const forSerial = this.answers.get(cacheKey) ?? new Map<string, Cached>();
-      forSerial.set(idKey, { der, producedAt: now, refreshAt, expiresAt: nextUpdate });
-      this.answers.set(cacheKey, forSerial);
-    }
+    const entry = single ? this.answers.get(cacheKey) : undefined;
+    if (entry && entry.caId === ca.id) entry.signed.set(idKey, { der, producedAt: now, refreshAt, expiresAt: nextUpdate });
     return { der, cacheable: !nonce, producedAt: now, nextUpdate };
   }
 
-  private async statusOf(issuerId: string, caId: string, serialHex: string): Promise<Pick<OcspSingle, 'status' | 'revokedAt' | 'reasonCode'>> {
+  /**
+   * A serial's status, from memory while fresh (statuses change on revocation, which
+   * drops the entry, or when an unknown serial gets issued: unknown is re-read soon).
+   * Concurrent misses for one serial share one lookup.
+   */
+  private async cachedStatus(issuerId: string, caId: string, serialHex: string, now: number): Promise<Status> {
+    const key = `${issuerId}|${serialHex}`;
+    const entry = this.answers.get(key);
+    if (entry && entry.caId === caId && now < entry.statusUntil) return entry.status;
+    const epoch = this.epoch;
+    let pending = this.lookups.get(key);
+    if (!pending) {
+      pending = this.statusOf(issuerId, caId, serialHex).finally(() => this.lookups.delete(key));
+      this.lookups.set(key, pending);
+    }
+    const status = await pending;
+    if (epoch === this.epoch && (!this.answers.has(key) || this.answers.get(key)!.statusUntil <= now)) {
+      if (this.answers.size >= MAX_CACHED) this.answers.delete(this.answers.keys().next().value!);
+      this.answers.set(key, { caId, status, statusUntil: now + (status.status === 'unknown' ? UNKNOWN_REFRESH_MS : REFRESH_AFTER_MS), signed: new Map() });
+    }
+    return status;
+  }
+
+  private async statusOf(issuerId: string, caId: string, serialHex: string): Promise<Status> {
     const knex = this.k.db.knex;
     const revoked = (await knex('certificate_revocations').where({ issuer_id: issuerId, serial_number: serialHex })
       .where((w) => { w.where('ca_id', caId).orWhereNull('ca_id'); })

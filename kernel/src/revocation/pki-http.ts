@@ -6,7 +6,7 @@ import { MALFORMED, TRY_LATER, type OcspAnswer } from './ocsp-service.js';
 import { revocationOf } from './revocation-services.js';
 
 /*
- * The relying-party endpoints, /.well-known/pki/crl/{issuer} and
+ * The relying-party endpoints, /.well-known/pki/crl/{issuer}[/{ca}] and
  * /.well-known/pki/ocsp/{issuer}[/{base64 request}], served in front of the API
  * pipeline. They are anonymous protocol traffic at high rates (every TLS client
  * checking a certificate): they carry no API key, must not write an audit row or
@@ -135,11 +135,11 @@ export function pkiRequestHandler(k: KernelServices, next: Handler): Handler {
     send(res, 200, ocspHeaders(answer), answer.der);
   }
 
-  async function crl(req: http.IncomingMessage, res: http.ServerResponse, issuerId: string): Promise<void> {
+  async function crl(req: http.IncomingMessage, res: http.ServerResponse, issuerId: string, caId: string | undefined): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return jsonError(res, 405, 'method_not_allowed', 'Method not allowed', { Allow: 'GET, HEAD' });
     if (!buckets.take(req.socket.remoteAddress ?? '')) return jsonError(res, 429, 'rate_limited', 'Too many requests', { 'Retry-After': '1' });
-    const state = await rev().crl.current(issuerId);
-    if (!state) return jsonError(res, 404, 'not_found', `Issuer ${issuerId} has no CA whose CRL this server publishes`);
+    const state = await rev().crl.current(issuerId, caId);
+    if (!state) return jsonError(res, 404, 'not_found', `Issuer ${issuerId} has no${caId ? ` active or retiring CA ${caId}` : ' CA'} whose CRL this server publishes`);
     const headers = crlHeaders(state);
     if (etagMatches(req.headers['if-none-match'], state.etag)) {
       res.writeHead(304, { ETag: headers.ETag, 'Cache-Control': headers['Cache-Control'], Expires: headers.Expires });
@@ -166,7 +166,10 @@ export function pkiRequestHandler(k: KernelServices, next: Handler): Handler {
     } catch {
       return next(req, res);
     }
-    const work = m[1] === 'ocsp' ? ocsp(req, res, issuerId, m[3] ?? '') : m[3] ? Promise.resolve(next(req, res)) : crl(req, res, issuerId);
+    let work: Promise<void>;
+    if (m[1] === 'ocsp') work = ocsp(req, res, issuerId, m[3] ?? '');
+    else if (m[3] && !/^[A-Za-z0-9-]{1,64}$/.test(m[3])) return next(req, res);
+    else work = crl(req, res, issuerId, m[3]);
     work.catch((err: unknown) => {
       k.log.error({ err, path }, 'PKI endpoint failed');
       if (res.headersSent) return res.destroy();

@@ -13,18 +13,18 @@ export interface Revocation {
   syncedUntil: Date;
 }
 
-const instances = new WeakMap<KernelServices, Revocation>();
+const instances = new WeakMap<object, Revocation>();
 
 /**
  * The revocation services of one kernel, made on first use and shared by its
- * routes, loops and PKI endpoints (keyed by the kernel's services object, so two
- * kernels in one process, as in tests, never share caches). They use their own
+ * routes, loops and PKI endpoints (keyed by the kernel's database handle, which
+ * every view of one kernel shares and two kernels in one process never do). They use their own
  * view of the CA keystore: it only reads certificate_authorities and signs in the
  * crypto pool. A committed revocation (its audit event) drops the OCSP answers
  * cached for its serials at once and asks for a new CRL.
  */
 export function revocationOf(k: KernelServices): Revocation {
-  let r = instances.get(k);
+  let r = instances.get(k.db);
   if (r) return r;
   const keystore = new CaKeystore({
     knex: k.db.knex, cipher: k.cipher, audit: k.audit, crypto: k.crypto, log: k.log.child({ mod: 'revocation' }),
@@ -50,6 +50,6 @@ export function revocationOf(k: KernelServices): Revocation {
     }
     if (revoked) rev.crl.soon();
   });
-  instances.set(k, r);
+  instances.set(k.db, r);
   return r;
 }

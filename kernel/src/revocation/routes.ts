@@ -13,8 +13,8 @@ import { bulkRevoke, bulkRevokeBody, bulkRevokeReport, revokeBody, revokeOne, se
 
 function sendCrl(k: KernelServices) {
   return async (ctx: Ctx, { params }: { params: Record<string, string> }) => {
-    const state = await revocationOf(k).crl.current(params.issuer_id);
-    if (!state) throw appError('NOT_FOUND', `Issuer ${params.issuer_id} has no CA whose CRL this server publishes`);
+    const state = await revocationOf(k).crl.current(params.issuer_id, params.ca_id);
+    if (!state) throw appError('NOT_FOUND', `Issuer ${params.issuer_id} has no${params.ca_id ? ` active or retiring CA ${params.ca_id}` : ' CA'} whose CRL this server publishes`);
     ctx.set(crlHeaders(state));
     if (etagMatches(ctx.get('if-none-match') || undefined, state.etag)) {
       ctx.status = 304;
@@ -90,6 +90,11 @@ export function revocationRoutes(k: KernelServices): RouteDef[] {
     {
       method: 'GET', path: '/.well-known/pki/crl/:issuer_id', access: 'public', tag: 'revocation',
       summary: 'The DER X.509 CRL of an issuer: the CRL distribution point in issued certificates', response: { contentType: 'application/pkix-crl' },
+      handler: sendCrl(k),
+    },
+    {
+      method: 'GET', path: '/.well-known/pki/crl/:issuer_id/:ca_id', access: 'public', tag: 'revocation',
+      summary: 'The DER CRL of one CA of an issuer (a retiring CA keeps publishing for what it signed)', response: { contentType: 'application/pkix-crl' },
       handler: sendCrl(k),
     },
     {

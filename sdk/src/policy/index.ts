@@ -7,3 +7,5 @@ export * from './address-policy.js';
 export * from './host-allowlist.js';
 export * from './json-value.js';
 export * from './fetch-request.js';
+export * from './origin-rule.js';
+export * from './agent-local-rules.js';

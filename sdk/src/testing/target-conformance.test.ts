@@ -6,7 +6,8 @@ import { ConformanceError, runConformance, type ConformanceReport } from './inde
 interface Cfg { cert_path: string; key_path: string; validate_command: string[]; reload_command: string[] }
 
 const config = { cert_path: '/etc/web/tls/site.crt', key_path: '/etc/web/tls/site.key', validate_command: ['/usr/sbin/web', '-t'], reload_command: ['/usr/sbin/web', '-s', 'reload'] };
-const grants = { kv: true, fs: { paths: [] }, exec: { commands: [] } };
+// The manifest declares the command its config runs, as the agent requires.
+const grants = { kv: true, fs: { paths: [] }, exec: { commands: ['/usr/sbin/web'] } };
 
 const configProblem = (c: Cfg) => pathProblem(c.cert_path, 'cert_path') ?? pathProblem(c.key_path, 'key_path') ?? argvProblem(c.validate_command, 'validate_command') ?? argvProblem(c.reload_command, 'reload_command');
 
@@ -56,6 +57,10 @@ describe('target conformance', () => {
       'refuses config: reload_command with a shell command string',
       'refuses config: validate_command as one string',
       'refuses config: reload_command with a relative command',
+      'refuses config: reload_command running /bin/sh -c id',
+      'refuses config: validate_command running /bin/sh -c id',
+      'refuses config: cert_path naming /root/.ssh/authorized_keys',
+      'refuses config: key_path naming /root/.ssh/authorized_keys',
     ]));
   });
 
@@ -105,6 +110,6 @@ describe('target conformance', () => {
     expect(await failedChecks(keystore)).toEqual(['deploy: a first certificate is deployed and changes something']);
     const report = await runConformance('target', { plugin: keystore, config, grants, unsupported: ['validate', 'verify'], target: { realServerOnly: 'test/targets/keystore.test.ts' } });
     expect(report.checks.find((c) => c.name === 'deploy: answers with a contract result')?.detail).toMatch(/keystore\.test\.ts/);
-    expect(report.checks.filter((c) => c.name.startsWith('refuses config:'))).toHaveLength(10);
+    expect(report.checks.filter((c) => c.name.startsWith('refuses config:'))).toHaveLength(14);
   });
 });

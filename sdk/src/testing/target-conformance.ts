@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { DeployRequest, ExecResult, Json, Plugin, PluginCapabilities } from '../index.js';
+import { agentCommandProblem, alwaysRefusedPath } from '../policy/index.js';
 import type { Checks, ConformanceOptions } from './conformance.js';
 import { PluginCallFailure } from './errors.js';
 import { TARGET_CHAIN_CERT_PEM, TARGET_FIRST_CERT_PEM, TARGET_FIRST_KEY_PEM, TARGET_SECOND_CERT_PEM, TARGET_SECOND_KEY_PEM } from './target-fixtures.js';
@@ -25,6 +26,11 @@ export interface TargetConformanceOptions {
    * refusal checks still run.
    */
   realServerOnly?: string;
+  /**
+   * Commands the suite's agent allows beyond the manifest's (CERTCTL_AGENT_ALLOWED_COMMANDS).
+   * A config command that is neither declared nor listed is refused, as on a real agent.
+   */
+  agentAllowedCommands?: string[];
 }
 
 const fingerprintOf = (pem: string) => new crypto.X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
@@ -52,15 +58,24 @@ function fieldsOf(config: Record<string, Json>, t: TargetConformanceOptions) {
   return { pathFields, commandFields };
 }
 
-/** The grants the agent would give a call with this config: config-named paths and commands, and the key file. */
+/**
+ * The grants the agent would give a call with this config (agent/src/grants.ts, with the
+ * same @certctl/sdk/policy rules): the manifest's capabilities, the config-named paths
+ * (never the always-refused ones such as /root or any .ssh directory), the config-named
+ * commands that the manifest declares or `target.agentAllowedCommands` lists (a shell or
+ * interpreter only from that list), and the key files.
+ */
 function agentGrants(base: PluginCapabilities, config: Record<string, Json>, t: TargetConformanceOptions, keyPaths: string[]): PluginCapabilities {
   const { pathFields, commandFields } = fieldsOf(config, t);
-  const paths = pathFields.map((f) => getAt(config, f)).filter((v): v is string => typeof v === 'string');
-  const commands = commandFields.map((f) => getAt(config, f)).filter(Array.isArray).map((v) => v[0]).filter((v): v is string => typeof v === 'string');
+  const paths = pathFields.map((f) => getAt(config, f)).filter((v): v is string => typeof v === 'string' && !alwaysRefusedPath(v));
+  const manifestCommands = base.exec?.commands ?? [];
+  const allowedCommands = t.agentAllowedCommands ?? [];
+  const commands = [...manifestCommands, ...commandFields.map((f) => getAt(config, f)).filter(Array.isArray).map((v) => v[0])]
+    .filter((v): v is string => typeof v === 'string' && v.startsWith('/') && !agentCommandProblem(v, { manifestCommands, allowedCommands }));
   return {
     ...base,
     fs: { paths: [...new Set([...(base.fs?.paths ?? []), ...paths, ...keyPaths])] },
-    ...(commands.length || base.exec ? { exec: { commands: [...new Set([...(base.exec?.commands ?? []), ...commands])] } } : {}),
+    ...(commands.length || base.exec ? { exec: { commands: [...new Set(commands)] } } : {}),
   };
 }
 
@@ -174,23 +189,30 @@ async function rollbackChecks(env: Env, host: TestHost, deployed: Record<string,
   if (unknown) checks.expect('rollback: an unknown snapshot answers a reason', unknown.ok === false && typeof unknown.reason === 'string' ? null : `it answered ${JSON.stringify(unknown)}`);
 }
 
-/** 5. Injection through the config: refused by the plugin's validation or the host, before anything is written or run. */
+/**
+ * 5. Injection through the config: refused by the plugin's validation or the host, before anything
+ * is written or run. Well-formed values that only the agent refuses (a shell, a path under /root)
+ * cannot be caught by the plugin: for those (`byAgent`) the deploy must fail and leave the files
+ * as they were, and the refused command must never run; the plugin's other commands may.
+ */
 async function refusalChecks(env: Env): Promise<void> {
   const { config, t } = env;
   const { pathFields, commandFields } = fieldsOf(config, t);
-  const poisoned: [string, Record<string, Json>][] = [];
+  const poisoned: [string, Record<string, Json>, byAgent?: boolean][] = [];
   for (const f of pathFields) {
     const v = String(getAt(config, f));
     poisoned.push([`${f} with ".."`, setAt(config, f, `${v.slice(0, v.lastIndexOf('/') + 1)}../../../etc/shadow`)]);
     poisoned.push([`${f} relative`, setAt(config, f, v.replace(/^\/+/, ''))]);
+    poisoned.push([`${f} naming /root/.ssh/authorized_keys`, setAt(config, f, '/root/.ssh/authorized_keys'), true]);
   }
   for (const f of commandFields) {
     const argv = getAt(config, f) as string[];
     poisoned.push([`${f} with a shell command string`, setAt(config, f, [`${argv.join(' ')}; rm -rf /`])]);
     poisoned.push([`${f} as one string`, setAt(config, f, `${argv.join(' ')}; rm -rf /`)]);
     poisoned.push([`${f} with a relative command`, setAt(config, f, [argv[0].split('/').pop()!, ...argv.slice(1)])]);
+    poisoned.push([`${f} running /bin/sh -c id`, setAt(config, f, ['/bin/sh', '-c', 'id']), true]);
   }
-  for (const [what, cfg] of poisoned) {
+  for (const [what, cfg, byAgent] of poisoned) {
     const name = `refuses config: ${what}`;
     const h = env.hostFor(env.initialFiles, { config: cfg });
     let answer: string;
@@ -201,6 +223,11 @@ async function refusalChecks(env: Env): Promise<void> {
       answer = err instanceof PluginCallFailure ? 'failed' : `threw ${(err as Error).message}`;
     }
     const touched = !sameFiles(filesOf(h), env.initialFiles);
+    if (byAgent) {
+      const shell = h.commands.filter((c) => c.command === '/bin/sh');
+      env.checks.expect(name, answer !== 'failed' ? `deploy ${answer}` : touched ? 'files were written' : shell.length ? 'it ran /bin/sh' : null);
+      continue;
+    }
     const problem = answer !== 'failed' ? `deploy ${answer}` : touched ? 'files were written' : h.commands.length ? `it ran ${h.commands.map((c) => c.command).join(', ')}` : null;
     if (!problem && typeof env.plugin.validateConfig === 'function') {
       const v = (await h.call('validateConfig', {}).catch(() => ({ ok: false }))) as Record<string, Json>;

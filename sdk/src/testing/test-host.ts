@@ -54,6 +54,7 @@ export interface TestHostOptions<P extends Plugin = Plugin> {
     enroll(request: EnrollRequest): Promise<EnrollResult>;
     revoke?(request: EnrollRevokeRequest): Promise<EnrollRevokeResult>;
     caChain(request: { issuerId: string }): Promise<{ chainPem: string[] }>;
+    checkHttp01?(request: { host: string; port?: number; token: string; keyAuthorization: string }): Promise<{ ok: true } | { ok: false; reason: string }>;
   };
   /** The host clock (epoch ms). */
   now?: () => number;
@@ -229,6 +230,11 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
       },
       async caChain(request) {
         return fakeIssuance('caChain').caChain(jsonCopy(request as unknown as Json) as never);
+      },
+      async checkHttp01(request) {
+        const fake = fakeIssuance('checkHttp01');
+        if (!fake.checkHttp01) throw new Error('issuance.checkHttp01: the fake issuance service has no checkHttp01');
+        return fake.checkHttp01(jsonCopy(request as unknown as Json) as never);
       },
     },
     fs: {

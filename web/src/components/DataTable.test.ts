@@ -116,3 +116,14 @@ describe('useList (cursor paging, sort, filters)', () => {
     expect(s().loading.value).toBe(false);
   });
 });
+
+describe('DataTable row links', () => {
+  it('links the first cell only when a row-click listener exists', async () => {
+    const plain = mount(DataTable, { props: { testid: 't', columns, rows } });
+    expect(plain.find('[data-testid="t-open-a"]').exists()).toBe(false);
+    const onRowClick = vi.fn();
+    const linked = mount(DataTable, { props: { testid: 't', columns, rows, onRowClick } });
+    await linked.find('[data-testid="t-open-a"]').trigger('click');
+    expect(onRowClick).toHaveBeenCalledWith(rows[0]);
+  });
+});

@@ -33,6 +33,8 @@ export interface ResourceDef {
   createOmit?: string[];
   liveTopics?: string[];
   actions?: RowAction[];
+  /** Collection-wide actions shown in the header (POST to `${apiPath}/${path}`). */
+  headerActions?: { id: string; label: string; permission: string; path: string }[];
   detailRoute?: (row: Record<string, unknown>) => string;
   empty?: string;
 }
@@ -122,6 +124,7 @@ export const RESOURCES: Record<string, ResourceDef> = {
       { name: 'severity', label: 'Severity', options: ['info', 'warning', 'critical'] }, { name: 'certificate_id', label: 'Certificate id' },
     ],
     actions: [{ id: 'read', label: 'Mark read', permission: 'notification.manage', action: 'read', when: (r) => !r.read_at }],
+    headerActions: [{ id: 'read-all', label: 'Mark all read', permission: 'notification.manage', path: 'read-all' }],
     empty: 'No notifications.',
   },
   approvals: {

@@ -31,7 +31,7 @@ export interface KernelBrokerOptions {
 
 /** ctx.issuance on the kernel side (kernel/src/protocols/issuance-ops.ts); the request is unchecked JSON from the plugin. */
 export interface IssuanceOps {
-  handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain', request: Json): Promise<Json>;
+  handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01', request: Json): Promise<Json>;
 }
 
 const LEVELS = new Set(['debug', 'info', 'warn', 'error']);
@@ -132,7 +132,8 @@ export class KernelCapabilityBroker implements CapabilityBroker {
         return this.caOp(ctx, op);
       case 'issuance.enroll':
       case 'issuance.revoke':
-      case 'issuance.caChain': {
+      case 'issuance.caChain':
+      case 'issuance.checkHttp01': {
         if (g.issuance !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability issuance)`);
         if (!this.opts.issuance) throw this.deny(ctx, name, `${name}: this kernel has no issuance service attached`);
         return this.opts.issuance.handle(ctx, op.op, op.request);

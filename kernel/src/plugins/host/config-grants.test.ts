@@ -54,8 +54,10 @@ describe('config-derived http hosts', () => {
     expect(rules.every((r) => !r.wildcard)).toBe(true);
   });
 
-  it('adds derived hosts to the granted ones', () => {
+  it('adds derived hosts to the granted ones, and never grants http to a plugin without it', () => {
     expect(withDerivedHosts({ kv: true }, [])).toEqual({ kv: true });
+    expect(withDerivedHosts({ kv: true }, ['http://127.0.0.1:5432'])).toEqual({ kv: true });
+    expect(withDerivedHosts({ http: { hosts: [] } }, ['hooks.test:443'])).toEqual({ http: { hosts: ['hooks.test:443'] } });
     expect(withDerivedHosts({ kv: true, http: { hosts: ['a.test'] } }, ['b.test:443', 'a.test'])).toEqual({ kv: true, http: { hosts: ['a.test', 'b.test:443'] } });
   });
 
@@ -64,7 +66,7 @@ describe('config-derived http hosts', () => {
     const inner: CapabilityBroker = { handle: async (ctx) => { seen.push(ctx); return null; } };
     const broker = new ConfigGrantsBroker(inner);
     broker.setInstanceHosts('webhook', 'ntf-1', ['http://127.0.0.1:8080']);
-    const ctx = (instanceId: string | null): BrokerCallContext => ({ pluginId: 'webhook', instanceId, grants: {}, deadline: Date.now() + 1000 });
+    const ctx = (instanceId: string | null): BrokerCallContext => ({ pluginId: 'webhook', instanceId, grants: { http: { hosts: [] } }, deadline: Date.now() + 1000 });
     const fetchOp: BrokerOp = { op: 'http.fetch', request: { url: 'http://127.0.0.1:8080/' } as Json };
     const c1 = ctx('ntf-1');
     await broker.handle(c1, fetchOp);
@@ -72,10 +74,10 @@ describe('config-derived http hosts', () => {
     await broker.handle(ctx('ntf-2'), fetchOp);
     await broker.handle(ctx(null), fetchOp);
     await broker.handle(c1, { op: 'kv.get', key: 'k' });
-    expect(seen.map((c) => c.grants.http?.hosts ?? null)).toEqual([['http://127.0.0.1:8080'], ['http://127.0.0.1:8080'], null, null, null]);
+    expect(seen.map((c) => c.grants.http?.hosts ?? null)).toEqual([['http://127.0.0.1:8080'], ['http://127.0.0.1:8080'], [], [], []]);
     expect(seen[0]).toBe(seen[1]);
     broker.setInstanceHosts('webhook', 'ntf-1', []);
     await broker.handle(ctx('ntf-1'), fetchOp);
-    expect(seen.at(-1)?.grants.http).toBeUndefined();
+    expect(seen.at(-1)?.grants.http).toEqual({ hosts: [] });
   });
 });

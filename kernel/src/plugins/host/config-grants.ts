@@ -1,6 +1,5 @@
-import net from 'node:net';
 import type { Json, JsonSchemaObject } from '@certctl/sdk';
-import { classifyAddress, IP_LITERAL_ONLY_CLASSES } from '@certctl/sdk/policy';
+import { configOriginRule } from '@certctl/sdk/policy';
 import type { BrokerCallContext, BrokerOp, CapabilityBroker, GrantedCapabilities } from './contracts.js';
 
 const asObject = (v: unknown): Record<string, unknown> | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
@@ -8,47 +7,46 @@ const asObject = (v: unknown): Record<string, unknown> | null => (v && typeof v 
 /**
  * The values of the config fields a schema marks `"x-certctl-url": true`: a
  * string, or an array of strings whose `items` carry the marker. Only object
- * `properties` are walked (as for secrets), nested objects included.
+ * `properties` are walked (as for secrets), nested objects included. A value a
+ * schema `default` supplies (the field's own, or an enclosing object's) is the
+ * plugin author's choice, not the operator's, so it is left out even when the
+ * stored config holds it (configs are stored with defaults filled in): a plugin
+ * that needs its default origin must ask for it in its capabilities.
  */
 export function configUrls(schema: JsonSchemaObject, config: Record<string, unknown>): string[] {
   const out: string[] = [];
-  const walk = (node: Record<string, unknown>, value: Record<string, unknown>) => {
+  const walk = (node: Record<string, unknown>, value: Record<string, unknown>, enclosing: Record<string, unknown>[]) => {
     const props = asObject(node.properties);
     if (!props) return;
+    const here = [asObject(node.default), ...enclosing].filter((d): d is Record<string, unknown> => d !== null);
     for (const [name, sub] of Object.entries(props)) {
       const s = asObject(sub);
       const v = value[name];
       if (!s || v === undefined || v === null) continue;
-      if (s['x-certctl-url'] === true && typeof v === 'string') out.push(v);
-      else if (Array.isArray(v) && asObject(s.items)?.['x-certctl-url'] === true) out.push(...v.filter((x): x is string => typeof x === 'string'));
-      else if (asObject(v)) walk(s, v as Record<string, unknown>);
+      const defaults = [s.default, ...here.map((d) => d[name])];
+      if (s['x-certctl-url'] === true && typeof v === 'string') {
+        if (!defaults.includes(v)) out.push(v);
+      } else if (Array.isArray(v) && asObject(s.items)?.['x-certctl-url'] === true) {
+        const given = new Set(defaults.flatMap((d) => (Array.isArray(d) ? d : [])));
+        out.push(...v.filter((x): x is string => typeof x === 'string' && !given.has(x)));
+      } else if (asObject(v)) {
+        walk(s, v as Record<string, unknown>, here.map((d) => asObject(d[name])).filter((d): d is Record<string, unknown> => d !== null));
+      }
     }
   };
-  walk(schema, config);
+  walk(schema, config, []);
   return out;
 }
 
 /**
- * The http host rule (see @certctl/sdk/policy host-allowlist) for the origin of
- * an operator-configured URL: scheme, exact host and port, so `https://a.test/x`
- * grants https to a.test:443 only and `http://127.0.0.1:8080/h` plain http to
- * that address and port. Loopback and private addresses are allowed because the
- * operator named them; cloud metadata and unspecified addresses never are, and
- * anything that is not an absolute http(s) URL without credentials grants nothing.
+ * The http host rule for the origin of an operator-configured URL, or null when
+ * it grants nothing. The rule itself (and what it refuses: cloud metadata and
+ * unspecified addresses, other schemes, credentials) is @certctl/sdk/policy's
+ * configOriginRule, shared with the agent's broker.
  */
 export function originRule(raw: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
-  if (url.username || url.password || !url.hostname) return null;
-  const bare = url.hostname.replace(/^\[|\]$/g, '');
-  if (net.isIP(bare) && IP_LITERAL_ONLY_CLASSES.has(classifyAddress(bare))) return null;
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  return `${url.protocol === 'http:' ? 'http://' : ''}${url.hostname}:${port}`;
+  const r = configOriginRule(raw);
+  return 'rule' in r ? r.rule : null;
 }
 
 /** Host rules derived from an instance's config: one per distinct usable URL origin. */
@@ -56,9 +54,13 @@ export function configDerivedHosts(schema: JsonSchemaObject, config: Record<stri
   return [...new Set(configUrls(schema, config).map(originRule).filter((r): r is string => r !== null))];
 }
 
-/** Effective grants: what the manifest/operator granted plus the config-derived hosts. */
+/**
+ * Effective grants: what the manifest/operator granted plus the config-derived hosts.
+ * Config only widens an http grant the plugin already holds (possibly with no hosts):
+ * a plugin granted no http capability at install gets none from its config.
+ */
 export function withDerivedHosts(grants: GrantedCapabilities, hosts: readonly string[]): GrantedCapabilities {
-  if (!hosts.length) return grants;
+  if (!hosts.length || !grants.http) return grants;
   return { ...grants, http: { hosts: [...new Set([...(grants.http?.hosts ?? []), ...hosts])] } };
 }
 

@@ -66,6 +66,7 @@ export type BrokerOp =
   | { op: 'issuance.enroll'; request: Json }
   | { op: 'issuance.revoke'; request: Json }
   | { op: 'issuance.caChain'; request: Json }
+  | { op: 'issuance.checkHttp01'; request: Json }
   | { op: 'fs.read'; path: string }
   | { op: 'fs.remove'; path: string }
   | { op: 'fs.write'; path: string; data: string; mode?: number }

@@ -12,6 +12,56 @@ export const INSTANCE_TABLE: Partial<Record<PluginKind, string>> = { issuer: 'is
 /** `httpHosts`: host rules for the URLs the config names in `x-certctl-url` fields (config-grants.ts). */
 export type InstanceConfig = { config: Record<string, Json>; httpHosts: string[] } | { problem: string };
 
+export type InstanceRow = { id: string; type: string; config: unknown; encrypted_config: string | null; enabled: boolean };
+
+/** What a stored row produced, kept while the row and the plugin's catalog entry stay the same. */
+interface Opened {
+  entry: PluginEntry;
+  stamp: string;
+  result: InstanceConfig;
+}
+
+/** Instances whose opened config is kept (by far more than any deployment calls in a burst). */
+const CACHE_MAX = 1000;
+
+/**
+ * Remembers opened instance configs so a busy instance (an issuer signing
+ * thousands of certificates) is not decrypted, cloned and schema-checked on
+ * every call. The row is still read on every call, so a change made anywhere
+ * (another replica included) applies to the next call: the cached result is used
+ * only when the row's type, enabled flag, clear config and sealed config are
+ * byte for byte what produced it, and the plugin's catalog entry (its schema) is
+ * the same object. Nothing cached is ever handed out: callers get a fresh copy.
+ */
+export class InstanceConfigLoader {
+  private readonly opened = new Map<string, Opened>();
+
+  constructor(private readonly knex: Knex, private readonly cipher: ConfigCipher) {}
+
+  async load(entry: PluginEntry, instanceId: string | null, given?: InstanceRow): Promise<InstanceConfig> {
+    if (instanceId === null) return { config: {}, httpHosts: [] };
+    const table = entry.kind ? INSTANCE_TABLE[entry.kind] : undefined;
+    if (!table) return { problem: `${entry.kind ?? 'this'} plugins have no instances; call them with instanceId null` };
+    const row = given?.id === instanceId ? given
+      : ((await this.knex(table).where({ id: instanceId }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as InstanceRow | undefined);
+    const key = `${table}\0${instanceId}`;
+    if (!row) {
+      this.opened.delete(key);
+      return { problem: `${entry.kind} ${instanceId} does not exist` };
+    }
+    const stamp = `${row.type}\0${row.enabled}\0${typeof row.config === 'string' ? row.config : JSON.stringify(row.config)}\0${row.encrypted_config ?? ''}`;
+    const hit = this.opened.get(key);
+    if (hit && hit.entry === entry && hit.stamp === stamp) return copyOf(hit.result);
+    const result = openInstance(this.cipher, entry, row);
+    this.opened.delete(key);
+    this.opened.set(key, { entry, stamp, result });
+    if (this.opened.size > CACHE_MAX) this.opened.delete(this.opened.keys().next().value!);
+    return copyOf(result);
+  }
+}
+
+const copyOf = (r: InstanceConfig): InstanceConfig => ('problem' in r ? { problem: r.problem } : { config: structuredClone(r.config), httpHosts: [...r.httpHosts] });
+
 /**
  * The config a plugin call gets: the instance's stored config validated against
  * the plugin's schema as it is now (defaults applied), with its secrets removed.
@@ -20,19 +70,19 @@ export type InstanceConfig = { config: Record<string, Json>; httpHosts: string[]
  * problem, never a call with half a config.
  */
 export async function loadInstanceConfig(knex: Knex, cipher: ConfigCipher, entry: PluginEntry, instanceId: string | null): Promise<InstanceConfig> {
-  if (instanceId === null) return { config: {}, httpHosts: [] };
-  const table = entry.kind ? INSTANCE_TABLE[entry.kind] : undefined;
-  if (!table) return { problem: `${entry.kind ?? 'this'} plugins have no instances; call them with instanceId null` };
-  const row = (await knex(table).where({ id: instanceId }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as
-    | { id: string; type: string; config: unknown; encrypted_config: string | null; enabled: boolean }
-    | undefined;
-  if (!row) return { problem: `${entry.kind} ${instanceId} does not exist` };
+  return new InstanceConfigLoader(knex, cipher).load(entry, instanceId);
+}
+
+function openInstance(cipher: ConfigCipher, entry: PluginEntry, row: InstanceRow): InstanceConfig {
+  const instanceId = row.id;
   if (row.type !== entry.id) return { problem: `${entry.kind} ${instanceId} is not an instance of plugin ${entry.id}` };
   if (!row.enabled) return { problem: `${entry.kind} ${instanceId} is disabled` };
   if (!entry.manifest || !entry.validateConfig) return { problem: `plugin ${entry.id} is disabled` };
+  let stored: Record<string, unknown>;
   let full: Record<string, unknown>;
   try {
-    full = structuredClone(openConfig(cipher, row).full);
+    stored = openConfig(cipher, row).full;
+    full = structuredClone(stored);
   } catch {
     return { problem: `${entry.kind} ${instanceId}: stored secrets cannot be decrypted with the configured key` };
   }
@@ -40,6 +90,8 @@ export async function loadInstanceConfig(knex: Knex, cipher: ConfigCipher, entry
     const why = toDetails(entry.validateConfig.errors).slice(0, 5).map((d) => `${d.path} ${d.message}`).join('; ');
     return { problem: `${entry.kind} ${instanceId}: stored config does not match the plugin's schema: ${why}` };
   }
-  // Derived from the full config: a URL may itself be a secret (a Slack webhook URL is).
-  return { config: splitSecrets(entry.manifest.configSchema, full).plain as Record<string, Json>, httpHosts: configDerivedHosts(entry.manifest.configSchema, full) };
+  // Derived from what is stored (clear config and secrets: a Slack webhook URL is a
+  // secret), not from `full`, which validation just filled with the schema's defaults:
+  // only a URL the operator named may widen the plugin's http grant.
+  return { config: splitSecrets(entry.manifest.configSchema, full).plain as Record<string, Json>, httpHosts: configDerivedHosts(entry.manifest.configSchema, stored) };
 }

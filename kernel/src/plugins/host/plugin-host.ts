@@ -10,7 +10,7 @@ import { methodProblem, resultProblem } from './contract-shapes.js';
 import { PluginCallError, type CapabilityBroker, type GrantedCapabilities, type PluginFailureCode, type PluginRunner, type RunnerTier } from './contracts.js';
 import { ConfigGrantsBroker } from './config-grants.js';
 import { InstanceHealth } from './instance-health.js';
-import { loadInstanceConfig } from './instance-loader.js';
+import { InstanceConfigLoader, type InstanceRow } from './instance-loader.js';
 import { jsonProblem } from './json-value.js';
 
 /** Whatever lists plugins: the boot catalog, or one that also holds installed plugins. */
@@ -51,6 +51,12 @@ export const FIRST_PARTY_SOURCES: readonly PluginSource[] = ['workspace', 'extra
 export interface PluginCallOptions {
   /** Per-call deadline from now; defaults to 30 s, capped at 10 min. */
   timeoutMs?: number;
+  /**
+   * The instance's row as the caller read it just now (the issuance service reads
+   * the issuer with the certificate): used instead of reading it again. Checked
+   * like a row the host read itself.
+   */
+  instanceRow?: InstanceRow;
 }
 
 /**
@@ -70,6 +76,8 @@ export class PluginHost {
   private readonly firstParty: ReadonlySet<string>;
   /** Last error / last success of each instance, shown by the instance API. */
   private readonly health: InstanceHealth;
+  /** Instance configs, re-opened only when their row changes. */
+  private readonly instances: InstanceConfigLoader;
 
   private readonly unsubscribe: (() => void) | undefined;
   /** The broker runners talk to: the kernel's, widened per instance by config-derived http hosts. */
@@ -81,6 +89,7 @@ export class PluginHost {
     this.events = opts.events ?? new PluginEventBus();
     this.firstParty = new Set(opts.firstPartySources ?? FIRST_PARTY_SOURCES);
     this.health = new InstanceHealth(opts.knex, opts.log);
+    this.instances = new InstanceConfigLoader(opts.knex, opts.cipher);
     this.broker = new ConfigGrantsBroker(opts.broker);
     // Runners of plugins that were removed, disabled or replaced stop at once rather than at their next call.
     this.unsubscribe = opts.catalog.onChange?.(() => {
@@ -119,7 +128,7 @@ export class PluginHost {
 
     const timeoutMs = Math.min(Math.max(1, options.timeoutMs ?? this.opts.defaultTimeoutMs ?? 30_000), this.opts.maxTimeoutMs ?? 600_000);
     const deadline = started + timeoutMs;
-    const instance = await loadInstanceConfig(this.opts.knex, this.opts.cipher, entry, instanceId);
+    const instance = await this.instances.load(entry, instanceId, options.instanceRow);
     if ('problem' in instance) throw fail('unavailable', instance.problem);
     this.broker.setInstanceHosts(pluginId, instanceId, instance.httpHosts);
     // From here on a failure belongs to the instance: it is recorded on its row (never failing the call itself).

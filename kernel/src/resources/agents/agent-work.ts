@@ -9,8 +9,14 @@ import { agentLeaseOwner, failDeployment } from './agent-deploy-outcome.js';
 import { loadOwnAgent, recordSignOfLife } from './agent-presence.js';
 import type { AgentWorkResponse, CsrWorkItem, DeployWorkItem } from './agent-wire.js';
 
-/** Deployment jobs leased per poll: an agent works through them one by one, so a small batch is enough. */
-export const DEPLOY_BATCH = 10;
+/**
+ * Deployment jobs leased per poll. The agent deploys one at a time (each may take
+ * minutes: validate, reload, a verify window), so a lease taken for a job far down a
+ * long batch would run out before the agent got to it. Two keeps every lease close to
+ * its work; a full batch answers poll_after_ms 0, so the agent asks again at once and
+ * throughput holds.
+ */
+export const DEPLOY_BATCH = 2;
 /** CSR requests listed per poll (they stay listed until the CSR arrives, so nothing is lost by the cap). */
 const CSR_BATCH = 50;
 /** The usual poll interval hint; 0 when a full batch suggests more work is waiting. */
@@ -22,10 +28,8 @@ async function csrRequests(trx: Knex.Transaction, agentId: string): Promise<CsrW
   const rows = (await trx('jobs as j').join('managed_certificates as c', 'c.id', 'j.certificate_id')
     .where({ 'j.agent_id': agentId, 'j.status': 'AwaitingCSR' }).whereIn('j.type', ISSUING_JOB_TYPES)
     .orderBy([{ column: 'j.created_at' }, { column: 'j.id' }]).limit(CSR_BATCH)
-    .select('j.id', 'j.type', 'j.certificate_id', 'c.common_name', 'c.sans')) as { id: string; type: 'Issuance' | 'Renewal'; certificate_id: string; common_name: string; sans: string[] | null }[];
-  return rows.map((r) => ({
-    kind: 'csr', job_id: r.id, job_type: r.type, certificate_id: r.certificate_id, common_name: r.common_name, sans: r.sans ?? [], key_algorithm: 'ECDSA-P256',
-  }));
+    .select('j.id', 'j.type', 'j.certificate_id', 'c.common_name', 'c.sans')) as CsrRow[];
+  return rows.map(toCsrItem);
 }
 
 /**
@@ -48,6 +52,39 @@ async function leaseDeployments(k: Pick<KernelServices, 'config'>, trx: Knex.Tra
   ));
 }
 
+type CsrRow = { id: string; type: 'Issuance' | 'Renewal'; certificate_id: string; common_name: string; sans: string[] | null };
+const toCsrItem = (r: CsrRow): CsrWorkItem => ({
+  kind: 'csr', job_id: r.id, job_type: r.type, certificate_id: r.certificate_id, common_name: r.common_name, sans: r.sans ?? [], key_algorithm: 'ECDSA-P256',
+});
+
+/**
+ * The usual poll, in one statement and no explicit transaction: an Online agent
+ * polled by its own key, with no deployment due. Stamps the sign of life (status
+ * unchanged, so nothing to audit), lists the CSR requests and says whether a
+ * deployment is due. Null when the poll needs the full path (someone else's key
+ * or no such agent, a status to change, deployments to lease): that path then
+ * decides everything again under the agent's row lock.
+ */
+async function quickPoll(db: Knex, agentId: string, keyId: string | null): Promise<CsrWorkItem[] | null> {
+  if (!keyId) return null;
+  const [row] = rowsOf<{ alive: boolean; due: boolean; csr: CsrRow[] | string | null }>(await db.raw(
+    `WITH me AS (
+       UPDATE agents SET last_heartbeat_at = now(), updated_at = now()
+        WHERE id = ? AND api_key_id = ? AND status = 'Online'
+       RETURNING id)
+     SELECT EXISTS (SELECT 1 FROM me) AS alive,
+            EXISTS (SELECT 1 FROM jobs WHERE status = 'Pending' AND type = 'Deployment' AND agent_id = ? AND scheduled_at <= now()) AS due,
+            (SELECT json_agg(x ORDER BY x.created_at, x.id) FROM (
+               SELECT j.id, j.type, j.certificate_id, c.common_name, c.sans, j.created_at FROM jobs j JOIN managed_certificates c ON c.id = j.certificate_id
+                WHERE j.agent_id = ? AND j.status = 'AwaitingCSR' AND j.type IN (${ISSUING_JOB_TYPES.map(() => '?').join(', ')})
+                ORDER BY j.created_at, j.id LIMIT ?) x) AS csr`,
+    [agentId, keyId, agentId, agentId, ...ISSUING_JOB_TYPES, CSR_BATCH],
+  ));
+  if (!row?.alive || row.due) return null;
+  const csr = (typeof row.csr === 'string' ? JSON.parse(row.csr) : row.csr ?? []) as CsrRow[];
+  return csr.map(toCsrItem);
+}
+
 /**
  * GET /api/v1/agents/{id}/work: CSR requests routed to the agent and newly leased
  * deployments, in one transaction with the poll's sign of life. A leased job whose
@@ -59,6 +96,8 @@ export function agentWorkRoute(k: KernelServices): RouteDef {
     summary: 'An agent polls for its work: CSR requests and deployments (leased to it); only that agent\'s own key may call it',
     handler: async (ctx, { params, principal }): Promise<AgentWorkResponse> => {
       markAuditResource(ctx, 'agent', params.id);
+      const quick = await quickPoll(k.db.knex, params.id, principal?.keyId ?? null);
+      if (quick) return { data: quick, poll_after_ms: POLL_AFTER_MS };
       const { data, leased } = await k.db.knex.transaction(async (trx) => {
         const agent = await loadOwnAgent(trx, principal, params.id, { lock: true });
         await recordSignOfLife(k, trx, agent, principal);

@@ -6,7 +6,11 @@ import { crudRoutes, toDbRow, type CrudSpec } from '../crud.js';
 import { createAgent, revokeAgentKey } from './agent-key.js';
 import { loadOwnAgent, recordSignOfLife } from './agent-presence.js';
 import { agentName, agentsList, heartbeatBody, hostFacts, serializeAgent } from './schemas.js';
+import type { Knex } from 'knex';
 import { actorOf } from '../../audit/audit-log.js';
+import type { Principal } from '../../auth/principal.js';
+import { settleCancelledRenewals } from '../../lifecycle/cancelled-renewal.js';
+import { ISSUING_JOB_TYPES } from '../../lifecycle/issuance-jobs.js';
 import { markAuditResource } from '../../http/route.js';
 
 /** List, get, rename and delete come from the CRUD factory; create and heartbeat are agent-specific. */
@@ -29,8 +33,29 @@ export function agentSpec(k: KernelServices): CrudSpec {
     referencedBy: [{ table: 'targets', column: 'agent_id', noun: 'target' }],
     beforeDelete: async (row, { trx, principal }) => {
       if (typeof row.api_key_id === 'string') await revokeAgentKey(trx, k.audit, principal, row.api_key_id, row.id);
+      await cancelCsrWaits(k, trx, principal, row.id as string);
     },
   };
+}
+
+/**
+ * Issuance and Renewal jobs waiting for this agent's CSR: once the agent is gone
+ * nobody will send one (the FK would only clear jobs.agent_id, leaving the job open
+ * forever and every renew refused with 409). They are cancelled in the delete's
+ * transaction, audited, and a certificate left RenewalInProgress settles back to the
+ * status its expiry gives it, as with any cancelled renewal.
+ */
+async function cancelCsrWaits(k: KernelServices, trx: Knex.Transaction, principal: Principal, agentId: string): Promise<void> {
+  const waiting = (await trx('jobs').where({ agent_id: agentId, status: 'AwaitingCSR' }).whereIn('type', ISSUING_JOB_TYPES)
+    .orderBy('id').forUpdate().select('id')) as { id: string }[];
+  if (!waiting.length) return;
+  const actor = actorOf(principal);
+  const renewed: string[] = [];
+  for (const { id } of waiting) {
+    const res = await k.jobs.cancel(id, { actor, reason: `agent ${agentId} was deleted before it sent the CSR`, trx });
+    if (res.ok && res.job.type === 'Renewal' && res.job.certificate_id) renewed.push(res.job.certificate_id);
+  }
+  await settleCancelledRenewals(trx, k.audit, { now: new Date(), certificateIds: [...new Set(renewed)], actor });
 }
 
 const createBody = {

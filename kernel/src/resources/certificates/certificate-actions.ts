@@ -63,7 +63,7 @@ export async function setCertificateTargets(k: KernelServices, principal: Princi
     const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.edit'], { lock: true });
     principal.require('cert.edit', cert);
     if (cert.status === 'Archived') throw appError('INVALID_STATE', `Certificate ${id} is archived and cannot be edited`);
-    const { added, removed } = await replaceTargets(trx, id, targetIds);
+    const { added, removed } = await replaceTargets(trx, principal, id, targetIds);
     if (!added.length && !removed.length) return;
     await trx('managed_certificates').where({ id }).update({ updated_at: now });
     await k.audit.append({

@@ -41,12 +41,17 @@ export const CERTIFICATE_FIELDS = [
   'last_renewal_at', 'last_deployment_at', 'revoked_at', 'revocation_reason', 'created_at', 'updated_at',
 ] as const;
 
-export function serializeCertificate(row: CertificateRow): Record<string, unknown> & { id: string } {
+/**
+ * `detail` adds what only the single-certificate read carries (not a list column):
+ * `renewal_info`, the CA's renewal window (lifecycle/renewal-info.ts), null when none.
+ */
+export function serializeCertificate(row: CertificateRow, detail?: { renewal_info: unknown }): Record<string, unknown> & { id: string } {
   const out: Record<string, unknown> = {};
   for (const f of CERTIFICATE_FIELDS) out[f] = row[f] ?? null;
   out.sans = row.sans ?? [];
   out.tags = row.tags ?? {};
   out.environment = row.environment ?? '';
+  if (detail) out.renewal_info = detail.renewal_info ?? null;
   return out as Record<string, unknown> & { id: string };
 }
 

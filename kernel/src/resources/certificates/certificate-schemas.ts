@@ -59,5 +59,13 @@ export const certificateSchema: JsonSchema = {
     owner_id: str, issuer_id: str, profile_id: str, renewal_policy_id: str, agent_id: str, serial_number: str, fingerprint_sha256: str,
     key_algorithm: str, key_size: { type: ['integer', 'null'] }, not_before: ts, expires_at: ts, tags: { type: 'object' },
     last_renewal_at: ts, last_deployment_at: ts, revoked_at: ts, revocation_reason: str, created_at: ts, updated_at: ts,
+    renewal_info: {
+      type: ['object', 'null'],
+      description: 'GET /certificates/{id} only: the renewal window the issuer suggests (ACME ARI, RFC 9773) for the current version, and the renewal time picked in it',
+      properties: {
+        suggested_window: { type: ['object', 'null'], properties: { start: ts, end: ts } },
+        selected_at: ts, explanation_url: str, checked_at: ts, next_check_at: ts, last_error: str,
+      },
+    },
   },
 };

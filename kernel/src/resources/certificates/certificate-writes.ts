@@ -30,6 +30,18 @@ export interface CertificateInput {
 /** Fields that decide what gets issued: fixed once the certificate has left Pending. */
 const ISSUANCE_FIELDS = ['common_name', 'issuer_id', 'profile_id'] as const;
 
+/**
+ * Fields an open issuing job (and its approval request) was created for: none of them
+ * changes until that job ends, so what is issued is what was asked for and approved.
+ */
+const SUBJECT_FIELDS = ['common_name', 'sans', 'issuer_id', 'profile_id'] as const;
+
+const sameSans = (a: readonly string[], b: readonly string[]) => {
+  const x = [...new Set(a)].sort();
+  const y = [...new Set(b)].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+};
+
 const jsonb = (v: unknown) => JSON.stringify(v);
 
 /**
@@ -62,7 +74,7 @@ export async function createCertificate(k: KernelServices, principal: Principal,
       created_at: now,
       updated_at: now,
     }).returning('*')) as CertificateRow[];
-    if (input.target_ids?.length) await replaceTargets(trx, id, input.target_ids);
+    if (input.target_ids?.length) await replaceTargets(trx, principal, id, input.target_ids);
     const actor = actorOf(principal);
     await k.audit.append({
       category: 'lifecycle', ...actor, action: 'certificate_created', resource_type: 'certificate', resource_id: id,
@@ -74,9 +86,11 @@ export async function createCertificate(k: KernelServices, principal: Principal,
 }
 
 /**
- * Edits a certificate. Naming, ownership, policy, agent, tags and SANs may change
- * at any time (SANs apply from the next issuance); issuer, profile and common
- * name only while it is still Pending. An archived certificate is read-only.
+ * Edits a certificate. Naming, ownership, policy, agent and tags may change at any
+ * time; SANs whenever no issuing job is open (they apply from the next issuance);
+ * issuer, profile and common name only while it is still Pending and no issuing job
+ * is open, which for a Pending certificate means its first Issuance was cancelled or
+ * failed. An archived certificate is read-only.
  */
 export async function updateCertificate(k: KernelServices, principal: Principal, id: string, input: CertificateInput): Promise<CertificateRow> {
   const sans = input.sans === undefined ? undefined : normaliseSans(input.sans);
@@ -91,6 +105,16 @@ export async function updateCertificate(k: KernelServices, principal: Principal,
     }
     const next = { profile_id: input.profile_id === undefined ? existing.profile_id : input.profile_id, issuer_id: input.issuer_id ?? existing.issuer_id };
     if (changedIssuance.length) principal.require('cert.edit', next);
+    const changedSubject = SUBJECT_FIELDS.filter((f) => (f === 'sans'
+      ? sans !== undefined && !sameSans(sans, existing.sans ?? [])
+      : input[f] !== undefined && input[f] !== existing[f]));
+    if (changedSubject.length) {
+      // Else a job approved (or queued) for one set of names would issue another.
+      const open = (await openIssuingJobs(trx, [id])).get(id);
+      if (open) {
+        throw appError('ISSUANCE_JOB_OPEN', `${changedSubject.join(', ')} cannot change while ${open.type} job ${open.id} is ${open.status}; ${open.status === 'Running' ? 'wait for it to finish' : `cancel the open job first (POST /api/v1/jobs/${open.id}/cancel)`}`);
+      }
+    }
     const refs = Object.fromEntries((['owner_id', 'issuer_id', 'profile_id', 'renewal_policy_id', 'agent_id'] as const)
       .filter((f) => input[f] !== undefined && input[f] !== existing[f]).map((f) => [f, input[f]]));
     const resolved = await checkReferences(trx, refs);
@@ -116,9 +140,9 @@ export async function updateCertificate(k: KernelServices, principal: Principal,
 
 /**
  * A queued (not yet started, not held for approval) issuing job follows the
- * certificate's new profile and agent: a profile that now requires approval
- * holds the job, so switching profiles cannot skip an approval; an agent
- * assigned or removed changes who produces the CSR.
+ * certificate's new agent: an agent assigned or removed changes who produces the
+ * CSR. (A profile cannot change under an open job, see SUBJECT_FIELDS; were it to,
+ * a profile that requires approval would hold the job here, never skip it.)
  */
 async function rerouteWaitingJob(
   k: KernelServices,

@@ -13,6 +13,7 @@ import { createCertificate, deleteCertificate, updateCertificate } from './certi
 import { markAuditResource } from '../../http/route.js';
 import { certificateExportRoutes } from './certificate-export.js';
 import { certificateBulkRoutes } from './certificate-bulk-routes.js';
+import { renewalInfoView } from '../../lifecycle/renewal-info.js';
 
 const VERSION_FIELDS = ['id', 'certificate_id', 'serial_number', 'fingerprint_sha256', 'not_before', 'not_after', 'key_algorithm', 'key_size', 'pem_chain', 'csr_pem', 'created_at'] as const;
 
@@ -48,7 +49,8 @@ export function certificateRoutes(k: KernelServices): RouteDef[] {
       method: 'GET', path: `${base}/:id`, access: 'cert.read', tag, summary: 'Get a certificate', response: { schema: certificateSchema },
       handler: async (ctx, { params, principal }) => {
         mark(ctx, params.id);
-        return serializeCertificate(await loadVisibleCertificate(knex, params.id, principal, ['cert.read']));
+        const cert = await loadVisibleCertificate(knex, params.id, principal, ['cert.read']);
+        return serializeCertificate(cert, { renewal_info: await renewalInfoView(knex, cert) });
       },
     },
     {

@@ -55,6 +55,7 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
     case 'issuance.enroll':
     case 'issuance.revoke':
     case 'issuance.caChain':
+    case 'issuance.checkHttp01':
       return isRecord(v.request) ? { ok: true, op: { op: v.op, request: v.request } } : bad(`${v.op}: the request must be an object`);
     case 'fs.remove':
       return isName(v.path) ? { ok: true, op: { op: 'fs.remove', path: v.path } } : bad('fs.remove: path must be a string');

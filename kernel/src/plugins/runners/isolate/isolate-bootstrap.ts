@@ -240,6 +240,7 @@ export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, 
         enroll: function enroll(request) { return hostOp({ op: 'issuance.enroll', request: jsonArg(request) }); },
         revoke: function revoke(request) { return hostOp({ op: 'issuance.revoke', request: jsonArg(request) }); },
         caChain: function caChain(request) { return hostOp({ op: 'issuance.caChain', request: jsonArg(request) }); },
+        checkHttp01: function checkHttp01(request) { return hostOp({ op: 'issuance.checkHttp01', request: jsonArg(request) }); },
       },
       fs: {
         read: function read(path) { return hostOp({ op: 'fs.read', path: StringCtor(path) }); },

@@ -156,6 +156,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       enroll: async (request) => (await send({ op: 'issuance.enroll', request: asJson(request, 'issuance.enroll request') })) as never,
       revoke: async (request) => (await send({ op: 'issuance.revoke', request: asJson(request, 'issuance.revoke request') })) as never,
       caChain: async (request) => (await send({ op: 'issuance.caChain', request: asJson(request, 'issuance.caChain request') })) as never,
+      checkHttp01: async (request) => (await send({ op: 'issuance.checkHttp01', request: asJson(request, 'issuance.checkHttp01 request') })) as never,
     },
     fs: {
       read: async (path) => (await send({ op: 'fs.read', path: String(path) })) as string,

@@ -1,0 +1,154 @@
+import type { Knex } from 'knex';
+import type { AuditActor } from '../audit/audit-log.js';
+import type { KernelServices } from '../kernel-services.js';
+import { storeIssued, type IssuedRecord, type StoredIssuance } from './issuance-store.js';
+
+/** Runs first inside the store transaction; throws to refuse that one record (the job handler checks its lease). */
+export type StoreFence = (trx: Knex.Transaction) => Promise<void>;
+
+interface Waiting {
+  record: IssuedRecord;
+  actor: AuditActor;
+  fence: StoreFence | undefined;
+  resolve: (stored: StoredIssuance) => void;
+  reject: (err: unknown) => void;
+}
+
+type StoreServices = Pick<KernelServices, 'db' | 'log' | 'audit' | 'config'>;
+
+/** Most records one transaction stores (bounds its statements' parameter arrays and its lock time). */
+export const MAX_BATCH = 256;
+
+/**
+ * Group commit for issued certificates. Every stored certificate needs its audit
+ * event in the same transaction, and every audit append serialises on the
+ * chain's lock until commit, so one transaction per certificate caps a database
+ * at one certificate per commit (a flush to disk on a durable PostgreSQL). Here
+ * concurrent issuances that finish while a store is committing wait for it and
+ * are then written together: one transaction, one storeIssued (one statement for
+ * versions, certificates and deployment jobs) and one audit append per batch.
+ *
+ * Guarantees kept per record: its fence runs inside the batch's transaction in a
+ * savepoint of its own, so a record whose fence refuses (a job lease lost) is
+ * rejected alone and the others are stored; a batch whose store fails is retried
+ * record by record, each in its own transaction, so one bad record (a second
+ * version for a job, say) cannot lose or fail its neighbours. Two records for the
+ * same certificate never share a batch (the later one waits for the next), so the
+ * certificate row ends at the last version stored. A crash loses only uncommitted
+ * work, which the jobs retry (a version carries its job id, unique).
+ */
+export class IssuanceStoreQueue {
+  private waiting: Waiting[] = [];
+  private running = false;
+
+  constructor(private readonly k: StoreServices, private readonly maxBatch = MAX_BATCH) {}
+
+  store(record: IssuedRecord, actor: AuditActor, fence?: StoreFence): Promise<StoredIssuance> {
+    return new Promise<StoredIssuance>((resolve, reject) => {
+      this.waiting.push({ record, actor, fence, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length) {
+        const batch = this.take();
+        await this.write(batch);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** The oldest waiting records, at most one per certificate and maxBatch in all. */
+  private take(): Waiting[] {
+    const batch: Waiting[] = [];
+    const rest: Waiting[] = [];
+    const certs = new Set<string>();
+    for (const w of this.waiting) {
+      if (batch.length < this.maxBatch && !certs.has(w.record.certificateId)) {
+        certs.add(w.record.certificateId);
+        batch.push(w);
+      } else rest.push(w);
+    }
+    this.waiting = rest;
+    return batch;
+  }
+
+  private async write(batch: Waiting[]): Promise<void> {
+    if (batch.length === 1) return this.writeAlone(batch[0]);
+    let results: Map<Waiting, StoredIssuance>;
+    const refused = new Map<Waiting, unknown>();
+    try {
+      results = await this.k.db.knex.transaction(async (trx) => {
+        const kept: Waiting[] = [];
+        for (const w of batch) {
+          if (!w.fence) {
+            kept.push(w);
+            continue;
+          }
+          try {
+            // A savepoint: a fence that fails rolls back only what it did.
+            await trx.transaction(async (sp) => w.fence!(sp));
+            kept.push(w);
+          } catch (err) {
+            refused.set(w, err);
+          }
+        }
+        return this.storeAll(trx, kept);
+      });
+    } catch (err) {
+      this.k.log.warn({ err: (err as Error)?.message ?? String(err), records: batch.length }, 'batched certificate store failed; storing one by one');
+      for (const w of batch) await this.writeAlone(w);
+      return;
+    }
+    for (const w of batch) {
+      const stored = results.get(w);
+      if (stored) w.resolve(stored);
+      else w.reject(refused.get(w));
+    }
+  }
+
+  private async writeAlone(w: Waiting): Promise<void> {
+    try {
+      const stored = await this.k.db.knex.transaction(async (trx) => {
+        await w.fence?.(trx);
+        return this.storeAll(trx, [w]);
+      });
+      w.resolve(stored.get(w)!);
+    } catch (err) {
+      w.reject(err);
+    }
+  }
+
+  /** One storeIssued per actor (the audit rows and deployment jobs name it); nearly always one. */
+  private async storeAll(trx: Knex.Transaction, items: Waiting[]): Promise<Map<Waiting, StoredIssuance>> {
+    const out = new Map<Waiting, StoredIssuance>();
+    const byActor = new Map<string, Waiting[]>();
+    for (const w of items) {
+      const key = `${w.actor.actor_type}\0${w.actor.actor}`;
+      const group = byActor.get(key);
+      if (group) group.push(w);
+      else byActor.set(key, [w]);
+    }
+    for (const group of byActor.values()) {
+      const stored = await storeIssued(this.k, trx, group.map((w) => w.record), { actor: group[0].actor, now: new Date() });
+      group.forEach((w, i) => out.set(w, stored[i]));
+    }
+    return out;
+  }
+}
+
+/** One queue per database handle (a kernel), made on first use. */
+const queues = new WeakMap<Knex, IssuanceStoreQueue>();
+
+export function issuanceStoreQueue(k: StoreServices): IssuanceStoreQueue {
+  let q = queues.get(k.db.knex);
+  if (!q) {
+    q = new IssuanceStoreQueue(k);
+    queues.set(k.db.knex, q);
+  }
+  return q;
+}

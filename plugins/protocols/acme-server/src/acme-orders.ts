@@ -1,0 +1,170 @@
+import { isIP } from 'node:net';
+import type { ProtocolHttpResponse } from '@certctl/sdk';
+import { authenticate } from './acme-auth.js';
+import { fail, json, randomId, type AcmeRequest } from './acme-http.js';
+import type { AcmeState, Authz, Identifier, Order } from './acme-state.js';
+import { checkBinding } from './eab.js';
+import { publicKeyOf, thumbprint } from './jws.js';
+
+/*
+ * Accounts, orders, authorizations and challenges (RFC 8555 7.3-7.5). In
+ * trust_authenticated mode an order's authorizations are valid as soon as they
+ * exist: a registered account may order any name, and the certctl profile
+ * (required SAN patterns, key rules, policies, approval) decides what is issued.
+ */
+
+const DAY_MS = 86_400_000;
+const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export const accountUrl = (r: AcmeRequest, id: string) => `${r.root}/acct/${id}`;
+const orderUrl = (r: AcmeRequest, id: string) => `${r.root}/order/${id}`;
+const authzUrl = (r: AcmeRequest, id: string) => `${r.root}/authz/${id}`;
+const challengeUrl = (r: AcmeRequest, id: string) => `${r.root}/chall/${id}`;
+
+export function orderJson(r: AcmeRequest, id: string, o: Order): Record<string, unknown> {
+  return {
+    status: o.status,
+    expires: o.expires,
+    identifiers: o.identifiers,
+    authorizations: o.authorizations.map((a) => authzUrl(r, a)),
+    finalize: `${orderUrl(r, id)}/finalize`,
+    ...(o.notBefore ? { notBefore: o.notBefore } : {}),
+    ...(o.notAfter ? { notAfter: o.notAfter } : {}),
+    ...(o.status === 'valid' ? { certificate: `${r.root}/cert/${id}` } : {}),
+    ...(o.error ? { error: { ...o.error, status: 403 } } : {}),
+  };
+}
+
+export function challengeJson(r: AcmeRequest, id: string, a: Authz): Record<string, unknown> {
+  return {
+    type: 'http-01', url: challengeUrl(r, id), token: a.token, status: a.status,
+    ...(a.validated ? { validated: a.validated } : {}),
+    ...(a.error ? { error: { ...a.error, status: 403 } } : {}),
+  };
+}
+
+function authzJson(r: AcmeRequest, id: string, a: Authz): Record<string, unknown> {
+  return {
+    status: a.status,
+    expires: a.expires,
+    identifier: { type: a.identifier.type, value: a.identifier.value.replace(/^\*\./, '') },
+    ...(a.identifier.value.startsWith('*.') ? { wildcard: true } : {}),
+    challenges: [challengeJson(r, id, a)],
+  };
+}
+
+const contactsOf = (payload: Record<string, unknown>): string[] => {
+  const contact = payload.contact ?? [];
+  if (!Array.isArray(contact) || contact.length > 10 || !contact.every((c) => typeof c === 'string' && /^mailto:[^\s,]{3,254}$/.test(c))) {
+    return fail('malformed', 'contact must be a list of mailto: URLs', 400);
+  }
+  return contact as string[];
+};
+
+export async function newAccount(r: AcmeRequest, state: AcmeState): Promise<ProtocolHttpResponse> {
+  const auth = await authenticate(r, state, 'jwk');
+  if (auth.by !== 'jwk') return fail('malformed', 'new-account needs the jwk header');
+  const payload = (auth.payload ?? {}) as Record<string, unknown>;
+  if (typeof payload !== 'object' || Array.isArray(payload)) fail('malformed', 'the payload must be an object');
+  const id = await state.accountIdForKey(auth.accountId);
+  const existing = await state.account(id);
+  if (existing) {
+    // acct:<first key> outlives a rollover: the old key no longer opens it.
+    const current = publicKeyOf(existing.jwk);
+    if ('problem' in current || thumbprint(current) !== auth.accountId) fail('unauthorized', 'this key was replaced by a key rollover', 401);
+    return json(200, { status: existing.status, contact: existing.contact, orders: `${accountUrl(r, id)}/orders` }, { Location: accountUrl(r, id) });
+  }
+  const location = { Location: accountUrl(r, auth.accountId) };
+  if (payload.onlyReturnExisting === true) fail('accountDoesNotExist', 'no account exists for this key');
+  if (r.eabRequired && payload.externalAccountBinding === undefined) fail('externalAccountRequired', 'this directory needs an external account binding');
+  const eab = payload.externalAccountBinding === undefined ? undefined : await checkBinding(r, payload.externalAccountBinding, auth.key);
+  const account = {
+    status: 'valid' as const, jwk: auth.key.export({ format: 'jwk' }), contact: contactsOf(payload), createdAt: new Date(r.ctx.clock.now()).toISOString(),
+    ...(eab ? { eab } : {}),
+  };
+  await state.saveAccount(auth.accountId, account);
+  r.ctx.log.info('ACME account created', { account: auth.accountId });
+  return json(201, { status: account.status, contact: account.contact, orders: `${accountUrl(r, auth.accountId)}/orders` }, location);
+}
+
+/** POST to the account URL: read it, update its contacts, or deactivate it. */
+export async function updateAccount(r: AcmeRequest, state: AcmeState, id: string): Promise<ProtocolHttpResponse> {
+  const auth = await authenticate(r, state, 'kid');
+  if (auth.by !== 'kid' || auth.accountId !== id) return fail('unauthorized', 'an account can only be managed with its own key', 401);
+  const payload = auth.payload as Record<string, unknown> | null;
+  const account = { ...auth.account };
+  if (payload && typeof payload === 'object') {
+    if (payload.contact !== undefined) account.contact = contactsOf(payload);
+    if (payload.status === 'deactivated') account.status = 'deactivated';
+    else if (payload.status !== undefined) fail('malformed', 'status can only be set to deactivated');
+    await state.saveAccount(id, account);
+  }
+  return json(200, { status: account.status, contact: account.contact, orders: `${accountUrl(r, id)}/orders` }, { Location: accountUrl(r, id) });
+}
+
+function identifiersOf(payload: unknown): Identifier[] {
+  const list = (payload as { identifiers?: unknown } | null)?.identifiers;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 100) return fail('malformed', 'identifiers must be a list of 1 to 100 identifiers');
+  const seen = new Set<string>();
+  const out: Identifier[] = [];
+  for (const id of list as { type?: unknown; value?: unknown }[]) {
+    if (!id || typeof id.value !== 'string') fail('malformed', 'each identifier needs a type and a value');
+    const value = (id.value as string).toLowerCase();
+    if (id.type === 'dns') {
+      if (value.length > 253 || !DNS_NAME.test(value)) fail('rejectedIdentifier', `${String(id.value).slice(0, 80)} is not a DNS name`);
+    } else if (id.type === 'ip') {
+      if (!isIP(value)) fail('rejectedIdentifier', `${String(id.value).slice(0, 80)} is not an IP address`);
+    } else {
+      fail('unsupportedIdentifier', `identifier type ${String(id.type).slice(0, 20)} is not supported`);
+    }
+    if (!seen.has(`${id.type}:${value}`)) out.push({ type: id.type as Identifier['type'], value });
+    seen.add(`${id.type}:${value}`);
+  }
+  return out;
+}
+
+export async function newOrder(r: AcmeRequest, state: AcmeState): Promise<ProtocolHttpResponse> {
+  const auth = await authenticate(r, state, 'kid');
+  if (r.eabRequired && (auth.by !== 'kid' || !auth.account.eab)) fail('unauthorized', 'this directory only serves accounts bound to an external account', 403);
+  const identifiers = identifiersOf(auth.payload);
+  const p = (auth.payload ?? {}) as { notBefore?: unknown; notAfter?: unknown };
+  for (const f of ['notBefore', 'notAfter'] as const) if (p[f] !== undefined && (typeof p[f] !== 'string' || Number.isNaN(Date.parse(p[f] as string)))) fail('malformed', `${f} must be an RFC 3339 time`);
+  const now = r.ctx.clock.now();
+  const expires = new Date(now + 7 * DAY_MS).toISOString();
+  const orderId = randomId(12);
+  const authorizations: string[] = [];
+  const trusted = r.mode === 'trust_authenticated';
+  if (!trusted) {
+    const wildcard = identifiers.find((i) => i.value.startsWith('*.'));
+    if (wildcard) fail('rejectedIdentifier', `${wildcard.value}: wildcard names need dns-01, which this server does not offer`);
+  }
+  for (const identifier of identifiers) {
+    const id = randomId(12);
+    authorizations.push(id);
+    // trust_authenticated: the account's own authentication is the authorization; otherwise http-01 proves it.
+    await state.saveAuthz(id, { account: auth.accountId, order: orderId, identifier, status: trusted ? 'valid' : 'pending', expires, token: randomId(32) });
+  }
+  const order: Order = {
+    account: auth.accountId, profileKey: r.profileKey, status: trusted ? 'ready' : 'pending', expires, identifiers, authorizations,
+    ...(p.notBefore ? { notBefore: p.notBefore as string } : {}), ...(p.notAfter ? { notAfter: p.notAfter as string } : {}),
+  };
+  await state.saveOrder(orderId, order);
+  return json(201, orderJson(r, orderId, order), { Location: orderUrl(r, orderId) });
+}
+
+/** An order, authorization or challenge of the caller's account, or accountDoesNotExist-style refusal. */
+export async function ownOrder(r: AcmeRequest, state: AcmeState, id: string): Promise<{ accountId: string; order: Order; payload: unknown }> {
+  const auth = await authenticate(r, state, 'kid');
+  const order = await state.order(id);
+  if (!order || order.account !== auth.accountId) return fail('malformed', 'no such order', 404);
+  return { accountId: auth.accountId, order, payload: auth.payload };
+}
+
+export async function getAuthz(r: AcmeRequest, state: AcmeState, id: string): Promise<ProtocolHttpResponse> {
+  const auth = await authenticate(r, state, 'kid');
+  const a = await state.authz(id);
+  if (!a || a.account !== auth.accountId) return fail('malformed', 'no such authorization', 404);
+  return json(200, authzJson(r, id, a));
+}
+
+export const authzLink = (r: AcmeRequest, id: string) => `<${authzUrl(r, id)}>;rel="up"`;

@@ -1,0 +1,135 @@
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SYSTEM_ACTOR } from '../../kernel/src/audit/audit-log.js';
+import { IssuanceError } from '../../kernel/src/lifecycle/issuance-failure.js';
+import { IssuanceStoreQueue } from '../../kernel/src/lifecycle/issuance-batch.js';
+import type { IssuedRecord } from '../../kernel/src/lifecycle/issuance-store.js';
+import { issueCertificate } from '../../kernel/src/lifecycle/issuance-service.js';
+import { makeTestPki, type TestPki } from '../plugins/runtime/test-pki.js';
+import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
+import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
+import { issuanceEnv, seedIssuance, versionsOf } from './issuance-support.js';
+
+/**
+ * Group commit of issued certificates (issuance-batch.ts): records stored
+ * together keep every per-record guarantee — a fence that refuses or a record
+ * that cannot be stored fails alone, nothing is lost or stored twice, each
+ * certificate has its audit event, and the audit chain stays intact.
+ */
+describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
+  let t: TestKernel;
+  let knex: Knex;
+  let pki: TestPki;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await startTestKernel({ env: issuanceEnv() });
+    knex = t.kernel.db.knex;
+    await seedIssuance(knex);
+    pki = makeTestPki();
+  });
+  afterAll(async () => {
+    pki?.cleanup();
+    await t?.stop();
+  });
+
+  async function certificates(count: number): Promise<string[]> {
+    const ids = Array.from({ length: count }, () => `mc-batch-${process.pid}-${++n}`);
+    await knex('managed_certificates').insert(ids.map((id) => ({ id, name: id, common_name: 'batch.example.com', sans: JSON.stringify(['batch.example.com']), status: 'Pending', issuer_id: 'iss-issue' })));
+    return ids;
+  }
+
+  /** A record as the issuance service hands it over (the store checks no PEM: the service parsed it before). */
+  const record = (certificateId: string, jobId: string | null = null): IssuedRecord => ({
+    certificateId, commonName: 'batch.example.com', type: 'Issuance', jobId, csrPem: 'csr', serverKey: false, issuerId: 'iss-issue', profileId: null, policy: null,
+    leaf: {
+      pemChain: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n', serialNumber: crypto.randomBytes(8).toString('hex'),
+      fingerprintSha256: crypto.randomBytes(32).toString('hex'), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keyAlgorithm: 'ECDSA', keySize: 256,
+    },
+  });
+
+  const issuedEvents = (ids: string[]) => knex('audit_events').whereIn('resource_id', ids).where({ action: 'certificate_issued' }).select('resource_id', 'details');
+
+  it('stores records queued while a store commits together: one transaction, each with its version and audit event', async () => {
+    const queue = new IssuanceStoreQueue(t.kernel);
+    const ids = await certificates(6);
+    // The first store starts at once; the five queued meanwhile go in one batch.
+    const stored = await Promise.all(ids.map((id) => queue.store(record(id), SYSTEM_ACTOR)));
+    expect(stored.map((s) => s.certificateId)).toEqual(ids);
+    const versions = await knex('certificate_versions').whereIn('certificate_id', ids).select('id', 'certificate_id', 'created_at');
+    expect(versions).toHaveLength(6);
+    expect(new Set(versions.map((v) => v.id))).toEqual(new Set(stored.map((s) => s.versionId)));
+    // One batch shares its store time: the five later versions carry one created_at.
+    const later = versions.filter((v) => v.certificate_id !== ids[0]).map((v) => new Date(v.created_at).getTime());
+    expect(new Set(later).size).toBe(1);
+    const events = await issuedEvents(ids);
+    expect(events.map((e) => e.resource_id).sort()).toEqual([...ids].sort());
+    for (const id of ids) expect((await knex('managed_certificates').where({ id }).first()).status).toBe('Active');
+    expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+
+  it('a record whose fence refuses is rejected alone; the others in its batch are stored', async () => {
+    const queue = new IssuanceStoreQueue(t.kernel);
+    const ids = await certificates(5);
+    let fenced = 0;
+    const outcomes = await Promise.allSettled(ids.map((id, i) => queue.store(record(id), SYSTEM_ACTOR, async (trx) => {
+      fenced++;
+      // The fence writes before refusing: its savepoint must take that back.
+      await trx('managed_certificates').where({ id }).update({ status: 'Failed' });
+      if (i === 3) throw new IssuanceError('lease lost', true);
+    })));
+    expect(fenced).toBe(5);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(((outcomes[3] as PromiseRejectedResult).reason as Error).message).toBe('lease lost');
+    expect(await versionsOf(knex, ids[3])).toHaveLength(0);
+    expect((await knex('managed_certificates').where({ id: ids[3] }).first()).status).toBe('Pending');
+    expect((await issuedEvents(ids)).map((e) => e.resource_id).sort()).toEqual([ids[0], ids[1], ids[2], ids[4]].sort());
+    for (const i of [0, 1, 2, 4]) expect(await versionsOf(knex, ids[i])).toHaveLength(1);
+    expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+
+  it('a record that cannot be stored (a second version for its job) fails alone: the batch is retried record by record', async () => {
+    const queue = new IssuanceStoreQueue(t.kernel);
+    const ids = await certificates(5);
+    const jobId = `job-batch-${process.pid}-${n}`;
+    await queue.store(record(ids[0], jobId), SYSTEM_ACTOR);
+    const outcomes = await Promise.allSettled([
+      queue.store(record(ids[1]), SYSTEM_ACTOR),
+      queue.store(record(ids[2]), SYSTEM_ACTOR),
+      queue.store(record(ids[3], jobId), SYSTEM_ACTOR),
+      queue.store(record(ids[4]), SYSTEM_ACTOR),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(await knex('certificate_versions').where({ job_id: jobId }).select('certificate_id')).toEqual([{ certificate_id: ids[0] }]);
+    for (const id of [ids[1], ids[2], ids[4]]) expect(await versionsOf(knex, id)).toHaveLength(1);
+    expect(await versionsOf(knex, ids[3])).toHaveLength(0);
+    expect((await issuedEvents(ids)).map((e) => e.resource_id).sort()).toEqual([ids[0], ids[1], ids[2], ids[4]].sort());
+    expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+
+  it('two records for one certificate go to separate batches; the certificate ends at the later version', async () => {
+    const queue = new IssuanceStoreQueue(t.kernel);
+    const [first, cert] = await certificates(2);
+    const a = record(cert);
+    const b = record(cert);
+    const [, sa, sb] = await Promise.all([queue.store(record(first), SYSTEM_ACTOR), queue.store(a, SYSTEM_ACTOR), queue.store(b, SYSTEM_ACTOR)]);
+    expect(sa.versionId).not.toBe(sb.versionId);
+    expect(await versionsOf(knex, cert)).toHaveLength(2);
+    expect((await knex('managed_certificates').where({ id: cert }).first()).serial_number).toBe(b.leaf.serialNumber);
+  });
+
+  it('concurrent issuances through the service: every certificate stored once, audited once, chain intact', async () => {
+    const ids = await certificates(12);
+    const csr = pki.csr(`batch-${n}`, { subject: '/CN=batch.example.com', sans: 'DNS:batch.example.com' });
+    const out = await Promise.all(ids.map((certificateId) => issueCertificate(t.kernel, { certificateId, type: 'Issuance', csrPem: csr })));
+    expect(out.every((o) => o.status === 'issued')).toBe(true);
+    const versions = await knex('certificate_versions').whereIn('certificate_id', ids).select('certificate_id', 'serial_number');
+    expect(versions.map((v) => v.certificate_id).sort()).toEqual([...ids].sort());
+    const events = await issuedEvents(ids);
+    expect(events).toHaveLength(12);
+    const serialOf = new Map(versions.map((v) => [v.certificate_id, v.serial_number]));
+    for (const e of events) expect((typeof e.details === 'string' ? JSON.parse(e.details) : e.details).serial_number).toBe(serialOf.get(e.resource_id));
+    expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+});
