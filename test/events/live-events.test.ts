@@ -105,6 +105,19 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('live events over WebSocket', () => {
     expect(watcher.events().every((e) => e.topic === 'job' || e.topic === 'approval')).toBe(true);
   });
 
+  it('honours profile scopes through the event hints', async () => {
+    expect((await t.api.post('/api/v1/profiles', { id: 'prof-live', name: 'live' })).status).toBe(201);
+    const scopedKey = await t.keyWithRole('viewer', { scope_type: 'profile', scope_id: 'prof-live' });
+    const scoped = connect();
+    await scoped.authenticate(scopedKey);
+    const lifecycle = (id: string, profile: string) => ({
+      category: 'lifecycle' as const, actor: 'system', actor_type: 'system', action: 'certificate_updated', resource_type: 'certificate', resource_id: id, details: { profile_id: profile },
+    });
+    await t.kernel.audit.append([lifecycle('mc-other-profile', 'prof-elsewhere'), lifecycle('mc-in-scope', 'prof-live')]);
+    await scoped.waitFor((m) => m.event?.resource_id === 'mc-in-scope');
+    expect(scoped.events().map((e) => e.resource_id)).not.toContain('mc-other-profile');
+  });
+
   it('sends heartbeat pings and cuts off a key revoked mid-session', async () => {
     const created = await t.api.post('/api/v1/auth/keys', { name: 'short-lived', roles: [{ role_id: 'role-viewer' }] });
     const c = connect();

@@ -119,6 +119,23 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     expect((await knex('managed_certificates').where({ id: cert }).first()).serial_number).toBe(b.leaf.serialNumber);
   });
 
+  it('an issuer\'s changed config applies to the very next issuance (opened configs are reused only while the row is unchanged)', async () => {
+    await knex('issuers').insert({ id: 'iss-cache', name: 'Test CA (cache)', type: 'test-ca-issuer', config: JSON.stringify({ behaviour: 'issue' }) });
+    await knex('managed_certificates').update({ issuer_id: 'iss-cache' }).whereIn('id', await certificates(3));
+    const ids = (await knex('managed_certificates').where({ issuer_id: 'iss-cache' }).orderBy('id').select('id')).map((r) => r.id as string);
+    const csr = pki.csr(`cache-${n}`, { subject: '/CN=batch.example.com', sans: 'DNS:batch.example.com' });
+    const issue = (certificateId: string) => issueCertificate(t.kernel, { certificateId, type: 'Issuance', csrPem: csr });
+    expect((await issue(ids[0])).status).toBe('issued');
+    await knex('issuers').where({ id: 'iss-cache' }).update({ config: JSON.stringify({ behaviour: 'deny' }) });
+    await expect(issue(ids[1])).rejects.toMatchObject({ kind: 'denied' });
+    await knex('issuers').where({ id: 'iss-cache' }).update({ config: JSON.stringify({ behaviour: 'issue' }) });
+    expect((await issue(ids[1])).status).toBe('issued');
+    // The host reads the row on every call of its own, so a disabled instance is refused at once.
+    await knex('issuers').where({ id: 'iss-cache' }).update({ enabled: false });
+    await expect(t.kernel.pluginHost.call('test-ca-issuer', 'iss-cache', 'issue', { certificateId: ids[2], csrPem: csr, commonName: 'batch.example.com', sans: [] }))
+      .rejects.toMatchObject({ code: 'unavailable', message: expect.stringContaining('disabled') });
+  });
+
   it('concurrent issuances through the service: every certificate stored once, audited once, chain intact', async () => {
     const ids = await certificates(12);
     const csr = pki.csr(`batch-${n}`, { subject: '/CN=batch.example.com', sans: 'DNS:batch.example.com' });

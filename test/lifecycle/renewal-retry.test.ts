@@ -152,7 +152,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('renewal retries', () => {
 
   it('marks Failed a renewal whose job the reaper failed (its worker died), then retries it', async () => {
     const now = Date.now();
-    const id = await insertIssuedCertificate(knex, { id: 'mc-rt-reaped', status: 'RenewalInProgress', expires_at: days(60, now) });
+    const id = await insertIssuedCertificate(knex, { id: 'mc-rt-reaped', status: 'RenewalInProgress', expires_at: days(60, now), issuer_id: 'iss-issue' });
     await knex('certificate_versions').insert({ id: 'cv-rt-reaped', certificate_id: id, serial_number: 'cd01', fingerprint_sha256: 'e'.repeat(64), not_before: days(-30, now), not_after: days(60, now), pem_chain: 'x', created_at: days(-30, now) });
     const [job] = await t.kernel.jobs.enqueue({ type: 'Renewal', certificate_id: id });
     await knex('jobs').where({ id: job.id }).update({ status: 'Running', attempts: 3, max_attempts: 3, lease_owner: 'replica-gone', lease_expires_at: new Date(Date.now() - 1000) });

@@ -93,16 +93,14 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
     expect(actions.map((a) => a.action)).toEqual(expect.arrayContaining(['certificate_created']));
     expect(actions.every((a) => a.actor === 'est/est-basic:tester' && a.actor_type === 'protocol')).toBe(true);
 
-    // The same CSR with the certificate id collects the same certificate: nothing new is issued.
-    const again = await call('issuance.enroll', enrollReq(csr, { certificateId: r.certificateId }));
-    expect(again).toMatchObject({ status: 'issued', certificateId: r.certificateId, serialNumber: r.serialNumber });
-    expect(await count('certificate_versions', { certificate_id: r.certificateId })).toBe(1);
-
-    // A new CSR renews it.
+    // A new CSR renews it; so does the same CSR again (a client keeping its key and request).
     const renewed = await call('issuance.enroll', enrollReq(makeCsr(tmp.dir, { cn: 'one.pi.test', sans: ['one.pi.test'] }), { certificateId: r.certificateId }));
     expect(renewed).toMatchObject({ status: 'issued', certificateId: r.certificateId });
     expect(renewed.serialNumber).not.toBe(r.serialNumber);
-    expect(await count('certificate_versions', { certificate_id: r.certificateId })).toBe(2);
+    const same = await call('issuance.enroll', enrollReq(csr, { certificateId: r.certificateId }));
+    expect(same).toMatchObject({ status: 'issued', certificateId: r.certificateId });
+    expect(new Set([r.serialNumber, renewed.serialNumber, same.serialNumber]).size).toBe(3);
+    expect(await count('certificate_versions', { certificate_id: r.certificateId })).toBe(3);
   });
 
   it('a CSR the profile refuses: denied with the reason, the new certificate left Failed', async () => {
@@ -140,6 +138,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
     expect(await call('issuance.enroll', enrollReq(csr, { profileId: 'prof-pi-gated', certificateId: r.certificateId }))).toMatchObject({ status: 'pending', approvalId: r.approvalId });
     const job = (await knex('approval_requests').where({ id: r.approvalId }).first('job_id')) as { job_id: string };
     expect((await t.api.post(`/api/v1/jobs/${job.job_id}/reject`, { reason: 'unknown device' })).status).toBe(200);
+    // (Approved, the same request would collect the job's certificate: test/protocols/est.test.ts.)
     expect(await runJob(t, job.job_id)).toMatchObject({ status: 'Cancelled' });
     expect(await call('issuance.enroll', enrollReq(csr, { certificateId: r.certificateId }))).toMatchObject({ status: 'denied' });
     expect(await count('certificate_versions', { certificate_id: r.certificateId })).toBe(0);

@@ -99,8 +99,10 @@ describe.skipIf(!chromiumAvailable())('dashboard end to end (Chromium)', () => {
     await byId(page, 'onboarding-issuer-type').waitFor();
     await screenshot(page, '15-onboarding-ca');
     await byId(page, 'onboarding-next-1').click();
-    await byId(page, 'onboarding-os-docker').click();
-    await expect(byId(page, 'onboarding-install').textContent()).resolves.toContain('docker run');
+    await byId(page, 'onboarding-os-macos').click();
+    const install = await byId(page, 'onboarding-install').textContent();
+    expect(install).toContain('certctl.js agent');
+    expect(install).toContain(`CERTCTL_SERVER_URL=${t.kernel.url}`);
     await expect(byId(page, 'onboarding-agents').textContent()).resolves.toMatch(/0 agent/);
     await screenshot(page, '16-onboarding-agent');
     await byId(page, 'onboarding-next-2').click();

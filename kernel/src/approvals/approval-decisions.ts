@@ -82,9 +82,10 @@ export function approveRequest(k: KernelServices, principal: Principal, id: stri
   const actor = actorOf(principal);
   return decide(k, async (trx) => {
     const req = await openForDecision(trx, principal, id);
-    if (req.requested_by === principal.actor) throw appError('SELF_APPROVAL', `Approval request ${id} was made by ${principal.actor}; someone else must approve it`);
     if (await sameKeyLineage(trx, req.requested_by, principal.actor)) {
-      throw appError('SELF_APPROVAL', `Approval request ${id} was made by ${req.requested_by}, which minted or was minted by ${principal.actor}; a key outside that lineage must approve it`);
+      throw appError('SELF_APPROVAL', req.requested_by === principal.actor
+        ? `Approval request ${id} was made by ${principal.actor}; someone else must approve it`
+        : `Approval request ${id} was made by ${req.requested_by}, which minted or was minted by ${principal.actor}; a key outside that lineage must approve it`);
     }
 
     if (req.kind === 'profile_edit') {

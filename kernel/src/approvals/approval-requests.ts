@@ -49,12 +49,16 @@ export async function subjectsOf(trx: Knex | Knex.Transaction, certificateIds: s
   return out;
 }
 
-/** True when two subjects ask for the same certificate (SANs compared as sets). */
+/** True when two SAN lists name the same set. */
+export function sameSans(a: readonly string[], b: readonly string[]): boolean {
+  const x = [...new Set(a)].sort();
+  const y = [...new Set(b)].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** True when two subjects ask for the same certificate. */
 export function sameSubject(a: ApprovalSubject, b: ApprovalSubject): boolean {
-  const sa = [...new Set(a.sans)].sort();
-  const sb = [...new Set(b.sans)].sort();
-  return a.common_name === b.common_name && a.issuer_id === b.issuer_id && a.profile_id === b.profile_id
-    && sa.length === sb.length && sa.every((v, i) => v === sb[i]);
+  return a.common_name === b.common_name && a.issuer_id === b.issuer_id && a.profile_id === b.profile_id && sameSans(a.sans, b.sans);
 }
 
 /**

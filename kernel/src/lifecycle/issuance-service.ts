@@ -54,16 +54,19 @@ const MAX_RETRY_AFTER_MS = 6 * 3_600_000;
 
 export async function issueCertificate(k: KernelServices, input: IssueInput): Promise<IssueOutcome> {
   const knex = k.db.knex;
-  const ctx = await loadIssuanceContext(k, knex, input.certificateId);
+  // Independent reads overlap: the context and policies from the database while the pool checks the CSR.
+  const [ctx, csr, policies] = await Promise.all([
+    loadIssuanceContext(k, knex, input.certificateId),
+    k.crypto.verifyCsr(input.csrPem),
+    loadApplicablePolicies(knex, input.certificateId),
+  ]);
   const actor = input.actor ?? SYSTEM_ACTOR;
   const now = new Date();
 
-  const csr = await k.crypto.verifyCsr(input.csrPem);
   const checked = enforceProfile(ctx.profile, csr, ctx.cert, { now, requestedNotAfter: input.requestedNotAfter, requestedEkus: input.requestedEkus });
   if (!checked.ok) throw refused(`the CSR breaks the rules for certificate ${ctx.cert.id}: ${checked.problems.join('; ')}`);
   const plan = checked.plan;
 
-  const policies = await loadApplicablePolicies(knex, ctx.cert.id);
   shapeLifetime(plan, policies, now);
   const before = evaluatePolicies(policies, { issuerId: ctx.issuer.id, keyAlgorithm: plan.keyAlgorithm, keySize: plan.keySize, names: plan.sans, notBefore: now, notAfter: plan.notAfter });
   const blocking = before.violations.filter((v) => isBlocking(v.severity));

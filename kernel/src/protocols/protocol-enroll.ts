@@ -119,8 +119,11 @@ async function enrollAgain(k: KernelServices, pluginId: string, req: EnrollReque
   const tags = typeof cert?.tags === 'string' ? (JSON.parse(cert.tags) as Record<string, string>) : cert?.tags;
   if (!cert || tags?.protocol !== pluginId) return denied(`certificate ${id} was not enrolled through ${pluginId}`);
 
-  // The same CSR again: the client is collecting what an earlier (pending) request produced.
-  const version = (await knex('certificate_versions').where({ certificate_id: id, csr_pem: req.csrPem }).orderBy('created_at', 'desc').first('pem_chain')) as { pem_chain: string } | undefined;
+  if (cert.status === 'Revoked' || cert.status === 'Archived') return denied(`certificate ${id} is ${cert.status}`);
+  // The same CSR again: the client is collecting what an earlier pending request produced (a
+  // version a job issued). A byte-identical CSR of a direct issuance is a renewal with the same key.
+  const version = (await knex('certificate_versions').where({ certificate_id: id, csr_pem: req.csrPem }).whereNotNull('job_id')
+    .orderBy('created_at', 'desc').first('pem_chain')) as { pem_chain: string } | undefined;
   if (version) return issuedFrom(id, version.pem_chain);
   const earlier = (await knex('jobs').where({ certificate_id: id }).whereIn('type', ['Issuance', 'Renewal'])
     .whereRaw("payload->>'csr_pem' = ?", [req.csrPem]).orderBy('created_at', 'desc').first()) as JobRow | undefined;
@@ -129,7 +132,6 @@ async function enrollAgain(k: KernelServices, pluginId: string, req: EnrollReque
     return denied(`the enrolment was not granted: ${earlier.last_error ?? earlier.status}`);
   }
 
-  if (cert.status === 'Revoked' || cert.status === 'Archived') return denied(`certificate ${id} is ${cert.status}`);
   // What the certificate is issued under is the certificate's own issuer and profile, not the request's.
   const type = cert.serial_number ? 'Renewal' : 'Issuance';
   const job = await knex.transaction(async (trx) => {

@@ -36,6 +36,7 @@ interface CaRef {
  */
 export class CrlService {
   private readonly memory = new Map<string, { at: number; state: CrlState }>();
+  private readonly firstGeneration = new Map<string, Promise<CrlState>>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
   generated = 0;
@@ -141,7 +142,13 @@ export class CrlService {
     if (row && new Date(row.next_update).getTime() > Date.now()) {
       state = { ...row, crl_number: String(row.crl_number), this_update: new Date(row.this_update), next_update: new Date(row.next_update), der: Buffer.from(row.der) };
     } else {
-      state = await this.generate(ca);
+      // Concurrent first fetches (or fetches of an expired CRL) share one generation.
+      let pending = this.firstGeneration.get(ca.id);
+      if (!pending) {
+        pending = this.generate(ca).finally(() => this.firstGeneration.delete(ca.id));
+        this.firstGeneration.set(ca.id, pending);
+      }
+      state = await pending;
     }
     this.memory.set(memoKey, { at: Date.now(), state });
     return state;

@@ -10,7 +10,7 @@ import { checkReferences, hasVersions, loadVisibleCertificate } from './certific
 import { replaceTargets } from './certificate-targets.js';
 import { normaliseSans } from './subject-names.js';
 import { actorOf } from '../../audit/audit-log.js';
-import { openIssuanceApprovals } from '../../approvals/approval-requests.js';
+import { openIssuanceApprovals, sameSans } from '../../approvals/approval-requests.js';
 
 export interface CertificateInput {
   id?: string;
@@ -35,12 +35,6 @@ const ISSUANCE_FIELDS = ['common_name', 'issuer_id', 'profile_id'] as const;
  * changes until that job ends, so what is issued is what was asked for and approved.
  */
 const SUBJECT_FIELDS = ['common_name', 'sans', 'issuer_id', 'profile_id'] as const;
-
-const sameSans = (a: readonly string[], b: readonly string[]) => {
-  const x = [...new Set(a)].sort();
-  const y = [...new Set(b)].sort();
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-};
 
 const jsonb = (v: unknown) => JSON.stringify(v);
 
