@@ -27,8 +27,10 @@ const CACHE_MAX = 1000;
 /**
  * Remembers opened instance configs so a busy instance (an issuer signing
  * thousands of certificates) is not decrypted, cloned and schema-checked on
- * every call. The row is still read on every call, so a change made anywhere
- * (another replica included) applies to the next call: the cached result is used
+ * every call. The row is still read on every call (or handed over by a caller
+ * that has just read it), so a change made anywhere (another replica included)
+ * applies to the next call. Only the clear part is kept, never a decrypted
+ * secret. The cached result is used
  * only when the row's type, enabled flag, clear config and sealed config are
  * byte for byte what produced it, and the plugin's catalog entry (its schema) is
  * the same object. Nothing cached is ever handed out: callers get a fresh copy.
@@ -69,10 +71,6 @@ const copyOf = (r: InstanceConfig): InstanceConfig => ('problem' in r ? { proble
  * disabled or foreign instance, or a config that no longer validates, is a
  * problem, never a call with half a config.
  */
-export async function loadInstanceConfig(knex: Knex, cipher: ConfigCipher, entry: PluginEntry, instanceId: string | null): Promise<InstanceConfig> {
-  return new InstanceConfigLoader(knex, cipher).load(entry, instanceId);
-}
-
 function openInstance(cipher: ConfigCipher, entry: PluginEntry, row: InstanceRow): InstanceConfig {
   const instanceId = row.id;
   if (row.type !== entry.id) return { problem: `${entry.kind} ${instanceId} is not an instance of plugin ${entry.id}` };
