@@ -7,11 +7,11 @@
 //       without a nonce (served from the cache of signed answers), and
 //     - live-signed answers to POST requests carrying a nonce (signed per request
 //       in the crypto pool, the nonce echoed);
-//   `openssl ocsp -index ... -port` (plain HTTP, -multi = CPUs) answering the same
+//   `openssl ocsp -index ... -port -multi <CPUs>` (plain HTTP) answering the same
 //   POST requests for the same serials (statuses in its index), signing each one.
 // The CA holds --revoked revoked serials besides the good one asked about.
 // One JSON line per figure on stdout; progress and the kernel's warnings on stderr.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -57,11 +57,8 @@ function checkAnswer(dir, der, caFile, certFile, reqFile) {
 }
 
 function stopResponder(child) {
-  try {
-    process.kill(-child.pid, 'SIGTERM');
-  } catch {
-    child.kill('SIGTERM');
-  }
+  spawnSync('pkill', ['-KILL', '-P', String(child.pid)]);
+  child.kill('SIGKILL');
 }
 
 async function fetchBytes(url, init) {
@@ -166,12 +163,13 @@ export async function run(args) {
     fs.writeFileSync(path.join(dir, 'index.txt'), `${lines.join('\n')}\n`);
     ssl(['ocsp', '-issuer', 'oca.pem', '-serial', `0x${serial}`, '-no_nonce', '-reqout', 'ossl-plain.req'], dir);
     ssl(['ocsp', '-issuer', 'oca.pem', '-serial', `0x${serial}`, '-reqout', 'ossl-nonce.req'], dir);
-    const multi = String(os.availableParallelism?.() ?? 2);
+    const multi = os.availableParallelism?.() ?? 2;
     for (const [name, req] of [['openssl.http.post_presigned_equivalent', 'ossl-plain.req'], ['openssl.http.post_nonce_live', 'ossl-nonce.req']]) {
-      // A fresh responder per scenario, in its own process group (it forks -multi children).
+      // A fresh responder per scenario, -multi (its single-process mode answers nothing under wrk); its
+      // children are killed by parent id afterwards (they keep spinning when only the parent is stopped).
       const port = 20000 + Math.floor(Math.random() * 20000);
-      responder = spawn('openssl', ['ocsp', '-index', 'index.txt', '-port', String(port), '-rsigner', 'ors.pem', '-rkey', 'ors.key', '-CA', 'oca.pem', '-nmin', '240', '-multi', multi],
-        { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+      responder = spawn('openssl', ['ocsp', '-index', 'index.txt', '-port', String(port), '-rsigner', 'ors.pem', '-rkey', 'ors.key', '-CA', 'oca.pem', '-nmin', '240', '-multi', String(multi)],
+        { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
       let ready = false;
       for (let i = 0; i < 150 && !ready; i++) {
         await new Promise((r) => setTimeout(r, 100));
@@ -180,7 +178,7 @@ export async function run(args) {
       if (!ready) throw new Error('openssl ocsp responder did not start');
       note(`wrk ${name}`);
       const r = await wrk(`http://127.0.0.1:${port}/`, { duration, connections, script: postScript(dir, name, path.join(dir, req)) });
-      emit({ name: `ocsp.${name}.rps`, value: r.rps, unit: 'req/s', connections, processes: Number(multi) });
+      emit({ name: `ocsp.${name}.rps`, value: r.rps, unit: 'req/s', connections, processes: multi });
       emit({ name: `ocsp.${name}.p99`, value: r.p99, unit: 'ms', connections });
       if (r.errors) emit({ name: `ocsp.${name}.errors`, value: r.errors, unit: 'responses' });
       stopResponder(responder);

@@ -32,7 +32,8 @@ export const MAX_BATCH = 256;
  * savepoint of its own, so a record whose fence refuses (a job lease lost) is
  * rejected alone and the others are stored; a batch whose store fails is retried
  * record by record, each in its own transaction, so one bad record (a second
- * version for a job, say) cannot lose or fail its neighbours. Two records for the
+ * version for a job, or a certificate revoked or archived meanwhile, which
+ * storeIssued refuses) cannot lose or fail its neighbours. Two records for the
  * same certificate never share a batch (the later one waits for the next), so the
  * certificate row ends at the last version stored. A crash loses only uncommitted
  * work, which the jobs retry (a version carries its job id, unique).

@@ -6,6 +6,7 @@ import { recordNotifications } from '../notifications/notification-events.js';
 import { loadIssuanceContext, type IssuanceContext } from './issuance-context.js';
 import { fromPluginError, IssuanceError, refused } from './issuance-failure.js';
 import { parseIssued } from './issuance-leaf.js';
+import { leafProblems } from './issuance-leaf-check.js';
 import { issuanceStoreQueue, type StoreFence } from './issuance-batch.js';
 import type { StoredIssuance } from './issuance-store.js';
 import { evaluatePolicies, isBlocking, lifetimeLimitDays, loadApplicablePolicies, recordPolicyOutcomes, type PolicyRow } from './policy-engine.js';
@@ -95,6 +96,9 @@ export async function issueCertificate(k: KernelServices, input: IssueInput): Pr
   } catch (err) {
     throw new IssuanceError(`issuer ${ctx.issuer.id} returned an unusable certificate: ${(err as Error).message}`, false, 'issuer_fault');
   }
+  // The issuer may not widen what was asked for (issuance-leaf-check.ts): nothing is stored.
+  const beyond = leafProblems(leaf.pemChain, plan, ctx.profile?.allowed_ekus ?? null);
+  if (beyond.length) throw new IssuanceError(`issuer ${ctx.issuer.id} returned a certificate that does not keep to the request: ${beyond.join('; ')}`, false, 'issuer_fault');
   // The issued validity is known now: lifetime rules are checked on it (recorded; the certificate exists either way).
   const after = evaluatePolicies(policies, { issuerId: ctx.issuer.id, keyAlgorithm: leaf.keyAlgorithm, keySize: leaf.keySize, names: plan.sans, notBefore: leaf.notBefore, notAfter: leaf.notAfter });
   const ttlExceeded = plan.maxTtlSeconds !== null && leaf.notAfter.getTime() > Date.now() + plan.maxTtlSeconds * 1000 + 60_000;

@@ -3,6 +3,7 @@ import type { AuditActor, AuditInput } from '../audit/audit-log.js';
 import { newId } from '../db/ids.js';
 import type { KernelServices } from '../kernel-services.js';
 import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
+import { refused } from './issuance-failure.js';
 import type { IssuedLeaf } from './issuance-leaf.js';
 import { recordPolicyOutcomes, type PolicyEvaluation } from './policy-engine.js';
 
@@ -40,7 +41,10 @@ const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res a
  * writes the versions, the certificates' new state (Active, serial, fingerprint,
  * validity, key; last_renewal_at on renewals), the server keys' owner and one
  * Deployment job per mapped, enabled target routed to the target's agent (the
- * agent leases them through GET /work; the kernel never runs them). Then the
+ * agent leases them through GET /work; the kernel never runs them), cancelling
+ * the older Pending deployments to those targets (superseded). A certificate
+ * revoked or archived meanwhile gets nothing: the call throws a non-retryable
+ * IssuanceError naming it (nothing of the batch is kept). Then the
  * policy outcomes, the RenewalSuccess (and PolicyViolation) notifications, and
  * one audit append, last, so the audit chain's lock is held for the shortest
  * time. The certificate rows are locked in id order, so two batches (two replicas)
@@ -57,41 +61,59 @@ export async function storeIssued(
   const now = opts.now ?? new Date();
   const versionIds = records.map(() => newId('version'));
   const col = <T>(f: (r: IssuedRecord) => T) => records.map(f);
-  const rows = rowsOf<{ kind: 'cert' | 'job'; id: string; a: string | null; b: string | null; c: string | null }>(await trx.raw(
+  const rows = rowsOf<{ kind: 'cert' | 'job' | 'superseded' | 'closed'; id: string; a: string | null; b: string | null; c: string | null }>(await trx.raw(
     `WITH input AS (
        SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::int[], ?::text[], ?::text[], ?::boolean[], ?::boolean[])
          AS v(vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, renewal, server_key)
-     ), versions AS (
-       INSERT INTO certificate_versions (id, certificate_id, job_id, serial_number, fingerprint_sha256, not_before, not_after, key_algorithm, key_size, pem_chain, csr_pem, created_at)
-       SELECT vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, ?::timestamptz FROM input
-     ), keys AS (
-       UPDATE certificate_keys k SET version_id = v.vid FROM input v WHERE v.server_key AND k.job_id = v.job
      ), prev AS (
        SELECT c.id, c.status FROM managed_certificates c WHERE c.id IN (SELECT cert FROM input) ORDER BY c.id FOR UPDATE
+     ), ok AS (
+       -- A certificate revoked or archived while its issuer worked gets nothing (storeIssued then throws, refusing the record).
+       SELECT v.*, prev.status AS from_status FROM input v JOIN prev ON prev.id = v.cert WHERE prev.status NOT IN ('Revoked', 'Archived')
+     ), versions AS (
+       INSERT INTO certificate_versions (id, certificate_id, job_id, serial_number, fingerprint_sha256, not_before, not_after, key_algorithm, key_size, pem_chain, csr_pem, created_at)
+       SELECT vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, ?::timestamptz FROM ok
+     ), keys AS (
+       UPDATE certificate_keys k SET version_id = v.vid FROM ok v WHERE v.server_key AND k.job_id = v.job
      ), updated AS (
        UPDATE managed_certificates c SET status = 'Active', serial_number = v.serial, fingerprint_sha256 = v.fp,
               not_before = v.nb, expires_at = v.na, key_algorithm = v.alg, key_size = v.size,
               last_renewal_at = CASE WHEN v.renewal THEN ?::timestamptz ELSE c.last_renewal_at END, updated_at = ?::timestamptz
-         FROM input v, prev WHERE c.id = v.cert AND prev.id = v.cert
-       RETURNING c.id, prev.status AS from_status
+         FROM ok v WHERE c.id = v.cert
+       RETURNING c.id, v.from_status
      ), deployments AS (
        INSERT INTO jobs (id, type, status, certificate_id, target_id, agent_id, payload, scheduled_at, max_attempts, requested_by, created_at, updated_at)
        SELECT 'job-' || substr(md5(random()::text || clock_timestamp()::text || v.vid || t.id), 1, 16), 'Deployment', 'Pending', v.cert, t.id, t.agent_id,
               jsonb_build_object('version_id', v.vid), now(), ?::int, ?::text, ?::timestamptz, ?::timestamptz
-         FROM input v JOIN certificate_target_mappings m ON m.certificate_id = v.cert JOIN targets t ON t.id = m.target_id AND t.enabled
+         FROM ok v JOIN certificate_target_mappings m ON m.certificate_id = v.cert JOIN targets t ON t.id = m.target_id AND t.enabled
        RETURNING id, certificate_id, target_id, agent_id
+     ), superseded AS (
+       -- An older deployment of the certificate to the same target that has not started would deploy the old version: cancelled.
+       -- (A Running one finishes; the agent's work poll cancels it if it comes back for a retry.)
+       UPDATE jobs j SET status = 'Cancelled', last_error = 'superseded by version ' || v.vid, completed_at = ?::timestamptz, updated_at = ?::timestamptz
+         FROM ok v WHERE j.certificate_id = v.cert AND j.type = 'Deployment' AND j.status = 'Pending'
+          AND j.target_id IN (SELECT d.target_id FROM deployments d WHERE d.certificate_id = v.cert)
+       RETURNING j.id, j.certificate_id, v.vid, j.payload->>'version_id' AS old_version
      )
      SELECT 'cert' AS kind, id, from_status AS a, NULL AS b, NULL AS c FROM updated
      UNION ALL
-     SELECT 'job', id, certificate_id, target_id, agent_id FROM deployments`,
+     SELECT 'job', id, certificate_id, target_id, agent_id FROM deployments
+     UNION ALL
+     SELECT 'superseded', id, certificate_id, vid, old_version FROM superseded
+     UNION ALL
+     SELECT 'closed', id, status, NULL, NULL FROM prev WHERE status IN ('Revoked', 'Archived')`,
     [versionIds, col((r) => r.certificateId), col((r) => r.jobId), col((r) => r.leaf.serialNumber), col((r) => r.leaf.fingerprintSha256),
       col((r) => r.leaf.notBefore.toISOString()), col((r) => r.leaf.notAfter.toISOString()), col((r) => r.leaf.keyAlgorithm), col((r) => r.leaf.keySize),
       col((r) => r.leaf.pemChain), col((r) => r.csrPem), col((r) => r.type === 'Renewal'), col((r) => r.serverKey && r.jobId !== null),
-      now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now] as unknown as Knex.RawBinding[],
+      now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now, now, now] as unknown as Knex.RawBinding[],
   ));
   const fromStatus = new Map(rows.filter((r) => r.kind === 'cert').map((r) => [r.id, r.a]));
+  const refusedRecords = refusals(records, fromStatus, rows.filter((r) => r.kind === 'closed'));
+  // Nothing was written for these; the error rolls back the rest (the batch then stores record by record, so only they fail).
+  if (refusedRecords.length) throw refused(refusedRecords.join('; '));
   const jobs = rows.filter((r) => r.kind === 'job').map((r) => ({ id: r.id, certificate_id: r.a!, target_id: r.b!, agent_id: r.c }))
     .sort((x, y) => (x.target_id < y.target_id ? -1 : 1));
+  const superseded = rows.filter((r) => r.kind === 'superseded').map((r) => ({ id: r.id, certificate_id: r.a!, by: r.b!, version_id: r.c }));
   const jobsOf = (certificateId: string) => jobs.filter((j) => j.certificate_id === certificateId);
 
   const policy = await recordPolicyOutcomes(trx, records.filter((r) => r.policy).map((r) => ({ certificateId: r.certificateId, evaluation: r.policy!, commonName: r.commonName })), { now, resolvePassed: true });
@@ -125,10 +147,27 @@ export async function storeIssued(
       details: { type: 'Deployment', status: 'Pending', certificate_id: j.certificate_id, target_id: j.target_id, agent_id: j.agent_id, version_id: versionOf.get(j.certificate_id) },
     });
   }
+  for (const j of superseded) {
+    audit.push({
+      category: 'lifecycle', ...opts.actor, action: 'job_cancelled', resource_type: 'job', resource_id: j.id,
+      details: { type: 'Deployment', reason: 'superseded', certificate_id: j.certificate_id, version_id: j.version_id, superseded_by_version: j.by },
+    });
+  }
   await k.audit.append(audit, trx);
 
   return records.map((r, i) => ({
     certificateId: r.certificateId, versionId: versionIds[i],
     deploymentJobIds: jobsOf(r.certificateId).map((j) => j.id), policyViolationIds: policy.opened.get(r.certificateId) ?? [],
   }));
+}
+
+/** Why records cannot be stored: their certificate was revoked or archived meanwhile, or is gone. */
+function refusals(records: readonly IssuedRecord[], stored: Map<string, unknown>, closed: { id: string; a: string | null }[]): string[] {
+  const closedStatus = new Map(closed.map((c) => [c.id, c.a]));
+  return records.filter((r) => !stored.has(r.certificateId)).map((r) => {
+    const status = closedStatus.get(r.certificateId);
+    return status
+      ? `certificate ${r.certificateId} was ${status.toLowerCase()} while it was being ${r.type === 'Renewal' ? 'renewed' : 'issued'}; the issued certificate (serial ${r.leaf.serialNumber}) is not stored or deployed`
+      : `certificate ${r.certificateId} no longer exists; the issued certificate is not stored`;
+  });
 }

@@ -37,19 +37,42 @@ async function csrRequests(trx: Knex.Transaction, agentId: string): Promise<CsrW
  * LOCKED so concurrent polls never hand out the same job, an attempt spent, and a
  * lease (owner `agent:<id>`) the kernel's reaper takes back when it runs out.
  */
-async function leaseDeployments(k: Pick<KernelServices, 'config'>, trx: Knex.Transaction, agentId: string): Promise<JobRow[]> {
-  return rowsOf<JobRow>(await trx.raw(
+async function leaseDeployments(k: Pick<KernelServices, 'config'>, trx: Knex.Transaction, agentId: string): Promise<LeasedJob[]> {
+  return rowsOf<LeasedJob>(await trx.raw(
     `WITH next AS (
-       SELECT id FROM jobs
+       SELECT id, (SELECT v.id FROM certificate_versions v WHERE v.certificate_id = jobs.certificate_id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS newest_version_id
+         FROM jobs
         WHERE status = 'Pending' AND type = 'Deployment' AND agent_id = ? AND scheduled_at <= now()
         ORDER BY scheduled_at, id
         LIMIT ? FOR UPDATE SKIP LOCKED)
      UPDATE jobs j SET status = 'Running', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
             attempts = j.attempts + 1, started_at = coalesce(j.started_at, now()), updated_at = now()
        FROM next WHERE j.id = next.id AND j.status = 'Pending'
-     RETURNING j.*`,
+     RETURNING j.*, next.newest_version_id`,
     [agentId, DEPLOY_BATCH, agentLeaseOwner(agentId), k.config.jobs.leaseMs],
   ));
+}
+
+type LeasedJob = JobRow & { newest_version_id: string | null };
+
+/**
+ * A deployment of a version that is no longer the certificate's newest (it went back
+ * to Pending for a retry after a newer version was issued, which cancels only the
+ * Pending ones): cancelled instead of handed out, so the old version is never deployed
+ * over the new one (the newer version has its own deployment job).
+ */
+async function cancelSuperseded(k: KernelServices, trx: Knex.Transaction, job: LeasedJob): Promise<boolean> {
+  const version = job.payload?.version_id;
+  if (!job.newest_version_id || version === job.newest_version_id) return false;
+  const n = await trx('jobs').where({ id: job.id, status: 'Running' })
+    .update({ status: 'Cancelled', last_error: `superseded by version ${job.newest_version_id}`, lease_owner: null, lease_expires_at: null, completed_at: trx.fn.now(), updated_at: trx.fn.now() });
+  if (n === 1) {
+    await k.audit.append({
+      category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: job.id,
+      details: { type: 'Deployment', reason: 'superseded', certificate_id: job.certificate_id, version_id: version ?? null, superseded_by_version: job.newest_version_id },
+    }, trx);
+  }
+  return true;
 }
 
 type CsrRow = { id: string; type: 'Issuance' | 'Renewal'; certificate_id: string; common_name: string; sans: string[] | null };
@@ -106,7 +129,9 @@ export function agentWorkRoute(k: KernelServices): RouteDef {
         const csr = await csrRequests(trx, params.id);
         const jobs = await leaseDeployments(k, trx, params.id);
         const deploys: DeployWorkItem[] = [];
-        for (const job of jobs) {
+        for (const leasedJob of jobs) {
+          if (await cancelSuperseded(k, trx, leasedJob)) continue;
+          const { newest_version_id: _newest, ...job } = leasedJob;
           try {
             deploys.push(await buildDeployItem(k, trx, job, params.id));
           } catch (err) {
