@@ -101,8 +101,6 @@ export async function download(path: string, query?: Query, init: { method?: str
 }
 
 export const api = {
-  get: <T = unknown>(path: string, query?: Query) => request<T>(path, { query }),
-  list: <T = Record<string, unknown>>(path: string, query?: Query) => request<ListEnvelope<T>>(path, { query }),
   post: <T = unknown>(path: string, body?: unknown) => request<T>(path, { method: 'POST', body: body ?? {} }),
   put: <T = unknown>(path: string, body: unknown) => request<T>(path, { method: 'PUT', body }),
   del: <T = unknown>(path: string) => request<T>(path, { method: 'DELETE' }),

@@ -20,7 +20,6 @@ export function useList<T extends Record<string, unknown> = Record<string, unkno
   const total = ref(0);
   const loading = ref(false);
   const error = ref<string | null>(null);
-  const loaded = ref(false);
   const sort = ref(opts.sort ?? '');
   const filters = reactive<Record<string, string>>({});
   const pageSize = ref(opts.pageSize ?? 25);
@@ -56,7 +55,6 @@ export function useList<T extends Record<string, unknown> = Record<string, unkno
       rows.value = res.data;
       total.value = res.total;
       nextCursor.value = res.next_cursor;
-      loaded.value = true;
     } catch (err) {
       if (mine !== generation) return;
       error.value = errorText(err);
@@ -93,10 +91,26 @@ export function useList<T extends Record<string, unknown> = Record<string, unkno
     return reset();
   }
 
+  /** What a DataTable shows of this list and the events that drive it: `<DataTable v-bind="list.table()" …>`. */
+  const table = () => ({
+    rows: rows.value,
+    loading: loading.value,
+    error: error.value,
+    total: total.value,
+    sort: sort.value,
+    page: page.value,
+    hasNext: hasNext(),
+    hasPrev: hasPrev(),
+    onSort: toggleSort,
+    onNext: next,
+    onPrev: prev,
+    onRetry: load,
+  });
+
   watch(filters, () => void reset());
   if (opts.immediate !== false) void load();
 
-  return { rows, total, loading, error, loaded, sort, filters, page, pageSize, load, reload: load, reset, next, prev, hasNext, hasPrev, toggleSort };
+  return { rows, total, loading, error, sort, filters, page, pageSize, load, reload: load, reset, next, prev, hasNext, hasPrev, toggleSort, table };
 }
 
 export type ListState = ReturnType<typeof useList>;

@@ -50,9 +50,3 @@ export function useLiveRefresh(topics: string[] | ((e: LiveEvent) => boolean), r
     if (timer) clearTimeout(timer);
   });
 }
-
-/** Raw event stream for a view that shows events themselves (the audit tail). */
-export function useLiveEvents(fn: (e: LiveEvent) => void): void {
-  const off = liveClient().onEvent(fn);
-  onBeforeUnmount(off);
-}
