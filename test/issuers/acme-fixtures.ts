@@ -1,20 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { issueRequest as caIssueRequest, makeCsr, scratch } from '../ca/ca-support.js';
 
-/** A fresh P-256 CSR (openssl) for these names; the first is the CN. The key stays in a temp dir that is removed. */
-export function csrFor(names: string[], subjectCn = names[0]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-acme-csr-'));
+/** A fresh P-256 CSR (openssl) for these DNS names; the first is the CN. The key stays in a temp dir that is removed. */
+export function csrFor(names: string[]): string {
+  const tmp = scratch();
   try {
-    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'r.csr'),
-      '-subj', `/CN=${subjectCn}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    return fs.readFileSync(path.join(dir, 'r.csr'), 'utf8');
+    return makeCsr(tmp.dir, { cn: names[0], sans: names });
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    tmp.cleanup();
   }
 }
 
-export const issueRequest = (certificateId: string, csrPem: string, names: string[]) => ({
-  certificateId, csrPem, commonName: names[0], sans: names, profile: { id: null, maxTtlSeconds: null, ekus: ['serverAuth'] },
-});
+export const issueRequest = (certificateId: string, csrPem: string, names: string[]) => caIssueRequest(csrPem, { certificateId, commonName: names[0], sans: names });

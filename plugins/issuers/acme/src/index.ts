@@ -2,7 +2,7 @@ import { definePlugin, type IssueRequest, type IssueResult, type PluginContext, 
 import { accountClient } from './account.js';
 import { acmeConfig, type AcmeConfig } from './config.js';
 import { csrSignatureProblem } from './der.js';
-import { directoryProblem, fetchRenewalInfo, readDirectory } from './directory.js';
+import { directoryProblem, fetchRenewalInfo, readDirectory, type AcmeDirectory } from './directory.js';
 import { advanceOrder, identifiersOf, placeOrder, replacedCertId, storedOrder } from './order-flow.js';
 import { outcomeOf, REVOCATION_REASONS } from './outcome.js';
 import { withAcmeScope, type CallScope } from './transport.js';
@@ -17,6 +17,13 @@ function scoped<T>(ctx: PluginContext, fn: (config: AcmeConfig, scope: CallScope
       return onError(err, scope);
     }
   });
+}
+
+/** The CA's directory, and why it cannot serve this config (null when it can). */
+async function checkedDirectory(ctx: PluginContext, config: AcmeConfig): Promise<{ dir: AcmeDirectory; problem: string | null }> {
+  const dir = await readDirectory(config);
+  const hasEab = Boolean(config.eab_kid && (await ctx.secrets.get('eab_hmac_key')));
+  return { dir, problem: directoryProblem(dir, config, hasEab) };
 }
 
 /**
@@ -34,9 +41,7 @@ function order(renewal: boolean) {
       return Promise.resolve({ status: 'denied', reason: `the CSR cannot be parsed: ${(err as Error).message}` });
     }
     return scoped<IssueResult>(ctx, async (config, scope) => {
-      const dir = await readDirectory(config);
-      const hasEab = Boolean(config.eab_kid && (await ctx.secrets.get('eab_hmac_key')));
-      const problem = directoryProblem(dir, config, hasEab);
+      const { dir, problem } = await checkedDirectory(ctx, config);
       if (problem) return { status: 'failed', reason: problem, retryable: false };
       const client = await accountClient(ctx, config);
       const replaces = renewal && config.ari && dir.renewalInfo ? await replacedCertId(ctx, request.certificateId, request.previousSerialNumber) : null;
@@ -82,9 +87,7 @@ export default definePlugin({
   },
   async validateConfig(_request, ctx) {
     return scoped(ctx, async (config) => {
-      const dir = await readDirectory(config);
-      const hasEab = Boolean(config.eab_kid && (await ctx.secrets.get('eab_hmac_key')));
-      const problem = directoryProblem(dir, config, hasEab);
+      const { problem } = await checkedDirectory(ctx, config);
       if (problem) return { ok: false as const, reason: problem };
       if (config.challenge_type === 'dns-01' && !config.dns_webhook_url) return { ok: false as const, reason: 'dns-01 needs dns_webhook_url' };
       return { ok: true as const };

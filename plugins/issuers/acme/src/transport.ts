@@ -1,7 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import https from 'node:https';
 import tls from 'node:tls';
+import net from 'node:net';
 import acme from 'acme-client';
+import { classifyAddress, type AddressClass } from '@certctl/sdk/policy';
 
 /** An RFC 7807 problem document the CA answered with. */
 export interface AcmeProblem {
@@ -28,6 +30,14 @@ const REQUEST_TIMEOUT_MS = 15_000;
 
 /** Cap on one response body: ACME documents and certificate chains are small. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+const REFUSED_CLASSES: ReadonlySet<AddressClass> = new Set(['link-local', 'metadata', 'unspecified']);
+
+/** An IP literal host (however spelled: IPv4-mapped, bracketed IPv6) in a class no ACME request may go to. */
+function refusedAddress(hostname: string): boolean {
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  return net.isIP(bare) !== 0 && REFUSED_CLASSES.has(classifyAddress(bare));
+}
 
 /** A failure with no `config`, so acme-client's retry interceptor passes it on untouched. */
 const refused = (message: string) => new Error(`acme: ${message}`);
@@ -56,7 +66,7 @@ function adapter(config: { url?: string; baseURL?: string; method?: string; data
   if (url.protocol !== 'https:') return Promise.reject(refused(`refusing ${url.protocol} request to ${url.host}: ACME runs over HTTPS only`));
   if (url.hostname !== scope.host) return Promise.reject(refused(`refusing request to ${url.host}: only the directory's host ${scope.host} may be called`));
   // As the broker does for every plugin: link-local (cloud metadata) and unspecified addresses are never called.
-  if (/^(169\.254\.|0\.0\.0\.0$|\[::\]$|\[fe80:|\[fd00:ec2::254\]$)/i.test(url.hostname)) return Promise.reject(refused(`refusing request to ${url.host}: link-local and unspecified addresses are never called`));
+  if (refusedAddress(url.hostname)) return Promise.reject(refused(`refusing request to ${url.host}: link-local and unspecified addresses are never called`));
   const left = Math.min(REQUEST_TIMEOUT_MS, scope.deadline - Date.now());
   if (left <= 0) return Promise.reject(refused('the call has no time left for another request'));
   const headers: Record<string, string> = {};

@@ -4,7 +4,7 @@ import type { Account, AcmeState } from './acme-state.js';
 import { parseJws, publicKeyOf, SUPPORTED_ALGS, thumbprint, verifySignature } from './jws.js';
 
 export type Authenticated =
-  | { by: 'kid'; accountId: string; account: Account; payload: unknown }
+  | { by: 'kid'; accountId: string; account: Account; key: KeyObject; payload: unknown }
   | { by: 'jwk'; accountId: string; key: KeyObject; jwk: JsonWebKey; payload: unknown };
 
 const JOSE = 'application/jose+json';
@@ -51,6 +51,6 @@ export async function authenticate(r: AcmeRequest, state: AcmeState, keyBy: 'jwk
   if (!account) fail('accountDoesNotExist', 'no account has this URL', 400);
   if (account!.status !== 'valid') fail('unauthorized', 'the account is deactivated', 401);
   const key = publicKeyOf(account!.jwk);
-  if ('problem' in key || !verifySignature(header.alg, key, jws)) fail('malformed', 'the JWS signature does not verify with the account key');
-  return { by: 'kid', accountId, account: account!, payload };
+  if ('problem' in key || !verifySignature(header.alg, key, jws)) return fail('malformed', 'the JWS signature does not verify with the account key');
+  return { by: 'kid', accountId, account: account!, key, payload };
 }

@@ -3,7 +3,7 @@ import { authenticate } from './acme-auth.js';
 import { fail, json, type AcmeRequest } from './acme-http.js';
 import { authzLink, challengeJson } from './acme-orders.js';
 import type { AcmeState, Authz } from './acme-state.js';
-import { publicKeyOf, thumbprint } from './jws.js';
+import { thumbprint } from './jws.js';
 
 /*
  * http-01 (RFC 8555 8.3). The client POSTs {} to the challenge when its token is
@@ -30,9 +30,7 @@ export async function respondToChallenge(r: AcmeRequest, state: AcmeState, id: s
 
   const port = typeof r.ctx.config.http01_port === 'number' ? r.ctx.config.http01_port : 80;
   // The key authorization uses the account's current key (it may have been rolled over).
-  const key = auth.by === 'kid' ? publicKeyOf(auth.account.jwk) : auth.key;
-  const keyThumbprint = 'problem' in key ? auth.accountId : thumbprint(key);
-  const outcome = await r.ctx.issuance.checkHttp01({ host: a.identifier.value, port, token: a.token, keyAuthorization: `${a.token}.${keyThumbprint}` });
+  const outcome = await r.ctx.issuance.checkHttp01({ host: a.identifier.value, port, token: a.token, keyAuthorization: `${a.token}.${thumbprint(auth.key)}` });
   const now = new Date(r.ctx.clock.now()).toISOString();
   const next: Authz = outcome.ok
     ? { ...a, status: 'valid', validated: now }

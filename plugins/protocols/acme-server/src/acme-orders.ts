@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { ProtocolHttpResponse } from '@certctl/sdk';
 import { authenticate } from './acme-auth.js';
 import { fail, json, randomId, type AcmeRequest } from './acme-http.js';
-import type { AcmeState, Authz, Identifier, Order } from './acme-state.js';
+import type { Account, AcmeState, Authz, Identifier, Order } from './acme-state.js';
 import { checkBinding } from './eab.js';
 import { publicKeyOf, thumbprint } from './jws.js';
 
@@ -17,6 +17,10 @@ const DAY_MS = 86_400_000;
 const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export const accountUrl = (r: AcmeRequest, id: string) => `${r.root}/acct/${id}`;
+
+/** The account object (RFC 8555 7.1.2) at its URL. */
+export const accountResponse = (r: AcmeRequest, id: string, a: Pick<Account, 'status' | 'contact'>, status = 200): ProtocolHttpResponse =>
+  json(status, { status: a.status, contact: a.contact, orders: `${accountUrl(r, id)}/orders` }, { Location: accountUrl(r, id) });
 const orderUrl = (r: AcmeRequest, id: string) => `${r.root}/order/${id}`;
 const authzUrl = (r: AcmeRequest, id: string) => `${r.root}/authz/${id}`;
 const challengeUrl = (r: AcmeRequest, id: string) => `${r.root}/chall/${id}`;
@@ -72,9 +76,8 @@ export async function newAccount(r: AcmeRequest, state: AcmeState): Promise<Prot
     // acct:<first key> outlives a rollover: the old key no longer opens it.
     const current = publicKeyOf(existing.jwk);
     if ('problem' in current || thumbprint(current) !== auth.accountId) fail('unauthorized', 'this key was replaced by a key rollover', 401);
-    return json(200, { status: existing.status, contact: existing.contact, orders: `${accountUrl(r, id)}/orders` }, { Location: accountUrl(r, id) });
+    return accountResponse(r, id, existing);
   }
-  const location = { Location: accountUrl(r, auth.accountId) };
   if (payload.onlyReturnExisting === true) fail('accountDoesNotExist', 'no account exists for this key');
   if (r.eabRequired && payload.externalAccountBinding === undefined) fail('externalAccountRequired', 'this directory needs an external account binding');
   const eab = payload.externalAccountBinding === undefined ? undefined : await checkBinding(r, payload.externalAccountBinding, auth.key);
@@ -84,7 +87,7 @@ export async function newAccount(r: AcmeRequest, state: AcmeState): Promise<Prot
   };
   await state.saveAccount(auth.accountId, account);
   r.ctx.log.info('ACME account created', { account: auth.accountId });
-  return json(201, { status: account.status, contact: account.contact, orders: `${accountUrl(r, auth.accountId)}/orders` }, location);
+  return accountResponse(r, auth.accountId, account, 201);
 }
 
 /** POST to the account URL: read it, update its contacts, or deactivate it. */
@@ -99,7 +102,7 @@ export async function updateAccount(r: AcmeRequest, state: AcmeState, id: string
     else if (payload.status !== undefined) fail('malformed', 'status can only be set to deactivated');
     await state.saveAccount(id, account);
   }
-  return json(200, { status: account.status, contact: account.contact, orders: `${accountUrl(r, id)}/orders` }, { Location: accountUrl(r, id) });
+  return accountResponse(r, id, account);
 }
 
 function identifiersOf(payload: unknown): Identifier[] {

@@ -1,7 +1,7 @@
 import type { ProtocolHttpResponse } from '@certctl/sdk';
 import { authenticate } from './acme-auth.js';
-import { fail, json, type AcmeRequest } from './acme-http.js';
-import { accountUrl } from './acme-orders.js';
+import { fail, type AcmeRequest } from './acme-http.js';
+import { accountResponse, accountUrl } from './acme-orders.js';
 import type { AcmeState } from './acme-state.js';
 import { parseJws, publicKeyOf, SUPPORTED_ALGS, thumbprint, verifySignature } from './jws.js';
 
@@ -32,16 +32,15 @@ export async function keyChange(r: AcmeRequest, state: AcmeState): Promise<Proto
   }
   if (body.account !== accountUrl(r, auth.accountId)) return fail('malformed', 'the inner payload names another account');
   const oldKey = body.oldKey && typeof body.oldKey === 'object' ? publicKeyOf(body.oldKey as never) : { problem: 'missing' };
-  const current = publicKeyOf(auth.account.jwk);
-  if ('problem' in oldKey || 'problem' in current || thumbprint(oldKey) !== thumbprint(current)) return fail('malformed', 'oldKey is not the account key');
+  const oldTp = thumbprint(auth.key);
+  if ('problem' in oldKey || thumbprint(oldKey) !== oldTp) return fail('malformed', 'oldKey is not the account key');
 
   const newTp = thumbprint(newKey);
   const holder = await state.accountIdForKey(newTp);
   if (holder !== auth.accountId && (await state.account(holder))) return fail('conflict', 'the new key already belongs to an account', 409, {}, { Location: accountUrl(r, holder) });
-  const oldTp = thumbprint(current);
   await state.saveAccount(auth.accountId, { ...auth.account, jwk: newKey.export({ format: 'jwk' }) });
   if (newTp !== auth.accountId) await state.indexKey(newTp, auth.accountId);
   if (oldTp !== auth.accountId) await state.dropKeyIndex(oldTp);
   r.ctx.log.info('ACME account key rolled over', { account: auth.accountId });
-  return json(200, { status: auth.account.status, contact: auth.account.contact, orders: `${accountUrl(r, auth.accountId)}/orders` }, { Location: accountUrl(r, auth.accountId) });
+  return accountResponse(r, auth.accountId, auth.account);
 }

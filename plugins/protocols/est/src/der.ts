@@ -12,7 +12,7 @@ function lengthBytes(n: number): Buffer {
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
-export const tlv = (tag: number, ...content: Buffer[]): Buffer => {
+const tlv = (tag: number, ...content: Buffer[]): Buffer => {
   const body = Buffer.concat(content);
   return Buffer.concat([Buffer.from([tag]), lengthBytes(body.length), body]);
 };
@@ -20,7 +20,6 @@ export const tlv = (tag: number, ...content: Buffer[]): Buffer => {
 export const seq = (...items: Buffer[]) => tlv(0x30, ...items);
 export const set = (...items: Buffer[]) => tlv(0x31, ...items);
 export const int = (n: number) => tlv(0x02, Buffer.from([n]));
-export const octets = (b: Buffer) => tlv(0x04, b);
 export const bitString = (b: Buffer) => tlv(0x03, Buffer.from([0]), b);
 export const nullValue = () => Buffer.from([0x05, 0x00]);
 /** [n] EXPLICIT / constructed context tag. */

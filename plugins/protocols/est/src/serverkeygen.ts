@@ -5,6 +5,7 @@ import { authenticate } from './est-auth.js';
 import type { EstEndpoint } from './est-config.js';
 import { enrollCsr, readCsr } from './est-enroll.js';
 import { textError } from './http.js';
+import { base64Lines } from './pkcs7.js';
 
 /*
  * /serverkeygen (RFC 7030 4.4): the client sends a CSR for the names it wants;
@@ -56,7 +57,7 @@ export async function serverKeygen(req: ProtocolHttpRequest, ep: EstEndpoint, ct
   const keyDer = privateKey.export({ type: 'pkcs8', format: 'der' });
   const part = (type: string, body: string) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}`;
   const body = [
-    part('application/pkcs8', `${keyDer.toString('base64').replace(/(.{64})/g, '$1\r\n').replace(/\r\n$/, '')}\r\n`),
+    part('application/pkcs8', base64Lines(keyDer)),
     part('application/pkcs7-mime; smime-type=certs-only', response.body ?? ''),
     `--${boundary}--\r\n`,
   ].join('');
