@@ -2,13 +2,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Json } from '@certctl/sdk';
-import { alwaysRefusedPath } from '@certctl/sdk/policy';
+import { alwaysRefusedPath, pathWithin as within } from '@certctl/sdk/policy';
 import {
   ExecFailed, ExecRefused, FetchRefused, FsRefused, PluginCallError, pinnedFetch, readDeclaredFile, removeDeclaredFile, resolveDeclaredPath,
   runDeclaredCommand, sanitizeLogFields, sanitizeLogMessage, writeDeclaredFile,
   type BrokerCallContext, type BrokerOp, type CapabilityBroker,
-} from '@certctl/kernel';
-import { within, type CallGrants } from './grants.js';
+} from './kernel-parts.js';
+import type { CallGrants } from './grants.js';
 import { LocalKvRefused, type LocalKv } from './local-kv.js';
 
 export interface AgentBrokerOptions {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Json, PluginManifest } from '@certctl/sdk';
-import { loadPluginCatalog, PluginCallError, VERSION, WorkerRunner, type PluginCatalog, type PluginEntry } from '@certctl/kernel';
+import { loadPluginCatalog, PluginCallError, VERSION, WorkerRunner, type PluginCatalog, type PluginEntry } from './kernel-parts.js';
 import { AgentCapabilityBroker } from './agent-broker.js';
 import { deriveCallGrants, type CallGrants, type LocalGrantPolicy } from './grants.js';
 import type { LocalKv } from './local-kv.js';

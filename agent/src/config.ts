@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { parseDuration } from '@certctl/kernel';
+import { parseDuration } from './kernel-parts.js';
 import { alwaysRefusedPath, DEFAULT_AGENT_ALLOWED_PATHS } from '@certctl/sdk/policy';
 import { commandProblem, parseAllowlist, pathProblem } from './grants.js';
 

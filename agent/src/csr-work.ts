@@ -1,5 +1,4 @@
 import type { AgentCsrRequest, CsrWorkItem } from '@certctl/kernel';
-import { buildCsr } from './csr.js';
 import type { KeyStore } from './key-store.js';
 
 export class CsrWorkRefused extends Error {
@@ -20,6 +19,8 @@ export async function makeCsrForItem(item: CsrWorkItem, keys: KeyStore): Promise
   const sans = Array.isArray(item.sans) ? item.sans : [];
   if (sans.length > 1000 || sans.some((s) => typeof s !== 'string' || s.length > 256 || s.includes('\0'))) throw new CsrWorkRefused('the work item has unusable SANs');
   const key = await keys.createKey(item.certificate_id);
+  // Loaded on first use: @peculiar/x509 takes ~0.15 s to import, and most agent runs never make a CSR.
+  const { buildCsr } = await import('./csr.js');
   const csrPem = await buildCsr({ commonName: item.common_name.trim(), sans, privateKey: key.privateKey, publicKey: key.publicKey });
   return { job_id: item.job_id, csr_pem: csrPem, keyPath: key.keyPath };
 }

@@ -9,27 +9,25 @@ const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/
 
 type Found = DiscoveryReport['certificates'][number];
 
-const toPem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
-
 /** Certificates in one file's bytes: every CERTIFICATE block of a PEM file, or one DER certificate. Keys and other blocks are ignored. */
-export function certificatesIn(bytes: Buffer): { der: Buffer[]; error?: string } {
+export function certificatesIn(bytes: Buffer): { certs: crypto.X509Certificate[]; error?: string } {
   const text = bytes.toString('latin1');
   if (text.includes('-----BEGIN ')) {
-    const der: Buffer[] = [];
+    const certs: crypto.X509Certificate[] = [];
     let bad = 0;
     for (const block of text.match(PEM_BLOCK) ?? []) {
       try {
-        der.push(new crypto.X509Certificate(block).raw);
+        certs.push(new crypto.X509Certificate(block));
       } catch {
         bad++;
       }
     }
-    return bad ? { der, error: `${bad} certificate block(s) could not be parsed` } : { der };
+    return bad ? { certs, error: `${bad} certificate block(s) could not be parsed` } : { certs };
   }
   try {
-    return { der: [new crypto.X509Certificate(bytes).raw] };
+    return { certs: [new crypto.X509Certificate(bytes)] };
   } catch {
-    return { der: [], error: 'neither PEM nor a DER certificate' };
+    return { certs: [], error: 'neither PEM nor a DER certificate' };
   }
 }
 
@@ -88,14 +86,14 @@ export async function scanForCertificates(dirs: string[], limits = SCAN_LIMITS):
       report.errors!.push({ path: p, error: (err as NodeJS.ErrnoException).code ?? 'cannot read' });
       return;
     }
-    const { der, error } = certificatesIn(bytes);
+    const { certs, error } = certificatesIn(bytes);
     if (error) report.errors!.push({ path: p, error });
-    for (const d of der) {
-      const fingerprint = crypto.createHash('sha256').update(d).digest('hex');
+    for (const cert of certs) {
+      const fingerprint = crypto.createHash('sha256').update(cert.raw).digest('hex');
       const id = `${fingerprint}|${p}`;
       if (seenEntries.has(id) || report.certificates.length >= limits.maxCertificates) continue;
       seenEntries.add(id);
-      report.certificates.push({ fingerprint_sha256: fingerprint, source_path: p, certificate_pem: toPem(d) } satisfies Found);
+      report.certificates.push({ fingerprint_sha256: fingerprint, source_path: p, certificate_pem: cert.toString() } satisfies Found);
     }
   };
 

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { PluginCapabilities } from '@certctl/sdk';
 import { argvProblem } from '@certctl/sdk/deploy';
-import { agentCommandProblem, alwaysRefusedPath, configOriginRule } from '@certctl/sdk/policy';
+import { agentCommandProblem, alwaysRefusedPath, configOriginRule, pathWithin as within } from '@certctl/sdk/policy';
 
 /**
  * What one target-plugin call on this agent may touch. The plugin's manifest
@@ -83,8 +83,6 @@ export function urlHostRule(raw: unknown): string | { problem: string } {
   const r = configOriginRule(raw);
   return 'rule' in r ? r.rule : r;
 }
-
-export const within = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 
 type SchemaNode = Record<string, unknown>;
 const asNode = (v: unknown): SchemaNode | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as SchemaNode) : null);

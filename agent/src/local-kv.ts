@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Json } from '@certctl/sdk';
+import { kvKeyProblem } from '@certctl/sdk/policy';
 import { readOptional, writePrivateFile } from './private-files.js';
 
 export const LOCAL_KV_LIMITS = { maxKeyLength: 256, maxValueBytes: 1024 * 1024, maxKeysPerPlugin: 10_000, maxFileBytes: 32 * 1024 * 1024, maxTtlSeconds: 10 * 365 * 24 * 3600 };
@@ -56,10 +57,11 @@ export class LocalKv {
     return e !== undefined && (e.exp === undefined || e.exp > this.now());
   }
 
+  /** The kernel's kv key rule (@certctl/sdk/policy), so a plugin meets the same one on the agent. */
   private checkKey(key: unknown): string {
-    if (typeof key !== 'string' || !key || key.length > LOCAL_KV_LIMITS.maxKeyLength) throw new LocalKvRefused(`kv key must be a string of 1 to ${LOCAL_KV_LIMITS.maxKeyLength} characters`);
-    if (key.includes('\0')) throw new LocalKvRefused('kv key must not contain NUL');
-    return key;
+    const problem = kvKeyProblem(key, LOCAL_KV_LIMITS.maxKeyLength);
+    if (problem) throw new LocalKvRefused(problem);
+    return key as string;
   }
 
   private async persist(pluginId: string, map: Map<string, Entry>): Promise<void> {

@@ -9,3 +9,4 @@ export * from './json-value.js';
 export * from './fetch-request.js';
 export * from './origin-rule.js';
 export * from './agent-local-rules.js';
+export * from './broker-rules.js';

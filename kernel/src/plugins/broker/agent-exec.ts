@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import path from 'node:path';
 import type { ExecResult } from '@certctl/sdk';
+import { EXEC_ARG_LIMITS, execProblem } from '@certctl/sdk/policy';
 
 /**
  * The agent-side `exec` capability: a target plugin runs only the exact absolute
@@ -24,21 +24,14 @@ export class ExecFailed extends Error {
   }
 }
 
-export const EXEC_LIMITS = { maxArgs: 256, maxArgLength: 8192, defaultTimeoutMs: 30_000, maxTimeoutMs: 300_000, maxOutputBytes: 1024 * 1024, maxInputBytes: 1024 * 1024 };
+export const EXEC_LIMITS = { ...EXEC_ARG_LIMITS, defaultTimeoutMs: 30_000, maxTimeoutMs: 300_000, maxOutputBytes: 1024 * 1024, maxInputBytes: 1024 * 1024 };
 const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Checks a command and its arguments against the grant; returns them unchanged when allowed. */
+/** Checks a command and its arguments against the grant (@certctl/sdk/policy's rule, as in the SDK's test host); returns them unchanged when allowed. */
 export function checkExec(command: unknown, args: unknown, declared: readonly string[]): { command: string; args: string[] } {
-  if (typeof command !== 'string' || !command || command.includes('\0')) throw new ExecRefused('command must be a non-empty string');
-  if (!path.isAbsolute(command)) throw new ExecRefused(`command must be an absolute path: ${command}`);
-  if (!declared.some((d) => typeof d === 'string' && path.isAbsolute(d) && d === command)) throw new ExecRefused(`command ${command} is not among the granted commands`);
-  if (!Array.isArray(args)) throw new ExecRefused('args must be an array of strings');
-  if (args.length > EXEC_LIMITS.maxArgs) throw new ExecRefused(`at most ${EXEC_LIMITS.maxArgs} arguments`);
-  for (const a of args) {
-    if (typeof a !== 'string') throw new ExecRefused('args must be an array of strings');
-    if (a.includes('\0') || a.length > EXEC_LIMITS.maxArgLength) throw new ExecRefused(`an argument is over ${EXEC_LIMITS.maxArgLength} characters or contains NUL`);
-  }
-  return { command, args: args as string[] };
+  const problem = execProblem(command, args, declared);
+  if (problem) throw new ExecRefused(problem);
+  return { command: command as string, args: args as string[] };
 }
 
 export async function runDeclaredCommand(command: unknown, args: unknown, declared: readonly string[], opts: { timeoutMs?: number; input?: string; maxOutputBytes?: number } = {}): Promise<ExecResult> {

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { fsPathProblem, pathWithin } from '@certctl/sdk/policy';
 
 /**
  * The agent-side `fs` capability: a target plugin reads and writes only files
@@ -17,11 +18,8 @@ export class FsRefused extends Error {
   }
 }
 
-const MAX_PATH = 4096;
 export const FS_READ_MAX_BYTES = 1024 * 1024;
 export const FS_WRITE_MAX_BYTES = 1024 * 1024;
-
-const within = (root: string, p: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 
 async function realRoots(declared: readonly string[]): Promise<string[]> {
   const roots: string[] = [];
@@ -42,12 +40,11 @@ async function realRoots(declared: readonly string[]): Promise<string[]> {
   return roots;
 }
 
+/** The requested path, absolute and normalised, when its shape is acceptable (@certctl/sdk/policy's rule, as in the SDK's test host). */
 function checkShape(requested: unknown): string {
-  if (typeof requested !== 'string' || !requested || requested.length > MAX_PATH) throw new FsRefused('path must be a non-empty string');
-  if (requested.includes('\0')) throw new FsRefused('path must not contain NUL');
-  if (!path.isAbsolute(requested)) throw new FsRefused(`path must be absolute: ${requested}`);
-  if (requested.split(/[\\/]+/).includes('..')) throw new FsRefused(`path must not contain "..": ${requested}`);
-  return path.resolve(requested);
+  const problem = fsPathProblem(requested);
+  if (problem) throw new FsRefused(problem);
+  return path.resolve(requested as string);
 }
 
 /**
@@ -74,7 +71,7 @@ export async function resolveDeclaredPath(requested: unknown, declared: readonly
     real = path.join(dir, path.basename(abs));
     missing = true;
   }
-  if (!roots.some((r) => within(r, real))) throw new FsRefused(`${abs} is outside the granted paths${real !== abs ? ` (it resolves to ${real})` : ''}`);
+  if (!roots.some((r) => pathWithin(r, real))) throw new FsRefused(`${abs} is outside the granted paths${real !== abs ? ` (it resolves to ${real})` : ''}`);
   // A missing file inside the grant is an ordinary outcome for a reader (ENOENT, as
   // the contract says); outside the grant it stays a refusal, so nothing is probed.
   if (missing && !opts.forWrite) throw Object.assign(new Error(`${abs} does not exist`), { code: 'ENOENT' });

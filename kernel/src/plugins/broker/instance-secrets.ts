@@ -1,8 +1,11 @@
 import type { Knex } from 'knex';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
+import { INSTANCE_TABLES } from '../instances/instance-tables.js';
 
 /** The tables whose rows are plugin instances; a row's `type` is its plugin's id. */
-export const INSTANCE_TABLES = ['issuers', 'targets', 'notifiers', 'protocol_endpoints'] as const;
+const TABLES = Object.values(INSTANCE_TABLES).map((s) => s.table);
+/** One statement over all of them: the row of this id that belongs to this plugin. */
+const SECRET_ROW = TABLES.map((t) => `select encrypted_config from ${t} where id = ? and type = ?`).join(' union all ');
 
 type Row = { encrypted_config: string | null };
 
@@ -17,8 +20,7 @@ const PATH = /^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,9}$/;
 export async function readInstanceSecret(knex: Knex, cipher: ConfigCipher, pluginId: string, instanceId: string | null, path: string): Promise<string | undefined> {
   if (typeof path !== 'string' || !PATH.test(path)) throw new TypeError('secrets.get expects a dot path such as "api_token" or "auth.password"');
   if (!instanceId) return undefined;
-  const union = INSTANCE_TABLES.map((t) => `select encrypted_config from ${t} where id = ? and type = ?`).join(' union all ');
-  const res = (await knex.raw(union, INSTANCE_TABLES.flatMap(() => [instanceId, pluginId]))) as { rows?: Row[] } | Row[];
+  const res = (await knex.raw(SECRET_ROW, TABLES.flatMap(() => [instanceId, pluginId]))) as { rows?: Row[] } | Row[];
   const row = ((res as { rows?: Row[] }).rows ?? (res as Row[]))[0];
   if (!row) return undefined;
   let value: unknown = cipher.openJson(row.encrypted_config);

@@ -12,8 +12,8 @@ export interface PluginEvent {
   at: number;
 }
 
-const TYPE = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
-export const MAX_EVENT_BYTES = 16 * 1024;
+/** Why an event cannot be accepted, or null: @certctl/sdk/policy's rule, which the SDK's test host applies too. */
+export { eventProblem, MAX_EVENT_BYTES } from '@certctl/sdk/policy';
 
 /**
  * The kernel's in-process stream of plugin events: kernel code (or a later live
@@ -22,15 +22,6 @@ export const MAX_EVENT_BYTES = 16 * 1024;
  * the plugin's problem.
  */
 export class PluginEventBus extends EventEmitter<{ event: [PluginEvent] }> {}
-
-/** Why an event cannot be accepted, or null. */
-export function eventProblem(type: unknown, data: unknown): string | null {
-  if (typeof type !== 'string' || !TYPE.test(type)) return 'events.emit type must be 1-64 characters of letters, digits, dot, dash or underscore';
-  if (!data || typeof data !== 'object' || Array.isArray(data)) return 'events.emit data must be an object';
-  const bytes = Buffer.byteLength(JSON.stringify(data), 'utf8');
-  if (bytes > MAX_EVENT_BYTES) return `events.emit data is ${bytes} bytes, over the ${MAX_EVENT_BYTES}-byte limit`;
-  return null;
-}
 
 /**
  * Records an event in the audit trail (category system, action plugin_event,

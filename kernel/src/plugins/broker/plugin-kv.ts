@@ -1,14 +1,8 @@
 import type { Knex } from 'knex';
 import type { Json } from '@certctl/sdk';
+import { KV_LIMITS, kvKeyProblem, kvPrefixProblem, kvValueProblem, type KvLimits } from '@certctl/sdk/policy';
 
-export interface KvLimits {
-  maxValueBytes: number;
-  maxKeysPerPlugin: number;
-  maxKeyLength: number;
-  maxTtlSeconds: number;
-}
-
-export const KV_DEFAULTS: KvLimits = { maxValueBytes: 64 * 1024, maxKeysPerPlugin: 10_000, maxKeyLength: 256, maxTtlSeconds: 10 * 365 * 24 * 3600 };
+export type { KvLimits };
 
 /** A request the store refuses (bad key, too big, full): the broker reports it as capability_denied. */
 export class KvRefused extends Error {
@@ -32,32 +26,25 @@ export class PluginKv {
   private readonly limits: KvLimits;
 
   constructor(private readonly knex: Knex, limits: Partial<KvLimits> = {}) {
-    this.limits = { ...KV_DEFAULTS, ...limits };
+    this.limits = { ...KV_LIMITS, ...limits };
   }
 
-  private checkKey(key: unknown): string {
-    if (typeof key !== 'string' || key.length === 0 || key.length > this.limits.maxKeyLength) throw new KvRefused(`kv key must be a string of 1 to ${this.limits.maxKeyLength} characters`);
-    if (/[\0]/.test(key)) throw new KvRefused('kv key must not contain NUL');
-    return key;
+  /** Keys, values and TTLs follow @certctl/sdk/policy's rules, which the SDK's test host applies too. */
+  private check(problem: string | null): void {
+    if (problem) throw new KvRefused(problem);
   }
 
   /** The stored value, or undefined when absent or expired. */
   async get(pluginId: string, key: string): Promise<Json | undefined> {
-    this.checkKey(key);
+    this.check(kvKeyProblem(key, this.limits.maxKeyLength));
     const q = this.knex('plugin_kv').where({ plugin_id: pluginId, key }).first(this.knex.raw('value::text as value_text'));
     const row = (await live(q)) as { value_text: string } | undefined;
     return row ? (JSON.parse(row.value_text) as Json) : undefined;
   }
 
   async set(pluginId: string, key: string, value: Json, ttlSeconds?: number): Promise<void> {
-    this.checkKey(key);
-    if (value === undefined) throw new KvRefused('kv value must be JSON');
-    const text = JSON.stringify(value);
-    const bytes = Buffer.byteLength(text, 'utf8');
-    if (bytes > this.limits.maxValueBytes) throw new KvRefused(`kv value is ${bytes} bytes, over the ${this.limits.maxValueBytes}-byte limit`);
-    if (ttlSeconds !== undefined && !(Number.isFinite(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= this.limits.maxTtlSeconds)) {
-      throw new KvRefused(`kv ttlSeconds must be a number above 0 and at most ${this.limits.maxTtlSeconds}`);
-    }
+    const text = JSON.stringify(value) as string | undefined;
+    this.check(kvKeyProblem(key, this.limits.maxKeyLength) ?? kvValueProblem(text, ttlSeconds, this.limits));
     const exists = await live(this.knex('plugin_kv').where({ plugin_id: pluginId, key }).first('key'));
     if (!exists) await this.assertRoom(pluginId);
     const expires = ttlSeconds === undefined ? null : this.knex.raw(`now() + (? * interval '1 millisecond')`, [Math.round(ttlSeconds * 1000)]);
@@ -68,13 +55,13 @@ export class PluginKv {
   }
 
   async delete(pluginId: string, key: string): Promise<void> {
-    this.checkKey(key);
+    this.check(kvKeyProblem(key, this.limits.maxKeyLength));
     await this.knex('plugin_kv').where({ plugin_id: pluginId, key }).delete();
   }
 
   /** Live keys, sorted, optionally only those starting with `prefix`. */
   async list(pluginId: string, prefix = ''): Promise<string[]> {
-    if (typeof prefix !== 'string' || prefix.length > this.limits.maxKeyLength) throw new KvRefused('kv list prefix must be a string');
+    this.check(kvPrefixProblem(prefix, this.limits.maxKeyLength));
     const q = this.knex('plugin_kv').where({ plugin_id: pluginId });
     // left() instead of LIKE: no escaping of % and _ in the prefix, and no collation surprises.
     if (prefix) q.whereRaw('left(key, ?) = ?', [prefix.length, prefix]);

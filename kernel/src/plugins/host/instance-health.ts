@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { PluginKind } from '@certctl/sdk';
 import type { PluginCallError } from './contracts.js';
-import { INSTANCE_TABLE } from './instance-loader.js';
+import { instanceTable } from '../instances/instance-tables.js';
 
 /** Longest last_error kept; runner messages are short, but a plugin controls part of them. */
 export const MAX_ERROR_CHARS = 1000;
@@ -22,7 +22,7 @@ export class InstanceHealth {
   constructor(private readonly knex: Knex, private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
   async failed(kind: PluginKind, instanceId: string, err: PluginCallError): Promise<void> {
-    const table = INSTANCE_TABLE[kind];
+    const table = instanceTable(kind);
     if (!table) return;
     // The next success after a failure is written at once, so recovery shows without a minute's lag.
     this.successWritten.delete(`${table}:${instanceId}`);
@@ -31,7 +31,7 @@ export class InstanceHealth {
   }
 
   async succeeded(kind: PluginKind, instanceId: string): Promise<void> {
-    const table = INSTANCE_TABLE[kind];
+    const table = instanceTable(kind);
     if (!table) return;
     const key = `${table}:${instanceId}`;
     const at = this.now();

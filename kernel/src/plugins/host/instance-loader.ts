@@ -1,13 +1,10 @@
 import type { Knex } from 'knex';
-import type { Json, PluginKind } from '@certctl/sdk';
+import type { Json } from '@certctl/sdk';
 import { splitSecrets, type ConfigCipher } from '../../secrets/config-cipher.js';
 import type { PluginEntry } from '../catalog.js';
-import { openConfig } from '../instances/instance-config.js';
-import { toDetails } from '../../http/validation.js';
+import { checkStoredConfig, openConfig } from '../instances/instance-config.js';
+import { instanceTable } from '../instances/instance-tables.js';
 import { configDerivedHosts } from './config-grants.js';
-
-/** Where the instances of each kind live (kinds without a table run without an instance). */
-export const INSTANCE_TABLE: Partial<Record<PluginKind, string>> = { issuer: 'issuers', target: 'targets', notifier: 'notifiers', protocol: 'protocol_endpoints' };
 
 /** `httpHosts`: host rules for the URLs the config names in `x-certctl-url` fields (config-grants.ts). */
 export type InstanceConfig = { config: Record<string, Json>; httpHosts: string[] } | { problem: string };
@@ -42,7 +39,7 @@ export class InstanceConfigLoader {
 
   async load(entry: PluginEntry, instanceId: string | null, given?: InstanceRow): Promise<InstanceConfig> {
     if (instanceId === null) return { config: {}, httpHosts: [] };
-    const table = entry.kind ? INSTANCE_TABLE[entry.kind] : undefined;
+    const table = instanceTable(entry.kind);
     if (!table) return { problem: `${entry.kind ?? 'this'} plugins have no instances; call them with instanceId null` };
     const row = given?.id === instanceId ? given
       : ((await this.knex(table).where({ id: instanceId }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as InstanceRow | undefined);
@@ -77,19 +74,15 @@ function openInstance(cipher: ConfigCipher, entry: PluginEntry, row: InstanceRow
   if (!row.enabled) return { problem: `${entry.kind} ${instanceId} is disabled` };
   if (!entry.manifest || !entry.validateConfig) return { problem: `plugin ${entry.id} is disabled` };
   let stored: Record<string, unknown>;
-  let full: Record<string, unknown>;
   try {
     stored = openConfig(cipher, row).full;
-    full = structuredClone(stored);
   } catch {
     return { problem: `${entry.kind} ${instanceId}: stored secrets cannot be decrypted with the configured key` };
   }
-  if (!entry.validateConfig(full)) {
-    const why = toDetails(entry.validateConfig.errors).slice(0, 5).map((d) => `${d.path} ${d.message}`).join('; ');
-    return { problem: `${entry.kind} ${instanceId}: stored config does not match the plugin's schema: ${why}` };
-  }
+  const checked = checkStoredConfig(entry.validateConfig, stored);
+  if ('problem' in checked) return { problem: `${entry.kind} ${instanceId}: stored config does not match the plugin's schema: ${checked.problem}` };
   // Derived from what is stored (clear config and secrets: a Slack webhook URL is a
-  // secret), not from `full`, which validation just filled with the schema's defaults:
-  // only a URL the operator named may widen the plugin's http grant.
-  return { config: splitSecrets(entry.manifest.configSchema, full).plain as Record<string, Json>, httpHosts: configDerivedHosts(entry.manifest.configSchema, stored) };
+  // secret), not from the checked copy, which validation filled with the schema's
+  // defaults: only a URL the operator named may widen the plugin's http grant.
+  return { config: splitSecrets(entry.manifest.configSchema, checked.config).plain as Record<string, Json>, httpHosts: configDerivedHosts(entry.manifest.configSchema, stored) };
 }

@@ -36,17 +36,16 @@ export interface PluginHostOptions {
   /** The capabilities the operator granted an installed plugin; defaults to the catalog entry's `grants`. */
   grantsFor?: GrantsLookup;
   worker?: Omit<WorkerRunnerOptions, 'log'>;
-  /**
-   * Sources whose plugins are first-party: trusted code from this repository's
-   * plugins/ or an operator-controlled CERTCTL_PLUGIN_DIRS entry. They run in
-   * worker threads with what their manifest asks for. Everything else is third-party.
-   */
-  firstPartySources?: readonly string[];
   defaultTimeoutMs?: number;
   maxTimeoutMs?: number;
 }
 
-export const FIRST_PARTY_SOURCES: readonly PluginSource[] = ['workspace', 'extra'];
+/**
+ * Sources whose plugins are first-party: trusted code from this repository's
+ * plugins/ or an operator-controlled CERTCTL_PLUGIN_DIRS entry. They run in
+ * worker threads with what their manifest asks for. Everything else is third-party.
+ */
+const FIRST_PARTY_SOURCES: ReadonlySet<PluginSource> = new Set(['workspace', 'extra']);
 
 export interface PluginCallOptions {
   /** Per-call deadline from now; defaults to 30 s, capped at 10 min. */
@@ -73,7 +72,6 @@ export class PluginHost {
   /** One runner per plugin, tied to the catalog entry it was built from (a new entry means a new runner). */
   private readonly runners = new Map<string, { entry: PluginEntry; runner: Promise<PluginRunner> }>();
   private closed = false;
-  private readonly firstParty: ReadonlySet<string>;
   /** Last error / last success of each instance, shown by the instance API. */
   private readonly health: InstanceHealth;
   /** Instance configs, re-opened only when their row changes. */
@@ -87,7 +85,6 @@ export class PluginHost {
 
   constructor(private readonly opts: PluginHostOptions) {
     this.events = opts.events ?? new PluginEventBus();
-    this.firstParty = new Set(opts.firstPartySources ?? FIRST_PARTY_SOURCES);
     this.health = new InstanceHealth(opts.knex, opts.log);
     this.instances = new InstanceConfigLoader(opts.knex, opts.cipher);
     this.broker = new ConfigGrantsBroker(opts.broker);
@@ -102,12 +99,13 @@ export class PluginHost {
 
   /**
    * The tier a plugin runs in, or why it cannot run. The catalog decides the
-   * runtime (installed plugins always `isolate`); a worker is refused to any
-   * plugin whose source is not first-party, whatever its entry says.
+   * runtime (installed plugins always `isolate`, null for a disabled entry); a
+   * worker is refused to any plugin whose source is not first-party, whatever its
+   * entry says.
    */
   tierFor(entry: PluginEntry): { tier: RunnerTier; trusted: boolean } | { reason: string } {
-    const trusted = this.firstParty.has(entry.source);
-    const runtime = entry.runtime ?? (trusted && entry.manifest?.runtimes.includes('worker') ? 'worker' : entry.manifest?.runtimes.includes('isolate') ? 'isolate' : null);
+    const trusted = FIRST_PARTY_SOURCES.has(entry.source);
+    const runtime = entry.runtime;
     if (runtime === 'worker') return trusted ? { tier: 'worker', trusted } : { reason: 'only first-party plugins run in worker threads' };
     if (runtime !== 'isolate') return { reason: 'the manifest lists no runtime this host can use' };
     if (!this.opts.isolateRunnerFactory) return { reason: 'the isolate runner is not available in this kernel' };

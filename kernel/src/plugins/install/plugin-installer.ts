@@ -1,22 +1,16 @@
 import type { Knex } from 'knex';
-import type { PluginCapabilities, PluginKind } from '@certctl/sdk';
+import type { PluginCapabilities } from '@certctl/sdk';
 import type { Principal } from '../../auth/principal.js';
 import { appError } from '../../errors.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { VERSION } from '../../version.js';
 import type { PluginEntry } from '../catalog.js';
 import { configProblem, openConfig } from '../instances/instance-config.js';
+import { INSTANCE_TABLES } from '../instances/instance-tables.js';
 import { capabilityItems, narrowGrant, newRequests, normalizeCapabilities, notRequested } from './capabilities.js';
 import { INSTALLED_COLUMNS, installedStatus, storedCapabilities, type InstalledRow } from './installed-store.js';
 import { commitStagedPackage, removeDir, removePackageDir, stagePackage, type CheckedEntry, type StagedPackage } from './package-files.js';
 
-/** Instance tables per plugin kind: their rows name a plugin in `type`. */
-const INSTANCE_TABLES: Partial<Record<PluginKind, { table: string; noun: string }>> = {
-  issuer: { table: 'issuers', noun: 'issuer' },
-  target: { table: 'targets', noun: 'target' },
-  notifier: { table: 'notifiers', noun: 'notifier' },
-  protocol: { table: 'protocol_endpoints', noun: 'protocol endpoint' },
-};
 
 export interface InvalidInstance {
   resource: string;

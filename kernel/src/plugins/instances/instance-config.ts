@@ -37,11 +37,17 @@ export function validateConfig(validate: ValidateFunction, config: Config): Conf
   return copy;
 }
 
-/** A non-throwing check for stored instances: null when valid, else a short reason. */
-export function configProblem(validate: ValidateFunction, config: Config): string | null {
+/** A non-throwing check for stored instances: the validated copy (defaults applied), or a short reason. */
+export function checkStoredConfig(validate: ValidateFunction, config: Config): { config: Config } | { problem: string } {
   const copy = structuredClone(config);
-  if (validate(copy)) return null;
-  return toDetails(validate.errors).slice(0, 5).map((d) => `${d.path} ${d.message}`).join('; ');
+  if (validate(copy)) return { config: copy };
+  return { problem: toDetails(validate.errors).slice(0, 5).map((d) => `${d.path} ${d.message}`).join('; ') };
+}
+
+/** checkStoredConfig's reason, or null when valid. */
+export function configProblem(validate: ValidateFunction, config: Config): string | null {
+  const checked = checkStoredConfig(validate, config);
+  return 'problem' in checked ? checked.problem : null;
 }
 
 /** Columns for a validated config: the clear part as jsonb text, the secret part sealed. */
