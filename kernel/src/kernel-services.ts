@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AuditLog } from './audit/audit-log.js';
+import type { CaKeystore } from './ca/ca-keystore.js';
 import type { KernelConfig } from './config.js';
 import type { Database } from './db/database.js';
 import type { JobQueue } from './jobs/job-queue.js';
@@ -24,6 +25,8 @@ export interface KernelServices {
   pluginHost: PluginHost;
   /** CSR verification and certificate signing on the crypto pool (never loads plugin code). */
   crypto: CryptoService;
+  /** The kernel's CA keys (ctx.ca of issuer plugins; CRL and OCSP responder signing). */
+  caKeystore: CaKeystore;
   replicaId: string;
   isDraining(): boolean;
 }

@@ -133,7 +133,7 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     // ctx.issuance of protocol plugins runs the issuance service, which needs the services built below.
     const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, caKeystore, log: log.child({ mod: 'plugin-broker' }), issuance: new ProtocolIssuanceOps(() => services) });
     pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
-    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, replicaId, isDraining: () => draining };
+    const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, caKeystore, replicaId, isDraining: () => draining };
     const handlers = { ...subsystemJobHandlers(services), ...(opts.jobHandlers ?? {}) };
     for (const [type, handler] of Object.entries(handlers)) jobs.registerHandler(type as JobType, handler!);
 

@@ -65,10 +65,10 @@ async function openForDecision(trx: Knex.Transaction, principal: Principal, id: 
 
 const reload = async (trx: Knex.Transaction, id: string) => (await trx('approval_requests').where({ id }).first()) as ApprovalRow;
 
-/** A renewal that will not run hands its certificate back to the status its expiry gives it. */
-async function settleIfRenewal(k: KernelServices, trx: Knex.Transaction, job: Pick<JobRow, 'type' | 'certificate_id'> | undefined, principal?: Principal) {
-  if (job?.type !== 'Renewal' || !job.certificate_id) return;
-  await settleCancelledRenewals(trx, k.audit, { now: new Date(), certificateIds: [job.certificate_id], actor: principal ? actorOf(principal) : SYSTEM_ACTOR });
+/** A rejected renewal hands its certificate back to the status its expiry gives it. */
+async function settleIfRenewal(k: KernelServices, trx: Knex.Transaction, job: Pick<JobRow, 'type' | 'certificate_id'>, principal: Principal) {
+  if (job.type !== 'Renewal' || !job.certificate_id) return;
+  await settleCancelledRenewals(trx, k.audit, { now: new Date(), certificateIds: [job.certificate_id], actor: actorOf(principal) });
 }
 
 /** Runs a decision; an outcome that must be committed and still reported as an error (expiry) comes back as `error`. */
@@ -107,8 +107,7 @@ export function approveRequest(k: KernelServices, principal: Principal, id: stri
     if (res.ok) return reload(trx, id);
     if (res.reason === 'same_actor') throw appError('SELF_APPROVAL', `Job ${req.job_id} was requested by ${principal.actor}; someone else must approve it`);
     if (res.reason === 'approval_expired') {
-      // The queue has cancelled the job and expired the request; that must be committed.
-      await settleIfRenewal(k, trx, job);
+      // The queue has cancelled the job, expired the request and settled a renewing certificate; that must be committed.
       return { error: appError('APPROVAL_EXPIRED', `Approval request ${id} expired; job ${req.job_id} was cancelled and will not run`) };
     }
     return closeStale(k, trx, req, res.job);

@@ -6,11 +6,27 @@ import type { ApprovalRow } from './approval-model.js';
 import { appendDecisions, closeJobApprovals } from './approval-requests.js';
 
 /**
- * What follows approval timeouts, in the reaper's transaction (the reaper has just
- * cancelled the jobs whose approval window closed): their requests become expired,
- * certificates left RenewalInProgress by those renewals settle back to their expiry
- * status, and profile edits nobody decided in time expire too. Returns the number of
- * requests expired.
+ * What follows the cancelling of jobs whose approval window closed, in the job
+ * queue's transaction (the reaper's, or an approval that came too late): their
+ * requests become expired, and certificates left RenewalInProgress by those renewals
+ * settle back to their expiry status. Returns the expired requests.
+ */
+export async function expireJobApprovals(
+  trx: Knex.Transaction,
+  audit: Pick<AuditLog, 'append'>,
+  timedOutJobs: Pick<JobRow, 'id' | 'type' | 'certificate_id'>[],
+  now = new Date(),
+): Promise<ApprovalRow[]> {
+  const closed = await closeJobApprovals(trx, audit, timedOutJobs.map((j) => j.id), 'expired', { reason: 'approval timed out' });
+  const renewed = timedOutJobs.filter((j) => j.type === 'Renewal' && j.certificate_id).map((j) => j.certificate_id!);
+  await settleCancelledRenewals(trx, audit, { now, certificateIds: [...new Set(renewed)] });
+  return closed;
+}
+
+/**
+ * What follows approval timeouts, in the reaper's transaction: the timed-out jobs'
+ * requests expire (expireJobApprovals), and profile edits nobody decided in time
+ * expire too. Returns the number of requests expired.
  */
 export async function expireApprovals(
   trx: Knex.Transaction,
@@ -18,9 +34,7 @@ export async function expireApprovals(
   timedOutJobs: Pick<JobRow, 'id' | 'type' | 'certificate_id'>[],
   now = new Date(),
 ): Promise<number> {
-  const jobRequests = await closeJobApprovals(trx, audit, timedOutJobs.map((j) => j.id), 'expired', { reason: 'approval timed out' });
-  const renewed = timedOutJobs.filter((j) => j.type === 'Renewal' && j.certificate_id).map((j) => j.certificate_id!);
-  await settleCancelledRenewals(trx, audit, { now, certificateIds: [...new Set(renewed)] });
+  const jobRequests = await expireJobApprovals(trx, audit, timedOutJobs, now);
   // SKIP LOCKED: a request being decided right now is that decision's to settle.
   const edits = (await trx('approval_requests')
     .whereIn('id', (sub: Knex.QueryBuilder) => {

@@ -1,5 +1,6 @@
 import crypto, { type webcrypto } from 'node:crypto';
 import type { CaKeyAlgorithm } from '@certctl/sdk';
+import { derToPem } from '../crypto/der.js';
 import { x509 } from '../crypto/x509-setup.js';
 import { CaError } from './ca-errors.js';
 
@@ -27,7 +28,7 @@ export function certificateFacts(pem: string): CaCertificateFacts {
     subject: cert.subject,
     serialNumber: cert.serialNumber.toLowerCase(),
     subjectKeyId: ski?.keyId.toLowerCase() ?? null,
-    fingerprintSha256: new crypto.X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase(),
+    fingerprintSha256: crypto.createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex'),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
     isCa: Boolean(bc?.ca),
@@ -99,7 +100,6 @@ export async function generateRootCa(opts: { subject: string; keyAlgorithm: CaKe
     ],
   });
   const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
   const pem = cert.toString('pem');
-  return { certificatePem: pem.endsWith('\n') ? pem : `${pem}\n`, keyPem };
+  return { certificatePem: pem.endsWith('\n') ? pem : `${pem}\n`, keyPem: derToPem(pkcs8, 'PRIVATE KEY') };
 }

@@ -5,6 +5,7 @@ import type { CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult } from '@cert
 import { SYSTEM_ACTOR, type AuditLog } from '../audit/audit-log.js';
 import type { CryptoService } from '../crypto/crypto-service.js';
 import type { CrlRequest, CrlResult, OcspResponderRequest, OcspResponderResult } from '../crypto/crypto-types.js';
+import { pemCertificates } from '../crypto/der.js';
 import type { ConfigCipher } from '../secrets/config-cipher.js';
 import { BACKDATE_MS, certificateFacts, generateRootCa } from './ca-certificate.js';
 import { CaError, fromCryptoError } from './ca-errors.js';
@@ -53,7 +54,6 @@ interface ActiveCa {
 }
 
 const MAX_CHAIN_DEPTH = 10;
-const splitPem = (text: string | null): string[] => (text?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => `${c}\n`);
 const fits = (row: CaRow, request: CaEnsureRequest) => (request.source === 'generate' ? row.source === 'generated' : row.source === 'configured');
 
 /**
@@ -202,7 +202,7 @@ export class CaKeystore {
     for (let depth = 0; at && depth < MAX_CHAIN_DEPTH; depth++) {
       chain.push(at.certificate_pem);
       if (!at.parent_id) {
-        chain.push(...splitPem(at.chain_pem));
+        chain.push(...pemCertificates(at.chain_pem));
         break;
       }
       at = await this.store.byId(at.parent_id);

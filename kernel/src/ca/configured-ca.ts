@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import { pemCertificates } from '../crypto/der.js';
 import { CaError } from './ca-errors.js';
 import { certificateFacts, keyAlgorithmOf, type CaCertificateFacts } from './ca-certificate.js';
 
@@ -16,8 +17,6 @@ export interface ConfiguredCa {
   facts: CaCertificateFacts;
   keyAlgorithm: string;
 }
-
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 async function readSetting(path: string, setting: string): Promise<string> {
   try {
@@ -54,9 +53,8 @@ function parseKey(pem: string, keyPath: string): crypto.KeyObject {
  */
 export async function loadConfiguredCa(paths: ConfiguredCaPaths, now = Date.now()): Promise<ConfiguredCa> {
   const { certPath, keyPath } = requirePaths(paths);
-  const certs = (await readSetting(certPath, 'CERTCTL_CA_CERT_PATH')).match(PEM_CERT) ?? [];
-  if (!certs.length) throw new CaError('ca_invalid', `CERTCTL_CA_CERT_PATH (${certPath}) holds no PEM certificate`);
-  const pems = certs.map((c) => `${c}\n`);
+  const pems = pemCertificates(await readSetting(certPath, 'CERTCTL_CA_CERT_PATH'));
+  if (!pems.length) throw new CaError('ca_invalid', `CERTCTL_CA_CERT_PATH (${certPath}) holds no PEM certificate`);
   let facts: CaCertificateFacts;
   try {
     facts = certificateFacts(pems[0]);

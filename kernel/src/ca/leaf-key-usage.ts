@@ -1,22 +1,6 @@
 import crypto from 'node:crypto';
 import type { KeyUsageName } from '../crypto/crypto-types.js';
-
-/** One DER TLV: where its content starts and ends. Short and long lengths (up to 4 bytes). */
-function tlv(der: Buffer, at: number): { tag: number; start: number; end: number } | null {
-  if (at + 2 > der.length) return null;
-  const tag = der[at];
-  let len = der[at + 1];
-  let start = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n < 1 || n > 4 || start + n > der.length) return null;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
-    start += n;
-  }
-  const end = start + len;
-  return end <= der.length ? { tag, start, end } : null;
-}
+import { bytesOf, children, contentOf, expectTag, pemToDer, readTlv } from '../crypto/der.js';
 
 /** SubjectPublicKeyInfo algorithm OIDs (content bytes, hex) -> node's asymmetricKeyType. */
 const KEY_TYPE_BY_OID = new Map([
@@ -36,23 +20,15 @@ const KEY_TYPE_BY_OID = new Map([
  */
 export function csrKeyType(csrPem: string): string | null {
   try {
-    const b64 = csrPem.replace(/-----(BEGIN|END) (NEW )?CERTIFICATE REQUEST-----/g, '').replace(/\s+/g, '');
-    const der = Buffer.from(b64, 'base64');
-    const outer = tlv(der, 0);
-    if (!outer || outer.tag !== 0x30) return null;
-    const info = tlv(der, outer.start);
-    if (!info || info.tag !== 0x30) return null;
-    const version = tlv(der, info.start);
-    const subject = version && tlv(der, version.end);
-    const spki = subject && tlv(der, subject.end);
-    if (!spki || spki.tag !== 0x30) return null;
+    const der = pemToDer(csrPem, /(NEW )?CERTIFICATE REQUEST/);
+    const [info] = children(der, expectTag(readTlv(der, 0), 0x30, 'CertificationRequest'));
+    const spki = expectTag(children(der, expectTag(info, 0x30, 'CertificationRequestInfo'))[2], 0x30, 'SubjectPublicKeyInfo');
     // The algorithm OID names the common key types (building a key object costs more than the signature).
-    const alg = tlv(der, spki.start);
-    const algOid = alg && alg.tag === 0x30 ? tlv(der, alg.start) : null;
-    const known = algOid && algOid.tag === 0x06 ? KEY_TYPE_BY_OID.get(der.subarray(algOid.start, algOid.end).toString('hex')) : undefined;
+    const [alg] = children(der, spki);
+    const algOid = alg.tag === 0x30 ? readTlv(der, alg.contentStart, alg.end) : null;
+    const known = algOid?.tag === 0x06 ? KEY_TYPE_BY_OID.get(contentOf(der, algOid).toString('hex')) : undefined;
     if (known) return known;
-    const key = crypto.createPublicKey({ key: der.subarray(subject!.end, spki.end), format: 'der', type: 'spki' });
-    return key.asymmetricKeyType ?? null;
+    return crypto.createPublicKey({ key: bytesOf(der, spki), format: 'der', type: 'spki' }).asymmetricKeyType ?? null;
   } catch {
     return null;
   }

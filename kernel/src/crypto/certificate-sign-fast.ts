@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import type { SignCertificateRequest, SignedCertificate } from './crypto-types.js';
 import { verifyCsrFast } from './csr-fast.js';
-import { derToPem, oid, pemToDer, seq, set, tlv } from './der.js';
-import { buildIssuerTemplate, buildLeafCertificate, type IssuerTemplate } from './leaf-template.js';
+import { derToPem, oid, seq, set, tlv } from './der.js';
+import { buildLeafCertificate, issuerTemplateFor } from './leaf-template.js';
 import { normalizeSerial, parseDate } from './sign-params.js';
 
 /**
@@ -11,30 +11,6 @@ import { normalizeSerial, parseDate } from './sign-params.js';
  * an unusual CSR, any bad parameter): the library path then decides, so refusals
  * read the same whichever path a request would have taken.
  */
-
-const ISSUER_CACHE_MAX = 32;
-/** Per worker thread: parsed issuer and imported key, by a digest of (certificate, key) PEM. */
-const issuers = new Map<string, IssuerTemplate>();
-
-function issuerTemplate(certPem: string, keyPem: string): IssuerTemplate | null {
-  const id = crypto.createHash('sha256').update(certPem).update('\0').update(keyPem).digest('hex');
-  const hit = issuers.get(id);
-  if (hit) {
-    // Map order is insertion order: re-inserting keeps recently used issuers last.
-    issuers.delete(id);
-    issuers.set(id, hit);
-    return hit;
-  }
-  let template: IssuerTemplate;
-  try {
-    template = buildIssuerTemplate(pemToDer(certPem, /CERTIFICATE/), crypto.createPrivateKey(keyPem));
-  } catch {
-    return null;
-  }
-  issuers.set(id, template);
-  if (issuers.size > ISSUER_CACHE_MAX) issuers.delete(issuers.keys().next().value!);
-  return template;
-}
 
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
@@ -65,8 +41,8 @@ export async function signLeafFast(req: SignCertificateRequest): Promise<SignedC
     const notAfter = wholeSeconds(parseDate(req.notAfter, 'notAfter'));
     if (notAfter <= notBefore) return null;
     const serialHex = normalizeSerial(req.serialNumberHex);
-    const issuer = issuerTemplate(req.issuerCertPem, req.issuerKeyPem);
-    if (!issuer) return null;
+    // An issuer the template cannot read throws: the library path then words the refusal.
+    const issuer = issuerTemplateFor(req.issuerCertPem, req.issuerKeyPem);
     if (!req.allowBeyondIssuer && notAfter > issuer.notAfter) return null;
     const der = buildLeafCertificate({
       issuer,

@@ -149,6 +149,6 @@ export async function signWithLibrary(req: SignCertificateRequest): Promise<Sign
     serialNumberHex: cert.serialNumber,
     notBefore: cert.notBefore.toISOString(),
     notAfter: cert.notAfter.toISOString(),
-    fingerprintSha256: new crypto.X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase(),
+    fingerprintSha256: crypto.createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex'),
   };
 }

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { CryptoError, type CrlRequest, type CrlResult } from './crypto-types.js';
-import { bitStringBytes, explicit, implicitPrim, octetString, oid, pemToDer, seq, tlv, uintegerFromBytes, x509Time } from './der.js';
-import { buildIssuerTemplate, type IssuerTemplate } from './leaf-template.js';
+import { bitStringBytes, explicit, implicitPrim, octetString, oid, seq, tlv, uintegerFromBytes, x509Time } from './der.js';
+import { issuerTemplateFor } from './leaf-template.js';
 
 /**
  * X.509 v2 CRLs (RFC 5280 5.1) written straight into one buffer. The general
@@ -69,18 +69,6 @@ function integerContentLength(serials: Uint8Array, at: number, len: number): { s
   return { skip, length: len - skip + pad };
 }
 
-const ISSUER_CACHE = new Map<string, IssuerTemplate>();
-function issuerOf(certPem: string, keyPem: string): IssuerTemplate {
-  const id = crypto.createHash('sha256').update(certPem).update('\0').update(keyPem).digest('hex');
-  let hit = ISSUER_CACHE.get(id);
-  if (!hit) {
-    hit = buildIssuerTemplate(pemToDer(certPem, /CERTIFICATE/), crypto.createPrivateKey(keyPem));
-    ISSUER_CACHE.set(id, hit);
-    if (ISSUER_CACHE.size > 16) ISSUER_CACHE.delete(ISSUER_CACHE.keys().next().value!);
-  }
-  return hit;
-}
-
 function checkRequest(req: CrlRequest): void {
   const n = req.count;
   if (!Number.isSafeInteger(n) || n < 0) throw new CryptoError('bad_request', 'count must be a non-negative integer');
@@ -92,7 +80,7 @@ function checkRequest(req: CrlRequest): void {
 /** Encodes and signs a CRL. */
 export function encodeCrl(req: CrlRequest): CrlResult {
   checkRequest(req);
-  const issuer = issuerOf(req.issuerCertPem, req.issuerKeyPem);
+  const issuer = issuerTemplateFor(req.issuerCertPem, req.issuerKeyPem);
   const serials = Buffer.from(req.serials.buffer, req.serials.byteOffset, req.serials.byteLength);
   const { count, revokedAt, reasons } = req;
 

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { CsrInfo } from './crypto-types.js';
 import { bytesOf, children, contentOf, DerError, expectTag, oidToString, pemToDer, readTlv, type Tlv } from './der.js';
-import { describePublicKey } from './csr-verify.js';
+import { describePublicKey } from './public-key.js';
 
 /**
  * The hot-path CSR reader: walks the PKCS#10 DER by offset and checks the

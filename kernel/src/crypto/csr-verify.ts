@@ -1,15 +1,12 @@
-import crypto from 'node:crypto';
 import type { CsrInfo } from './crypto-types.js';
 import { x509 } from './x509-setup.js';
 import { verifyCsrFast } from './csr-fast.js';
+import { describePublicKey } from './public-key.js';
 
-export const MAX_CSR_BYTES = 64 * 1024;
-
-const CURVE_BITS: Record<string, number> = { 'P-256': 256, 'P-384': 384, 'P-521': 521, prime256v1: 256, secp384r1: 384, secp521r1: 521 };
-const CURVE_NAMES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+const MAX_CSR_BYTES = 64 * 1024;
 
 /** OpenSSL's name for a signature algorithm as WebCrypto describes it. */
-export function signatureAlgorithmName(alg: { name: string; hash?: { name: string } | string }): string {
+function signatureAlgorithmName(alg: { name: string; hash?: { name: string } | string }): string {
   const hash = (typeof alg.hash === 'string' ? alg.hash : alg.hash?.name ?? '').replace('-', '');
   switch (alg.name) {
     case 'RSASSA-PKCS1-v1_5': return `${hash.toLowerCase()}WithRSAEncryption`;
@@ -21,27 +18,8 @@ export function signatureAlgorithmName(alg: { name: string; hash?: { name: strin
   }
 }
 
-/** Algorithm, size and curve of a SubjectPublicKeyInfo (DER), from node's own key parser. */
-export function describePublicKey(spki: ArrayBuffer | Uint8Array | crypto.KeyObject): { publicKeyAlgorithm: string; keySize: number | null; namedCurve?: string } {
-  // A key object already at hand is reused: building one from DER costs more than a signature check.
-  const key = spki instanceof crypto.KeyObject ? spki : crypto.createPublicKey({ key: Buffer.from(spki instanceof Uint8Array ? spki : new Uint8Array(spki)), format: 'der', type: 'spki' });
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-    case 'rsa-pss':
-      return { publicKeyAlgorithm: 'RSA', keySize: details.modulusLength ?? null };
-    case 'ec': {
-      const curve = details.namedCurve ?? '';
-      return { publicKeyAlgorithm: 'EC', keySize: CURVE_BITS[curve] ?? null, namedCurve: CURVE_NAMES[curve] ?? curve };
-    }
-    case 'ed25519': return { publicKeyAlgorithm: 'Ed25519', keySize: 256 };
-    case 'ed448': return { publicKeyAlgorithm: 'Ed448', keySize: 456 };
-    default: return { publicKeyAlgorithm: String(key.asymmetricKeyType ?? 'unknown'), keySize: null };
-  }
-}
-
 /** SAN values of an extension list (DNS, IP, email, URI; other name forms are skipped). */
-export function sanValues(extensions: readonly x509.Extension[]): string[] {
+function sanValues(extensions: readonly x509.Extension[]): string[] {
   const ext = extensions.find((e) => e.type === '2.5.29.17');
   if (!ext) return [];
   const names = (ext instanceof x509.SubjectAlternativeNameExtension ? ext : new x509.SubjectAlternativeNameExtension(ext.rawData)).names.toJSON();

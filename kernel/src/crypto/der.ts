@@ -142,6 +142,16 @@ export function expectTag(t: Tlv, tag: number, what: string): Tlv {
   return t;
 }
 
+// ---- PEM ------------------------------------------------------------------
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** The CERTIFICATE blocks of a PEM text (a chain, a bundle file), in order, each with LF line ends and ending in a newline. */
+export function pemCertificates(text: string | null | undefined): string[] {
+  return (text?.match(PEM_CERTIFICATE) ?? []).map((b) => `${b.replace(/\r\n/g, '\n')}\n`);
+}
+
+/** The DER of the first PEM block whose label matches (e.g. /CERTIFICATE/, /(NEW )?CERTIFICATE REQUEST/). */
 export function pemToDer(pem: string, label: RegExp): Buffer {
   const m = new RegExp(`-----BEGIN ${label.source}-----(?<body>[\\s\\S]*?)-----END ${label.source}-----`).exec(pem);
   if (!m?.groups) throw new DerError('not PEM of the expected type');

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { CryptoError, EXTENDED_KEY_USAGES, KEY_USAGES, type CertificateExtensionsSpec } from './crypto-types.js';
 import {
   bitStringBytes, boolTrue, children, contentOf, explicit, implicitPrim, nullDer, octetString, oid, oidToString,
-  readTlv, seq, smallInteger, tlv, uintegerFromBytes, x509Time, bytesOf, expectTag,
+  pemToDer, readTlv, seq, smallInteger, tlv, uintegerFromBytes, x509Time, bytesOf, expectTag,
 } from './der.js';
 
 /**
@@ -59,36 +59,50 @@ export function buildIssuerTemplate(certDer: Buffer, key: crypto.KeyObject): Iss
     }
   }
   const notAfter = new Date(new crypto.X509Certificate(certDer).validTo);
-
-  let hash: string | null;
-  let algorithmIdentifier: Buffer;
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      hash = 'sha256';
-      algorithmIdentifier = seq(oid('1.2.840.113549.1.1.11'), nullDer);
-      break;
-    case 'ec': {
-      const m = ALG_ECDSA[key.asymmetricKeyDetails?.namedCurve ?? ''];
-      if (!m) throw new CryptoError('issuer_invalid', `issuer key curve ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown'} is not supported (P-256, P-384, P-521)`);
-      hash = m[0];
-      algorithmIdentifier = seq(oid(m[1]));
-      break;
-    }
-    case 'ed25519':
-      hash = null;
-      algorithmIdentifier = seq(oid('1.3.101.112'));
-      break;
-    default:
-      throw new CryptoError('issuer_invalid', `issuer key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (RSA, ECDSA, Ed25519)`);
-  }
   return {
     subjectDer: bytesOf(certDer, subjectT),
     keyId: keyId ?? crypto.createHash('sha1').update(keyBits).digest(),
     notAfter,
     signingKey: key,
-    hash,
-    algorithmIdentifier,
+    ...signatureAlgorithmOf(key),
   };
+}
+
+/** How a key signs: the node:crypto digest (null for Ed25519) and the AlgorithmIdentifier DER naming it. */
+export function signatureAlgorithmOf(key: crypto.KeyObject): { hash: string | null; algorithmIdentifier: Buffer } {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return { hash: 'sha256', algorithmIdentifier: seq(oid('1.2.840.113549.1.1.11'), nullDer) };
+    case 'ec': {
+      const m = ALG_ECDSA[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      if (!m) throw new CryptoError('issuer_invalid', `issuer key curve ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown'} is not supported (P-256, P-384, P-521)`);
+      return { hash: m[0], algorithmIdentifier: seq(oid(m[1])) };
+    }
+    case 'ed25519':
+      return { hash: null, algorithmIdentifier: seq(oid('1.3.101.112')) };
+    default:
+      throw new CryptoError('issuer_invalid', `issuer key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (RSA, ECDSA, Ed25519)`);
+  }
+}
+
+const ISSUER_CACHE_MAX = 32;
+/** Per worker thread: parsed issuers with their imported keys, by a digest of (certificate, key) PEM. */
+const issuers = new Map<string, IssuerTemplate>();
+
+/** buildIssuerTemplate from PEM, remembered for the leaves, CRLs and responders the same CA signs next. */
+export function issuerTemplateFor(certPem: string, keyPem: string): IssuerTemplate {
+  const id = crypto.createHash('sha256').update(certPem).update('\0').update(keyPem).digest('hex');
+  const hit = issuers.get(id);
+  if (hit) {
+    // Map order is insertion order: re-inserting keeps recently used issuers last.
+    issuers.delete(id);
+    issuers.set(id, hit);
+    return hit;
+  }
+  const template = buildIssuerTemplate(pemToDer(certPem, /CERTIFICATE/), crypto.createPrivateKey(keyPem));
+  issuers.set(id, template);
+  if (issuers.size > ISSUER_CACHE_MAX) issuers.delete(issuers.keys().next().value!);
+  return template;
 }
 
 // ---- extensions -------------------------------------------------------------

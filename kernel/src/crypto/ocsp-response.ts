@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { CryptoError, type OcspSignRequest } from './crypto-types.js';
 import { bitStringBytes, children, contentOf, explicit, oid, pemToDer, readTlv, seq, tlv } from './der.js';
+import { signatureAlgorithmOf } from './leaf-template.js';
 
 /**
  * BasicOCSPResponse (RFC 6960 4.2.1) written directly to DER and signed with the
@@ -20,11 +21,6 @@ interface Responder {
 }
 
 const RESPONDERS = new Map<string, Responder>();
-const ALG: Record<string, [string, string]> = {
-  prime256v1: ['sha256', '1.2.840.10045.4.3.2'],
-  secp384r1: ['sha384', '1.2.840.10045.4.3.3'],
-  secp521r1: ['sha512', '1.2.840.10045.4.3.4'],
-};
 
 function responderOf(certPem: string, keyPem: string): Responder {
   const id = crypto.createHash('sha256').update(certPem).update('\0').update(keyPem).digest('hex');
@@ -34,24 +30,8 @@ function responderOf(certPem: string, keyPem: string): Responder {
   const key = crypto.createPrivateKey(keyPem);
   const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' });
   const [, keyBits] = children(spki, readTlv(spki, 0));
-  let hash: string | null;
-  let algorithmIdentifier: Buffer;
-  if (key.asymmetricKeyType === 'ec') {
-    const m = ALG[key.asymmetricKeyDetails?.namedCurve ?? ''];
-    if (!m) throw new CryptoError('issuer_invalid', 'unsupported responder curve');
-    [hash] = m;
-    algorithmIdentifier = seq(oid(m[1]));
-  } else if (key.asymmetricKeyType === 'rsa') {
-    hash = 'sha256';
-    algorithmIdentifier = seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00]));
-  } else if (key.asymmetricKeyType === 'ed25519') {
-    hash = null;
-    algorithmIdentifier = seq(oid('1.3.101.112'));
-  } else {
-    throw new CryptoError('issuer_invalid', `unsupported responder key type ${key.asymmetricKeyType}`);
-  }
   const responder: Responder = {
-    key, hash, algorithmIdentifier,
+    key, ...signatureAlgorithmOf(key),
     responderId: explicit(2, tlv(0x04, crypto.createHash('sha1').update(contentOf(spki, keyBits).subarray(1)).digest())),
     certs: explicit(0, seq(certDer)),
   };

@@ -134,9 +134,12 @@ export class LiveSocketServer {
   }
 
   private broadcast(event: LiveEvent): void {
+    // Serialized once for every receiver, not once per client.
+    let frame: string | null = null;
     for (const client of this.clients) {
       if (!client.principal || !mayReceive(client.principal, event)) continue;
-      this.sendBounded(client, { type: 'event', event });
+      frame ??= JSON.stringify({ type: 'event', event });
+      this.sendBounded(client, frame);
     }
   }
 
@@ -144,7 +147,7 @@ export class LiveSocketServer {
    * A client that cannot keep up gets no more events until its queue drains; then
    * one `resync` tells it to refetch, instead of the kernel buffering without bound.
    */
-  private sendBounded(client: Client, msg: unknown): void {
+  private sendBounded(client: Client, frame: string): void {
     if (client.ws.bufferedAmount > this.opts.maxBufferedBytes) {
       client.dropped += 1;
       return;
@@ -153,11 +156,12 @@ export class LiveSocketServer {
       this.send(client, { type: 'resync', dropped: client.dropped });
       client.dropped = 0;
     }
-    this.send(client, msg);
+    this.send(client, frame);
   }
 
+  /** Sends a message (or an already serialized frame) while the socket is open. */
   private send(client: Client, msg: unknown): void {
-    if (client.ws.readyState === client.ws.OPEN) client.ws.send(JSON.stringify(msg));
+    if (client.ws.readyState === client.ws.OPEN) client.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
   }
 
   private async beat(): Promise<void> {

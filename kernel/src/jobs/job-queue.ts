@@ -2,10 +2,11 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import { newId } from '../db/ids.js';
+import { rowsOf } from '../db/raw-rows.js';
 import { CANCELLABLE_JOB_STATUSES, type JobRow, type JobStatus, type JobType } from './job-states.js';
 import { SYSTEM_ACTOR, type AuditActor } from '../audit/audit-log.js';
 import { closeJobApprovals } from '../approvals/approval-requests.js';
-import { expireApprovals } from '../approvals/approval-expiry.js';
+import { expireApprovals, expireJobApprovals } from '../approvals/approval-expiry.js';
 import { KEY_LINEAGE_SQL, sameKeyLineage } from '../auth/key-lineage.js';
 import { notifyAbandonedDeployments } from '../resources/agents/agent-lease-expiry.js';
 
@@ -80,8 +81,6 @@ interface RunningJob {
   /** The handler has returned; only its outcome is still being written. */
   handlerDone: boolean;
 }
-
-const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
 
 /**
  * The job queue. Workers claim Pending jobs with FOR UPDATE SKIP LOCKED and hold
@@ -330,7 +329,8 @@ export class JobQueue {
           .update({ status: 'Cancelled', last_error: 'approval timed out', completed_at: trx.fn.now(), updated_at: trx.fn.now() });
         if (n === 1) {
           await this.audit.append({ category: 'lifecycle', ...SYSTEM_ACTOR, action: 'job_cancelled', resource_type: 'job', resource_id: id, details: { type: refused.job?.type, reason: 'approval_timeout' } }, trx);
-          await closeJobApprovals(trx, this.audit, [id], 'expired', { reason: 'approval timed out' });
+          // As the reaper would: the request expires and a renewing certificate settles.
+          await expireJobApprovals(trx, this.audit, [refused.job!]);
         }
       }
       return refused;

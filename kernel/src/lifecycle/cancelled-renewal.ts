@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { SYSTEM_ACTOR, type AuditActor, type AuditLog } from '../audit/audit-log.js';
-import { ISSUING_JOB_TYPES } from './issuance-jobs.js';
-import { classFilter, NO_OPEN_ISSUING_JOB, RENEWAL_WINDOW, rowsOf, sqlList, type CertificateClass } from './lifecycle-sql.js';
+import { rowsOf } from '../db/raw-rows.js';
+import { classFilter, LATEST_ISSUING_JOB, NO_OPEN_ISSUING_JOB, RENEWAL_WINDOW, type CertificateClass } from './lifecycle-sql.js';
 
 export interface SettleOptions {
   /** The clock the expiry is judged against. */
@@ -38,11 +38,11 @@ export async function settleCancelledRenewals(trx: Knex.Transaction, audit: Pick
                    ELSE 'Active' END AS to_status
          FROM managed_certificates c
          LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
+        CROSS JOIN LATERAL (${LATEST_ISSUING_JOB}) lj
         WHERE c.status = 'RenewalInProgress' AND c.expires_at IS NOT NULL AND ${NO_OPEN_ISSUING_JOB}
           AND ${classFilter(opts.certificateClass ?? 'all')}
           ${sweep ? '' : 'AND c.id = ANY(?)'}
-          AND (SELECT j.status FROM jobs j WHERE j.certificate_id = c.id AND j.type IN (${sqlList(ISSUING_JOB_TYPES)})
-                ORDER BY j.created_at DESC, j.id DESC LIMIT 1) = 'Cancelled'
+          AND lj.status = 'Cancelled'
         ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED)
      UPDATE managed_certificates c SET status = stuck.to_status, updated_at = ?
        FROM stuck WHERE c.id = stuck.id

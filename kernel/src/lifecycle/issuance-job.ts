@@ -1,11 +1,9 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import type { JobHandler, JobOutcome } from '../jobs/job-queue.js';
 import type { JobRow } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
-import { recordNotifications } from '../notifications/notification-events.js';
-import { IssuanceError, refused } from './issuance-failure.js';
+import { IssuanceError, recordFinalFailures, refused } from './issuance-failure.js';
 import { certificateSans } from './issuance-names.js';
 import { generateServerKey, storeServerKey } from './issuance-server-key.js';
 import { issueCertificate } from './issuance-service.js';
@@ -119,16 +117,6 @@ async function markFailed(k: KernelServices, job: JobRow, type: 'Issuance' | 'Re
       .forUpdate().first('id', 'common_name', 'status')) as { id: string; common_name: string; status: string } | undefined;
     if (!cert) return;
     await trx('managed_certificates').where({ id: cert.id }).update({ status: 'Failed', updated_at: new Date() });
-    const what = type === 'Renewal' ? 'renewal' : 'issuance';
-    await recordNotifications(k, trx, [{
-      type: 'RenewalFailure', certificate_id: cert.id, severity: type === 'Renewal' ? 'critical' : 'warning',
-      subject: `Certificate ${cert.common_name}: ${what} failed`,
-      message: `The ${what} of certificate ${cert.id} (${cert.common_name}) failed (job ${job.id}): ${reason}`,
-      dedupe_key: `issuance-failed:${job.id}`,
-    }]);
-    await k.audit.append({
-      category: 'lifecycle', ...SYSTEM_ACTOR, action: `certificate_${what}_failed`, resource_type: 'certificate', resource_id: cert.id,
-      details: { job_id: job.id, from: cert.status, to: 'Failed', error: reason.slice(0, 1000) },
-    }, trx);
+    await recordFinalFailures(k, trx, [{ certificateId: cert.id, commonName: cert.common_name, fromStatus: cert.status, jobId: job.id, jobType: type, error: reason }]);
   });
 }

@@ -23,7 +23,7 @@ import type { IssuancePlan } from './profile-enforcement.js';
 const OID = { basicConstraints: '2.5.29.19', subjectAltName: '2.5.29.17', extKeyUsage: '2.5.29.37', anyEku: '2.5.29.37.0' };
 const EKU_NAMES = new Map<string, string>(Object.entries(EXTENDED_KEY_USAGES).map(([name, oid]) => [oid, name]));
 
-export interface LeafGrants {
+interface LeafGrants {
   ca: boolean;
   /** SANs, normalised; kinds we never issue as `uri:...`, `dirName`, `other:<tag>`. */
   names: string[];
@@ -54,7 +54,7 @@ function generalName(der: Buffer, t: Tlv): string {
 }
 
 /** The extensions of a certificate's DER that decide what it may be used for. */
-export function leafGrants(der: Buffer): LeafGrants {
+function leafGrants(der: Buffer): LeafGrants {
   const cert = expectTag(readTlv(der, 0), 0x30, 'certificate');
   const tbs = expectTag(children(der, cert)[0], 0x30, 'tbsCertificate');
   const out: LeafGrants = { ca: false, names: [], ekus: null };
@@ -80,13 +80,11 @@ export function leafGrants(der: Buffer): LeafGrants {
   return out;
 }
 
-const leafDer = (pemChain: string) => Buffer.from(/-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pemChain)?.[1].replace(/\s+/g, '') ?? '', 'base64');
-
-/** What the leaf grants beyond the plan, in words; empty when it keeps to the plan. */
-export function leafProblems(pemChain: string, plan: Pick<IssuancePlan, 'sans' | 'ekus'>, profileEkus: readonly string[] | null): string[] {
+/** What the leaf (its DER, as parseIssued read it) grants beyond the plan, in words; empty when it keeps to the plan. */
+export function leafProblems(leafDer: Buffer, plan: Pick<IssuancePlan, 'sans' | 'ekus'>, profileEkus: readonly string[] | null): string[] {
   let grants: LeafGrants;
   try {
-    grants = leafGrants(leafDer(pemChain));
+    grants = leafGrants(leafDer);
   } catch (err) {
     return [`its extensions cannot be read (${(err as Error).message})`];
   }

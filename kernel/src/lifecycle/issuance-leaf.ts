@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { CsrInfo } from '../crypto/crypto-types.js';
-import { describePublicKey } from '../crypto/csr-verify.js';
-import { bytesOf, children, contentOf, expectTag, readTlv } from '../crypto/der.js';
+import { bytesOf, children, contentOf, expectTag, pemCertificates, pemToDer, readTlv } from '../crypto/der.js';
+import { describePublicKey } from '../crypto/public-key.js';
 import { keyAlgorithmName } from './profile-enforcement.js';
 
 /** An issued certificate as the inventory stores it. */
@@ -18,15 +18,9 @@ export interface IssuedLeaf {
   keySize: number | null;
 }
 
-const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-const blocks = (text: string): string[] => (text.match(PEM_BLOCK) ?? []).map((b) => `${b.trim()}\n`);
-
-const pemBody = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-
 /** The SubjectPublicKeyInfo DER of a PKCS#10 request (request -> info -> version, subject, spki). */
 function csrSpki(csrPem: string): Buffer {
-  const der = pemBody(csrPem);
+  const der = pemToDer(csrPem, /(NEW )?CERTIFICATE REQUEST/);
   const request = readTlv(der, 0);
   const info = readTlv(der, request.contentStart, request.end);
   const version = readTlv(der, info.contentStart, info.end);
@@ -35,7 +29,7 @@ function csrSpki(csrPem: string): Buffer {
 }
 
 /** The SubjectPublicKeyInfo of a PKCS#10 request, as a key. */
-export function csrPublicKey(csrPem: string): crypto.KeyObject {
+function csrPublicKey(csrPem: string): crypto.KeyObject {
   return crypto.createPublicKey({ key: csrSpki(csrPem), format: 'der', type: 'spki' });
 }
 
@@ -84,13 +78,14 @@ export type KeyDescription = Pick<CsrInfo, 'publicKeyAlgorithm' | 'keySize'>;
 /**
  * Reads what an issuer returned (node's native X.509 parser: no library cost on
  * the hot path). With a CSR, also checks that the certificate is for the CSR's key:
- * an issuer that certifies some other key is broken, and that is refused.
+ * an issuer that certifies some other key is broken, and that is refused. Returns the
+ * leaf's DER beside it, for the grants check (issuance-leaf-check.ts) to read as is.
  */
-export function parseIssued(certificatePem: string, chainPem: readonly string[], csrPem?: string, csrKey?: KeyDescription): IssuedLeaf {
-  const [leafPem, ...bundled] = blocks(certificatePem);
+export function parseIssued(certificatePem: string, chainPem: readonly string[], csrPem?: string, csrKey?: KeyDescription): { leaf: IssuedLeaf; der: Buffer } {
+  const [leafPem, ...bundled] = pemCertificates(certificatePem);
   if (!leafPem) throw new Error('the issuer returned no PEM certificate');
-  const chain = [...bundled, ...chainPem.flatMap(blocks)];
-  const der = pemBody(leafPem);
+  const chain = [...bundled, ...chainPem.flatMap(pemCertificates)];
+  const der = pemToDer(leafPem, /CERTIFICATE/);
   let fields: ReturnType<typeof readLeaf> | null = null;
   try {
     fields = readLeaf(der);
@@ -99,17 +94,20 @@ export function parseIssued(certificatePem: string, chainPem: readonly string[],
   }
   // The common case: the certificate carries the CSR's key encoded byte for byte as the CSR did.
   if (fields && csrPem && !fields.spki.equals(csrSpki(csrPem))) fields = null;
-  if (!fields) return parseWithNode(leafPem, chain, csrPem);
+  if (!fields) return { leaf: parseWithNode(leafPem, chain, csrPem), der };
   // The same key bytes as the (verified) CSR: its description is the CSR's, without building a key object.
   const key = csrPem && csrKey ? csrKey : describePublicKey(fields.spki);
   return {
-    pemChain: [leafPem, ...chain].join(''),
-    serialNumber: serialHex(fields.serial),
-    fingerprintSha256: crypto.createHash('sha256').update(der).digest('hex'),
-    notBefore: fields.notBefore,
-    notAfter: fields.notAfter,
-    keyAlgorithm: keyAlgorithmName(key),
-    keySize: key.keySize,
+    leaf: {
+      pemChain: [leafPem, ...chain].join(''),
+      serialNumber: serialHex(fields.serial),
+      fingerprintSha256: crypto.createHash('sha256').update(der).digest('hex'),
+      notBefore: fields.notBefore,
+      notAfter: fields.notAfter,
+      keyAlgorithm: keyAlgorithmName(key),
+      keySize: key.keySize,
+    },
+    der,
   };
 }
 

@@ -1,6 +1,7 @@
 import { webcrypto } from 'node:crypto';
 import type { Knex } from 'knex';
 import net from 'node:net';
+import { derToPem } from '../crypto/der.js';
 import { x509 } from '../crypto/x509-setup.js';
 import type { KernelServices } from '../kernel-services.js';
 
@@ -20,9 +21,6 @@ export interface ServerKey {
 
 const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 } as const;
 
-const pem = (label: string, der: ArrayBuffer) =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
-
 function sanEntry(name: string): { type: 'dns' | 'ip' | 'email'; value: string } {
   if (net.isIP(name)) return { type: 'ip', value: name };
   if (name.includes('@')) return { type: 'email', value: name };
@@ -39,7 +37,7 @@ export async function generateServerKey(commonName: string, sans: string[]): Pro
     extensions: sans.length ? [new x509.SubjectAlternativeNameExtension(sans.map(sanEntry))] : [],
   });
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return { privateKeyPem: pem('PRIVATE KEY', pkcs8), csrPem: csr.toString('pem'), keyAlgorithm: 'RSA', keySize: 2048 };
+  return { privateKeyPem: derToPem(Buffer.from(pkcs8), 'PRIVATE KEY'), csrPem: csr.toString('pem'), keyAlgorithm: 'RSA', keySize: 2048 };
 }
 
 /** Keeps a generated key (sealed) for the job that will use it. */

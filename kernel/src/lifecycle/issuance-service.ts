@@ -90,14 +90,15 @@ export async function issueCertificate(k: KernelServices, input: IssueInput): Pr
   if (result.status === 'denied') throw new IssuanceError(`issuer ${ctx.issuer.id} denied the request: ${result.reason}`, false, 'denied');
   if (result.status === 'failed') throw new IssuanceError(`issuer ${ctx.issuer.id} failed: ${result.reason}`, result.retryable, result.retryable ? 'transient' : 'denied');
 
-  let leaf;
+  let parsed;
   try {
-    leaf = parseIssued(result.certificatePem, result.chainPem, input.csrPem, csr);
+    parsed = parseIssued(result.certificatePem, result.chainPem, input.csrPem, csr);
   } catch (err) {
     throw new IssuanceError(`issuer ${ctx.issuer.id} returned an unusable certificate: ${(err as Error).message}`, false, 'issuer_fault');
   }
+  const { leaf } = parsed;
   // The issuer may not widen what was asked for (issuance-leaf-check.ts): nothing is stored.
-  const beyond = leafProblems(leaf.pemChain, plan, ctx.profile?.allowed_ekus ?? null);
+  const beyond = leafProblems(parsed.der, plan, ctx.profile?.allowed_ekus ?? null);
   if (beyond.length) throw new IssuanceError(`issuer ${ctx.issuer.id} returned a certificate that does not keep to the request: ${beyond.join('; ')}`, false, 'issuer_fault');
   // The issued validity is known now: lifetime rules are checked on it (recorded; the certificate exists either way).
   const after = evaluatePolicies(policies, { issuerId: ctx.issuer.id, keyAlgorithm: leaf.keyAlgorithm, keySize: leaf.keySize, names: plan.sans, notBefore: leaf.notBefore, notAfter: leaf.notAfter });

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { AuditActor, AuditInput } from '../audit/audit-log.js';
 import { newId } from '../db/ids.js';
+import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
 import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
 import { refused } from './issuance-failure.js';
@@ -32,8 +33,6 @@ export interface StoredIssuance {
   deploymentJobIds: string[];
   policyViolationIds: string[];
 }
-
-const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
 
 /**
  * Stores issued certificates in the caller's transaction with a fixed number of

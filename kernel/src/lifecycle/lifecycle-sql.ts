@@ -8,7 +8,6 @@ import { ISSUING_JOB_TYPES } from './issuance-jobs.js';
  * Each expects the certificate aliased `c` (and its renewal policy `rp` for the window).
  */
 
-export const rowsOf = <T>(res: { rows?: T[] } | T[]): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
 export const sqlList = (values: readonly string[]) => values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ');
 
 /** Certificates living under an hour: a profile capping them below it, or an issued lifetime below it. */
@@ -28,6 +27,11 @@ export const RENEWAL_WINDOW = `(CASE WHEN ${SHORT_LIVED}
 
 export const NO_OPEN_ISSUING_JOB = `NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id
   AND j.type IN (${sqlList(ISSUING_JOB_TYPES)}) AND j.status IN (${sqlList(OPEN_JOB_STATUSES)}))`;
+
+/** The certificate's newest issuing job (id, type, status, last_error): `CROSS JOIN LATERAL (${LATEST_ISSUING_JOB}) lj`. */
+export const LATEST_ISSUING_JOB = `SELECT j.id, j.type, j.status, j.last_error FROM jobs j
+  WHERE j.certificate_id = c.id AND j.type IN (${sqlList(ISSUING_JOB_TYPES)})
+  ORDER BY j.created_at DESC, j.id DESC LIMIT 1`;
 
 /** Which certificates a pass looks at: the hourly loop skips short-lived ones, which have their own loop. */
 export type CertificateClass = 'standard' | 'short-lived' | 'all';

@@ -3,7 +3,9 @@ import type { RenewalInfo } from '@certctl/sdk';
 import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import type { KernelServices } from '../kernel-services.js';
 import type { Step, StepContext } from './expiry-check.js';
-import { NO_OPEN_ISSUING_JOB, rowsOf } from './lifecycle-sql.js';
+import { pemCertificates } from '../crypto/der.js';
+import { rowsOf } from '../db/raw-rows.js';
+import { NO_OPEN_ISSUING_JOB } from './lifecycle-sql.js';
 import { requestNewVersions, type RenewableCertificate } from './renewal-requests.js';
 
 /**
@@ -69,8 +71,6 @@ interface RenewalInfoRow {
   updated_at: Date;
 }
 
-const LEAF = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
-
 /**
  * Fetches renewal windows that are due (never fetched for this version, or past
  * next_check_at), a batch at a time: the certificates are read, the plugins called
@@ -111,9 +111,9 @@ async function fetchOne({ k, now, stamp }: StepContext, d: DueCheck): Promise<Re
   const base = { certificate_id: d.id, serial_number: d.serial_number, checked_at: now, updated_at: stamp };
   const after = (seconds: number) => new Date(now.getTime() + seconds * 1000);
   try {
-    const leaf = LEAF.exec(d.pem_chain)?.[0];
+    const [leaf] = pemCertificates(d.pem_chain);
     if (!leaf) throw new Error(`the stored version of serial ${d.serial_number} holds no certificate`);
-    const info = (await k.pluginHost.call(d.issuer_type, d.issuer_id, 'renewalInfo', { certificatePem: `${leaf}\n` }, { timeoutMs: CALL_TIMEOUT_MS })) as RenewalInfo | null;
+    const info = (await k.pluginHost.call(d.issuer_type, d.issuer_id, 'renewalInfo', { certificatePem: leaf }, { timeoutMs: CALL_TIMEOUT_MS })) as RenewalInfo | null;
     const check = info?.retryAfterSeconds ? Math.min(Math.max(info.retryAfterSeconds, MIN_CHECK_SECONDS), MAX_CHECK_SECONDS) : DEFAULT_CHECK_SECONDS;
     if (!info) return { ...base, window_start: null, window_end: null, selected_at: null, explanation_url: null, next_check_at: after(check), last_error: null };
     const start = new Date(info.suggestedWindow.start);

@@ -1,8 +1,10 @@
 import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import { recordNotifications } from '../notifications/notification-events.js';
 import type { Step } from './expiry-check.js';
+import { recordFinalFailures } from './issuance-failure.js';
 import { ISSUING_JOB_TYPES } from './issuance-jobs.js';
-import { NO_OPEN_ISSUING_JOB, rowsOf, sqlList } from './lifecycle-sql.js';
+import { rowsOf } from '../db/raw-rows.js';
+import { LATEST_ISSUING_JOB, NO_OPEN_ISSUING_JOB, sqlList } from './lifecycle-sql.js';
 import { requestNewVersions, type RenewableCertificate } from './renewal-requests.js';
 
 /**
@@ -52,9 +54,7 @@ export const settleFailedIssuingJobs: Step = async (trx, { k, stamp, batch, inCl
     `WITH stuck AS (
        SELECT c.id, c.common_name, c.status AS from_status, lj.id AS job_id, lj.type AS job_type, lj.last_error
          FROM managed_certificates c
-        CROSS JOIN LATERAL (SELECT j.id, j.type, j.status, j.last_error FROM jobs j
-                             WHERE j.certificate_id = c.id AND j.type IN (${sqlList(ISSUING_JOB_TYPES)})
-                             ORDER BY j.created_at DESC, j.id DESC LIMIT 1) lj
+        CROSS JOIN LATERAL (${LATEST_ISSUING_JOB}) lj
         WHERE c.status IN ('RenewalInProgress', 'Pending') AND lj.status = 'Failed' AND ${NO_OPEN_ISSUING_JOB} AND ${inClass}
         ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED)
      UPDATE managed_certificates c SET status = 'Failed', updated_at = ?
@@ -62,18 +62,9 @@ export const settleFailedIssuingJobs: Step = async (trx, { k, stamp, batch, inCl
      RETURNING c.id, stuck.common_name, stuck.from_status, stuck.job_id, stuck.job_type, stuck.last_error`,
     [batch, stamp],
   ));
-  if (!rows.length) return 0;
-  const what = (r: { job_type: string }) => (r.job_type === 'Renewal' ? 'renewal' : 'issuance');
-  await recordNotifications(k, trx, rows.map((r) => ({
-    type: 'RenewalFailure' as const, certificate_id: r.id, severity: r.job_type === 'Renewal' ? 'critical' as const : 'warning' as const,
-    subject: `Certificate ${r.common_name}: ${what(r)} failed`,
-    message: `The ${what(r)} of certificate ${r.id} (${r.common_name}) failed (job ${r.job_id}): ${r.last_error ?? 'no reason recorded'}`,
-    dedupe_key: `issuance-failed:${r.job_id}`,
-  })), { now: stamp });
-  await k.audit.append(rows.map((r) => ({
-    category: 'lifecycle' as const, ...SYSTEM_ACTOR, action: `certificate_${what(r)}_failed`, resource_type: 'certificate', resource_id: r.id,
-    details: { job_id: r.job_id, from: r.from_status, to: 'Failed', error: (r.last_error ?? '').slice(0, 1000), reason: 'job_failed_without_handler' },
-  })), trx);
+  await recordFinalFailures(k, trx, rows.map((r) => ({
+    certificateId: r.id, commonName: r.common_name, fromStatus: r.from_status, jobId: r.job_id, jobType: r.job_type, error: r.last_error,
+  })), { now: stamp, details: { reason: 'job_failed_without_handler' } });
   return rows.length;
 };
 

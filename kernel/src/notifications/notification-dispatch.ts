@@ -1,4 +1,5 @@
 import type { Json, NotifyRequest, NotifyResult } from '@certctl/sdk';
+import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
 import { PluginCallError, type PluginFailureCode } from '../plugins/host/contracts.js';
 
@@ -43,8 +44,6 @@ interface ClaimedRow {
 }
 
 type Outcome = { status: 'sent' } | { status: 'failed'; reason: string; retryable: boolean };
-
-const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
 
 /** Failures of the plugin host worth another try: the plugin or its runner may come back. */
 const RETRYABLE_CALL_FAILURES: ReadonlySet<PluginFailureCode> = new Set(['timeout', 'crashed', 'unavailable', 'plugin_error', 'memory_limit', 'cpu_limit']);

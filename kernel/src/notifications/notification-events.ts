@@ -2,9 +2,9 @@ import type { Knex } from 'knex';
 import type { NotificationType } from '@certctl/sdk';
 import { newId } from '../db/ids.js';
 import type { KernelServices } from '../kernel-services.js';
-import { routeEvent, type CertificateRouting, type NotifierRoute } from './notification-routing.js';
+import { routeEvent, type CertificateRouting, type NotifierRoute, type Severity } from './notification-routing.js';
 
-export type NotificationSeverity = 'info' | 'warning' | 'critical';
+export type NotificationSeverity = Severity;
 
 /** A lifecycle event worth telling someone about. */
 export interface NotificationEvent {
@@ -30,7 +30,7 @@ export interface RecordOptions {
  * (see notification-routing.ts). The dispatch loop sends them later, so the
  * caller's transaction never waits on a mail server or a webhook.
  */
-export async function recordNotification(k: Pick<KernelServices, 'db' | 'log'>, trx: Knex.Transaction, event: NotificationEvent, opts: RecordOptions = {}): Promise<void> {
+export async function recordNotification(k: Pick<KernelServices, 'log'>, trx: Knex.Transaction, event: NotificationEvent, opts: RecordOptions = {}): Promise<void> {
   await recordNotifications(k, trx, [event], opts);
 }
 
@@ -40,7 +40,7 @@ export async function recordNotification(k: Pick<KernelServices, 'db' | 'log'>, 
  * however many events there are. Returns the number of rows inserted; rows whose dedupe key
  * already exists are skipped silently.
  */
-export async function recordNotifications(k: Pick<KernelServices, 'db' | 'log'>, trx: Knex.Transaction, events: readonly NotificationEvent[], opts: RecordOptions = {}): Promise<number> {
+export async function recordNotifications(k: Pick<KernelServices, 'log'>, trx: Knex.Transaction, events: readonly NotificationEvent[], opts: RecordOptions = {}): Promise<number> {
   if (!events.length) return 0;
   const notifiers = (await trx('notifiers').where({ enabled: true }).orderBy('id')
     .select('id', 'type', 'event_types', 'min_severity', 'renewal_policy_ids', 'recipients')) as NotifierRoute[];

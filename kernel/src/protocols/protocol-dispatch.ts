@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { Json, ProtocolHttpRequest, ProtocolHttpResponse } from '@certctl/sdk';
+import { derToPem } from '../crypto/der.js';
 import type { Ctx } from '../http/route.js';
 import type { KernelServices } from '../kernel-services.js';
 import { PluginCallError } from '../plugins/host/contracts.js';
@@ -28,7 +29,7 @@ function clientCertificatePem(ctx: Ctx): string | null {
   const socket = ctx.req.socket as Partial<TLSSocket>;
   const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
   if (!raw?.length) return null;
-  return `-----BEGIN CERTIFICATE-----\n${raw.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+  return derToPem(raw, 'CERTIFICATE');
 }
 
 /**

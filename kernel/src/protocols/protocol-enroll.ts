@@ -9,7 +9,7 @@ import { IssuanceError } from '../lifecycle/issuance-failure.js';
 import { enqueueIssuingJobs, openIssuingJobs } from '../lifecycle/issuance-jobs.js';
 import { issueCertificate, type IssueOutcome } from '../lifecycle/issuance-service.js';
 import type { CertificateRow } from '../resources/certificates/certificate-model.js';
-import { pemCertificates } from '../resources/discovery/certificate-facts.js';
+import { pemCertificates } from '../crypto/der.js';
 import { canonicalSerial } from '../revocation/leaf-facts.js';
 
 /*

@@ -100,7 +100,6 @@ export function toDbRow(spec: Pick<CrudSpec, 'jsonColumns'>, data: Record<string
   return out;
 }
 
-/** The audit actor fields for a principal. */
 /** Loads one row by id or throws 404 naming the resource. */
 export async function loadRow(db: Db, table: string, noun: string, id: string, opts: { lock?: boolean; scope?: ((qb: Knex.QueryBuilder) => void) | null } = {}): Promise<Row> {
   const q = db(table).where(`${table}.id`, id).first();
@@ -130,7 +129,6 @@ export async function assertNotReferenced(db: Db, noun: string, id: string, by: 
   }
 }
 
-/** Routes can name the resource in the API-call audit row. */
 export function crudRoutes(k: KernelServices, spec: CrudSpec): RouteDef[] {
   const knex = k.db.knex;
   const serialize = spec.serialize ?? ((r: Row) => r);

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { OcspSingle } from '../crypto/crypto-types.js';
-import { children, contentOf, DerError, pemToDer, readTlv } from '../crypto/der.js';
+import { bytesOf, children, contentOf, DerError, nullDer, octetString, oid, pemToDer, readTlv, seq, uintegerFromBytes } from '../crypto/der.js';
 import { parseOcspRequest, type OcspCertId } from '../crypto/ocsp-request.js';
 import { ocspErrorResponse } from '../crypto/ocsp-response.js';
 import type { KernelServices } from '../kernel-services.js';
@@ -23,6 +23,9 @@ interface CaEntry {
   not_after: Date;
   /** `${hash}:${nameHash}:${keyHash}` for each supported hash. */
   ids: Set<string>;
+  /** The CA certificate's subject Name (DER) and public key bits: what a CertID hashes. */
+  nameDer: Buffer;
+  keyBits: Buffer;
 }
 
 interface Cached {
@@ -50,15 +53,16 @@ export const INTERNAL_ERROR = () => errorAnswer(2);
 export const TRY_LATER = () => errorAnswer(3);
 const UNAUTHORIZED = () => errorAnswer(6);
 
-function idsOf(certificatePem: string): Set<string> {
+function certIdInputs(certificatePem: string): Pick<CaEntry, 'ids' | 'nameDer' | 'keyBits'> {
   const der = pemToDer(certificatePem, /CERTIFICATE/);
   const [tbs] = children(der, readTlv(der, 0));
   const fields = children(der, tbs);
   const base = fields[0].tag === 0xa0 ? 1 : 0;
-  const subject = der.subarray(fields[base + 4].start, fields[base + 4].end);
-  const [, keyBits] = children(der, fields[base + 5]);
-  const key = contentOf(der, keyBits).subarray(1);
-  return new Set(HASHES.map((h) => `${h}:${crypto.createHash(h).update(subject).digest('hex')}:${crypto.createHash(h).update(key).digest('hex')}`));
+  const nameDer = bytesOf(der, fields[base + 4]);
+  const [, keyBitsT] = children(der, fields[base + 5]);
+  const keyBits = contentOf(der, keyBitsT).subarray(1);
+  const ids = new Set(HASHES.map((h) => `${h}:${crypto.createHash(h).update(nameDer).digest('hex')}:${crypto.createHash(h).update(keyBits).digest('hex')}`));
+  return { ids, nameDer, keyBits };
 }
 
 /**
@@ -118,22 +122,9 @@ export class OcspService {
   async answerSerial(issuerId: string, serialHex: string): Promise<OcspAnswer | null> {
     const [ca] = await this.casOf(issuerId);
     if (!ca) return null;
-    const der = pemToDer((await this.k.db.knex('certificate_authorities').where({ id: ca.id }).first('certificate_pem')).certificate_pem, /CERTIFICATE/);
-    const [tbs] = children(der, readTlv(der, 0));
-    const fields = children(der, tbs);
-    const base = fields[0].tag === 0xa0 ? 1 : 0;
-    const [, keyBits] = children(der, fields[base + 5]);
-    const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest();
-    const octet = (b: Buffer) => Buffer.concat([Buffer.from([0x04, b.length]), b]);
-    const serial = Buffer.from(serialHex, 'hex');
-    const serialContent = serial[0] & 0x80 ? Buffer.concat([Buffer.from([0]), serial]) : serial;
-    const body = Buffer.concat([
-      Buffer.from([0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00]),
-      octet(sha1(der.subarray(fields[base + 4].start, fields[base + 4].end))),
-      octet(sha1(contentOf(der, keyBits).subarray(1))),
-      Buffer.from([0x02, serialContent.length]), serialContent,
-    ]);
-    const certIdDer = Buffer.concat([Buffer.from([0x30, body.length]), body]);
+    const sha1 = (b: Buffer) => octetString(crypto.createHash('sha1').update(b).digest());
+    // CertID with SHA-1 (RFC 6960 4.1.1), as a client would send it.
+    const certIdDer = seq(seq(oid('1.3.14.3.2.26'), nullDer), sha1(ca.nameDer), sha1(ca.keyBits), uintegerFromBytes(Buffer.from(serialHex, 'hex')));
     const certId: OcspCertId = { der: certIdDer, hash: 'sha1', nameHash: '', keyHash: '', serialHex };
     return this.answerFor(issuerId, ca, [certId], null);
   }
@@ -221,8 +212,8 @@ export class OcspService {
     if (hit && Date.now() - hit.at < CA_CACHE_MS) return hit.list;
     const rows = (await this.k.db.knex('certificate_authorities').where({ issuer_id: issuerId }).whereIn('status', ['active', 'retiring'])
       .orderByRaw(`CASE status WHEN 'active' THEN 0 ELSE 1 END`).orderBy('created_at', 'desc')
-      .select('id', 'issuer_id', 'subject', 'not_after', 'certificate_pem')) as (Omit<CaEntry, 'ids'> & { certificate_pem: string })[];
-    const list = rows.map(({ certificate_pem, ...r }) => ({ ...r, ids: idsOf(certificate_pem) }));
+      .select('id', 'issuer_id', 'subject', 'not_after', 'certificate_pem')) as (Omit<CaEntry, 'ids' | 'nameDer' | 'keyBits'> & { certificate_pem: string })[];
+    const list = rows.map(({ certificate_pem, ...r }) => ({ ...r, ...certIdInputs(certificate_pem) }));
     this.cas.set(issuerId, { at: Date.now(), list });
     return list;
   }

@@ -1,11 +1,9 @@
-import { CaKeystore } from '../ca/ca-keystore.js';
 import type { KernelServices } from '../kernel-services.js';
 import { CrlService } from './crl-service.js';
 import { OcspResponders } from './ocsp-responders.js';
 import { OcspService } from './ocsp-service.js';
 
 export interface Revocation {
-  keystore: CaKeystore;
   crl: CrlService;
   responders: OcspResponders;
   ocsp: OcspService;
@@ -18,20 +16,16 @@ const instances = new WeakMap<object, Revocation>();
 /**
  * The revocation services of one kernel, made on first use and shared by its
  * routes, loops and PKI endpoints (keyed by the kernel's database handle, which
- * every view of one kernel shares and two kernels in one process never do). They use their own
- * view of the CA keystore: it only reads certificate_authorities and signs in the
- * crypto pool. A committed revocation (its audit event) drops the OCSP answers
- * cached for its serials at once and asks for a new CRL.
+ * every view of one kernel shares and two kernels in one process never do). CRLs and
+ * responder certificates are signed through the kernel's CA keystore. A committed
+ * revocation (its audit event) drops the OCSP answers cached for its serials at
+ * once and asks for a new CRL.
  */
 export function revocationOf(k: KernelServices): Revocation {
   let r = instances.get(k.db);
   if (r) return r;
-  const keystore = new CaKeystore({
-    knex: k.db.knex, cipher: k.cipher, audit: k.audit, crypto: k.crypto, log: k.log.child({ mod: 'revocation' }),
-    configured: { certPath: k.config.caCertPath, keyPath: k.config.caKeyPath },
-  });
-  const responders = new OcspResponders(k, keystore);
-  r = { keystore, crl: new CrlService(k, keystore), responders, ocsp: new OcspService(k, responders), syncedUntil: new Date() };
+  const responders = new OcspResponders(k, k.caKeystore);
+  r = { crl: new CrlService(k, k.caKeystore), responders, ocsp: new OcspService(k, responders), syncedUntil: new Date() };
   const rev = r;
   k.audit.onAppend((rows) => {
     let revoked = false;

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { openConfig } from '../../plugins/instances/instance-config.js';
-import { pemCertificates } from '../discovery/certificate-facts.js';
+import { pemCertificates } from '../../crypto/der.js';
 import { serverKeyForVersion } from '../../lifecycle/issuance-server-key.js';
 import type { DeployWorkItem } from './agent-wire.js';
 

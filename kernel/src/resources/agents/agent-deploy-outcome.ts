@@ -8,8 +8,13 @@ import type { DeployResultRequest, VerificationReport } from './agent-wire.js';
 
 type Services = Pick<KernelServices, 'db' | 'log' | 'audit' | 'jobs'>;
 
+const AGENT_LEASE_PREFIX = 'agent:';
+
 /** The lease owner an agent's Deployment jobs carry while it works on them. */
-export const agentLeaseOwner = (agentId: string) => `agent:${agentId}`;
+export const agentLeaseOwner = (agentId: string) => `${AGENT_LEASE_PREFIX}${agentId}`;
+
+/** The agent a lease owner names (agentLeaseOwner), or null for a replica's lease. */
+export const leaseAgent = (owner: string | null): string | null => (owner?.startsWith(AGENT_LEASE_PREFIX) ? owner.slice(AGENT_LEASE_PREFIX.length) : null);
 
 /** Names for messages: the certificate's common name and the target's name. */
 async function describe(trx: Knex.Transaction, job: JobRow): Promise<{ cn: string; target: string; fingerprint: string | null }> {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { recordNotifications, type NotificationEvent } from '../../notifications/notification-events.js';
+import { leaseAgent } from './agent-deploy-outcome.js';
 
 /** The reaper's view of a job it just took back from an expired lease. */
 export interface ReapedJob {
@@ -18,7 +19,7 @@ export interface ReapedJob {
  * its transaction. Same dedupe key as a reported final failure: one alert per job.
  */
 export async function notifyAbandonedDeployments(trx: Knex.Transaction, log: Logger, reaped: readonly ReapedJob[]): Promise<number> {
-  const failed = reaped.filter((j) => j.status === 'Failed' && j.type === 'Deployment' && j.lease_owner?.startsWith('agent:'));
+  const failed = reaped.filter((j) => j.status === 'Failed' && j.type === 'Deployment' && leaseAgent(j.lease_owner) !== null);
   if (!failed.length) return 0;
   const rows = (await trx('jobs as j')
     .leftJoin('managed_certificates as c', 'c.id', 'j.certificate_id')
@@ -30,13 +31,12 @@ export async function notifyAbandonedDeployments(trx: Knex.Transaction, log: Log
     const job = byId.get(r.id)!;
     const cn = r.common_name ?? r.certificate_id ?? 'a certificate';
     const target = r.target_name ?? r.target_id ?? 'its target';
-    const agent = job.lease_owner!.slice('agent:'.length);
+    const agent = leaseAgent(job.lease_owner)!;
     return {
       type: 'DeploymentFailure', certificate_id: r.certificate_id, severity: 'critical', dedupe_key: `deployment-failure:${r.id}`,
       subject: `Deployment of ${cn} to ${target} failed`,
       message: `Deploying the certificate for ${cn} to ${target} failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: agent ${agent} leased the job and did not report a result before its lease expired (is the agent running and reaching the control plane?).`,
     };
   });
-  // recordNotifications writes through `trx` and uses only the logger of the services it is given.
-  return recordNotifications({ log } as Parameters<typeof recordNotifications>[0], trx, events);
+  return recordNotifications({ log }, trx, events);
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { SYSTEM_ACTOR } from '../../audit/audit-log.js';
 import { markAuditResource, type RouteDef } from '../../http/route.js';
 import type { JobRow } from '../../jobs/job-states.js';
+import { rowsOf } from '../../db/raw-rows.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { ISSUING_JOB_TYPES } from '../../lifecycle/issuance-jobs.js';
 import { buildDeployItem, UndeliverableDeployment } from './agent-deploy-item.js';
@@ -21,8 +22,6 @@ export const DEPLOY_BATCH = 2;
 const CSR_BATCH = 50;
 /** The usual poll interval hint; 0 when a full batch suggests more work is waiting. */
 export const POLL_AFTER_MS = 10_000;
-
-const rowsOf = <T>(res: unknown): T[] => ((res as { rows?: T[] }).rows ?? (res as T[]));
 
 async function csrRequests(trx: Knex.Transaction, agentId: string): Promise<CsrWorkItem[]> {
   const rows = (await trx('jobs as j').join('managed_certificates as c', 'c.id', 'j.certificate_id')

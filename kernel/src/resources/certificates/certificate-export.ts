@@ -3,6 +3,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { Knex } from 'knex';
 import { actorOf } from '../../audit/audit-log.js';
+import { pemCertificates, pemToDer } from '../../crypto/der.js';
 import { appError } from '../../errors.js';
 import { markAuditResource, type RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
@@ -21,9 +22,6 @@ interface VersionRow {
   not_after: Date;
   pem_chain: string;
 }
-
-const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-export const splitPemChain = (pem: string): string[] => (pem.match(PEM_BLOCK) ?? []).map((b) => `${b}\n`);
 
 /** The version to export: the one asked for, else the certificate's current one (newest). */
 async function versionToExport(knex: Knex, certificateId: string, versionId: string | undefined): Promise<VersionRow> {
@@ -56,7 +54,7 @@ export async function pkcs12TrustBundle(pems: string[], password: string, friend
   const pw = Buffer.from(password, 'utf8');
   const bags = pems.map((pem, i) => new pkijs.SafeBag({
     bagId: OID_CERT_BAG,
-    bagValue: new pkijs.CertBag({ parsedValue: pkijs.Certificate.fromBER(Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64')) }),
+    bagValue: new pkijs.CertBag({ parsedValue: pkijs.Certificate.fromBER(pemToDer(pem, /CERTIFICATE/)) }),
     bagAttributes: [
       new pkijs.Attribute({ type: OID_FRIENDLY_NAME, values: [new asn1js.BmpString({ value: i === 0 ? friendlyName : `${friendlyName} chain ${i}` })] }),
       new pkijs.Attribute({ type: OID_JAVA_TRUSTED_KEY_USAGE, values: [new asn1js.ObjectIdentifier({ value: OID_ANY_EKU })] }),
@@ -97,7 +95,7 @@ export function certificateExportRoutes(k: KernelServices, base: string): RouteD
         markAuditResource(ctx, 'certificate', params.id);
         const cert = await loadVisibleCertificate(knex, params.id, principal, ['cert.export']);
         const version = await versionToExport(knex, cert.id, query.version_id);
-        const [leaf, ...chain] = splitPemChain(version.pem_chain);
+        const [leaf, ...chain] = pemCertificates(version.pem_chain);
         if (!leaf) throw appError('CONFLICT', `Version ${version.id} holds no certificate`);
         await audit(ctx, cert.id, 'export_pem', version);
         if (query.download === 'true') {
@@ -133,7 +131,7 @@ export function certificateExportRoutes(k: KernelServices, base: string): RouteD
         const { password = '', version_id: versionId } = (body ?? {}) as { password?: string; version_id?: string };
         const cert = await loadVisibleCertificate(knex, params.id, principal, ['cert.export']);
         const version = await versionToExport(knex, cert.id, versionId);
-        const pems = splitPemChain(version.pem_chain);
+        const pems = pemCertificates(version.pem_chain);
         if (!pems.length) throw appError('CONFLICT', `Version ${version.id} holds no certificate`);
         const p12 = await pkcs12TrustBundle(pems, password, cert.common_name);
         await audit(ctx, cert.id, 'export_pkcs12', version);

@@ -1,11 +1,6 @@
 import crypto from 'node:crypto';
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----/g;
-
-/** The CERTIFICATE blocks of a PEM text, in order, each ending in a newline. */
-export function pemCertificates(text: string): string[] {
-  return (text.match(PEM_CERTIFICATE) ?? []).map((b) => `${b.replace(/\r\n/g, '\n')}\n`);
-}
+import { derToPem, pemCertificates } from '../../crypto/der.js';
+import { describePublicKey } from '../../crypto/public-key.js';
 
 /** What the server reads from a certificate itself; an agent's description of it is never trusted. */
 export interface CertificateFacts {
@@ -43,24 +38,11 @@ function subjectAltNames(raw: string | undefined): string[] {
   return out;
 }
 
+/** The key as the crypto layer describes it (describePublicKey), an EC key named by its curve: ECDSA-P256. */
 function keyFacts(cert: crypto.X509Certificate): { key_algorithm: string | null; key_size: number | null } {
-  const key = cert.publicKey;
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-    case 'rsa-pss':
-      return { key_algorithm: 'RSA', key_size: details.modulusLength ?? null };
-    case 'ec': {
-      const curve = { prime256v1: 256, secp384r1: 384, secp521r1: 521 }[details.namedCurve ?? ''] ?? null;
-      return { key_algorithm: curve ? `ECDSA-P${curve}` : 'EC', key_size: curve };
-    }
-    case 'ed25519':
-      return { key_algorithm: 'Ed25519', key_size: 256 };
-    case 'ed448':
-      return { key_algorithm: 'Ed448', key_size: 456 };
-    default:
-      return { key_algorithm: key.asymmetricKeyType ?? null, key_size: null };
-  }
+  const { publicKeyAlgorithm, keySize } = describePublicKey(cert.publicKey);
+  if (publicKeyAlgorithm === 'EC') return { key_algorithm: keySize ? `ECDSA-P${keySize}` : 'EC', key_size: keySize };
+  return { key_algorithm: publicKeyAlgorithm, key_size: keySize };
 }
 
 /** Parses exactly one PEM certificate; throws a short reason when it is not one. */
@@ -73,7 +55,6 @@ export function certificateFacts(pem: string): CertificateFacts {
   } catch {
     throw new Error('the certificate cannot be parsed');
   }
-  const b64 = cert.raw.toString('base64').replace(/.{1,64}/g, '$&\n');
   return {
     fingerprint_sha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
     common_name: commonName(cert.subject),
@@ -85,6 +66,6 @@ export function certificateFacts(pem: string): CertificateFacts {
     not_after: new Date(cert.validTo),
     ...keyFacts(cert),
     is_ca: cert.ca,
-    certificate_pem: `-----BEGIN CERTIFICATE-----\n${b64}-----END CERTIFICATE-----\n`,
+    certificate_pem: derToPem(cert.raw, 'CERTIFICATE'),
   };
 }

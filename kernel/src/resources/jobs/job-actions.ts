@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Permission } from '../../auth/permissions.js';
 import type { Principal } from '../../auth/principal.js';
+import { actorOf } from '../../audit/audit-log.js';
 import { appError } from '../../errors.js';
 import { CANCELLABLE_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
@@ -31,7 +32,7 @@ export async function loadVisibleJob(db: Knex | Knex.Transaction, id: string, pr
 export async function cancelJob(k: KernelServices, principal: Principal, id: string): Promise<JobRow> {
   const { allows } = await loadVisibleJob(k.db.knex, id, principal, ['job.read', 'job.cancel']);
   if (!allows('job.cancel')) throw appError('FORBIDDEN', 'Permission job.cancel is not granted for this job');
-  const actor = { actor: principal.actor, actor_type: principal.actorType };
+  const actor = actorOf(principal);
   return k.db.knex.transaction(async (trx) => {
     const res = await k.jobs.cancel(id, { actor, reason: `cancelled by ${principal.actor}`, trx });
     if (!res.ok) {

@@ -1,12 +1,11 @@
 import type { ListSpec } from '../../http/list-query.js';
 import type { RouteDef } from '../../http/route.js';
 import type { KernelServices } from '../../kernel-services.js';
+import { NOTIFICATION_TYPES } from '@certctl/sdk';
 import { crudRoutes, isSetFilter, loadRow, TIME_FILTERS, type CrudSpec, type Row } from '../crud.js';
 import { actorOf } from '../../audit/audit-log.js';
 import { markAuditResource } from '../../http/route.js';
-
-export const NOTIFICATION_TYPES = ['ExpirationWarning', 'RenewalSuccess', 'RenewalFailure', 'DeploymentSuccess',
-  'DeploymentFailure', 'PolicyViolation', 'Revocation'] as const;
+import { SEVERITIES } from '../../notifications/notification-routing.js';
 export const NOTIFICATION_STATUSES = ['pending', 'sent', 'failed'] as const;
 
 const FIELDS = ['id', 'type', 'severity', 'certificate_id', 'notifier_id', 'channel', 'recipient', 'subject', 'message', 'status', 'error',
@@ -21,7 +20,7 @@ export const notificationsList: ListSpec = {
     certificate_id: { description: 'Notifications about this certificate', column: 'certificate_id' },
     notifier_id: { description: 'Notifications sent through this notifier', column: 'notifier_id' },
     channel: { description: 'Channel (the notifier plugin id, e.g. email, slack)', column: 'channel' },
-    severity: { description: 'Severity', column: 'severity', enum: ['info', 'warning', 'critical'] },
+    severity: { description: 'Severity', column: 'severity', enum: SEVERITIES },
     read: isSetFilter('read_at', 'Read (true) or unread (false)'),
   },
   timeFilters: TIME_FILTERS,
