@@ -5,7 +5,9 @@ import pino from 'pino';
 import { loadConfig } from '../../kernel/src/config.js';
 import { startKernel, type Kernel } from '../../kernel/src/kernel.js';
 import { freshDatabase, POSTGRES_UNAVAILABLE } from '../support/test-db.js';
-import { freePort, selfSigned, spawnAgent, tempDir, waitFor, type AgentProcess } from './agent-support.js';
+import { freePort } from '../support/free-port.js';
+import { waitFor } from '../support/wait.js';
+import { selfSigned, spawnAgent, tempDir, type AgentProcess } from './agent-support.js';
 
 const TOKEN = 'agent-bootstrap-token-backoff-00002';
 

@@ -5,7 +5,8 @@ import type { JobRow } from '../../kernel/src/jobs/job-states.js';
 import { TEST_ISSUER_DIR } from '../lifecycle/issuance-support.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
-import { AGENT_PLUGINS_DIR, FileBackedTlsServer, RecordingProxy, selfSigned, sha256Hex, spawnAgent, tempDir, waitFor, type AgentProcess } from './agent-support.js';
+import { waitFor } from '../support/wait.js';
+import { AGENT_PLUGINS_DIR, FileBackedTlsServer, RecordingProxy, selfSigned, sha256Hex, spawnAgent, tempDir, type AgentProcess } from './agent-support.js';
 
 const TOKEN = 'agent-bootstrap-token-lifecycle-0001';
 const TARGET_SECRET = 'target-api-token-never-logged-7d1e';

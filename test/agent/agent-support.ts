@@ -8,22 +8,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { CLI, REPO_ROOT } from '../support/spawn-kernel.js';
+import { waitFor } from '../support/wait.js';
 
 /** The agent tests' target plugin (writes files through the shared deploy pipeline). */
 export const AGENT_PLUGINS_DIR = fileURLToPath(new URL('../fixtures/agent-plugins/', import.meta.url));
 
 export const sha256Hex = (pem: string) => crypto.createHash('sha256').update(new crypto.X509Certificate(pem).raw).digest('hex');
-
-/** Polls until `fn` returns something truthy; fails with `what` after the timeout. */
-export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 20_000, everyMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** A self-signed EC certificate and key made by openssl, for loopback servers in the tests. */
 export function selfSigned(dir: string, name: string, cn: string): { certPath: string; keyPath: string; cert: string; key: string } {
@@ -32,14 +22,6 @@ export function selfSigned(dir: string, name: string, cn: string): { certPath: s
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyPath, '-out', certPath,
     '-subj', `/CN=${cn}`, '-days', '2', '-addext', `subjectAltName=DNS:${cn},DNS:localhost,IP:127.0.0.1`], { stdio: ['ignore', 'ignore', 'pipe'] });
   return { certPath, keyPath, cert: fs.readFileSync(certPath, 'utf8'), key: fs.readFileSync(keyPath, 'utf8') };
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 export interface AgentProcess {

@@ -3,7 +3,7 @@ import type { JobRow } from '../../kernel/src/jobs/job-states.js';
 import type { ApiClient } from '../support/http.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
-import { days, insertIssuedCertificate, seedReferences } from '../lifecycle/cert-fixtures.js';
+import { auditActions, days, insertIssuedCertificate, seedReferences } from '../lifecycle/cert-fixtures.js';
 import { Pki, sha256Fingerprint } from './agent-protocol.fixtures.js';
 
 /**
@@ -13,8 +13,7 @@ import { Pki, sha256Fingerprint } from './agent-protocol.fixtures.js';
  */
 const TOKEN = 'agent-bootstrap-token-hardening-0123';
 const jobRow = async (t: TestKernel, id: string) => (await t.kernel.db.knex('jobs').where({ id }).first()) as JobRow;
-const actions = async (t: TestKernel, resourceId: string) =>
-  ((await t.kernel.db.knex('audit_events').where({ resource_id: resourceId, category: 'lifecycle' }).orderBy('seq').select('action')) as { action: string }[]).map((r) => r.action);
+const actions = (t: TestKernel, resourceId: string) => auditActions(t.kernel.db.knex, resourceId);
 
 describe.skipIf(POSTGRES_UNAVAILABLE)('agent hardening (control plane)', () => {
   let t: TestKernel;

@@ -4,6 +4,7 @@ import type { JobRow } from '../../kernel/src/jobs/job-states.js';
 import type { ApiClient } from '../support/http.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
+import { auditActions } from '../lifecycle/cert-fixtures.js';
 import { breakSignature, Pki, sha256Fingerprint } from './agent-protocol.fixtures.js';
 
 const TOKEN = 'agent-bootstrap-token-for-tests-0123';
@@ -12,8 +13,7 @@ const SECRET = 'target-password-s3cret-9f2c';
 const count = async (t: TestKernel, table: string, where: Record<string, unknown> = {}) =>
   Number(((await t.kernel.db.knex(table).where(where).count({ n: '*' }).first()) as { n: number | string }).n);
 const jobRow = async (t: TestKernel, id: string) => (await t.kernel.db.knex('jobs').where({ id }).first()) as JobRow;
-const actions = async (t: TestKernel, resourceId: string) =>
-  ((await t.kernel.db.knex('audit_events').where({ resource_id: resourceId, category: 'lifecycle' }).orderBy('seq').select('action')) as { action: string }[]).map((r) => r.action);
+const actions = (t: TestKernel, resourceId: string) => auditActions(t.kernel.db.knex, resourceId);
 
 describe.skipIf(POSTGRES_UNAVAILABLE)('agent protocol (control plane side)', () => {
   let t: TestKernel;

@@ -8,13 +8,11 @@
 // Then job throughput: enqueue through the JobQueue, claim + complete with a no-op
 // handler, against raw FOR UPDATE SKIP LOCKED claims without audit.
 // One JSON line per figure on stdout; progress on stderr.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { openDatabase } from '../../kernel/dist/db/database.js';
@@ -27,7 +25,8 @@ import { certificateListSpec, serializeCertificate } from '../../kernel/dist/res
 import { startLoadWorker } from './lib/http-load.js';
 import { CURSOR_PAGE_SIZE, listScenarios, scenarioOp } from './lib/list-scenarios.js';
 import { emit, measure, note, round } from './lib/measure.js';
-import { findPgBin, startPgCluster } from '../support/postgres-cluster.js';
+import { findPgBin } from '../support/postgres-cluster.js';
+import { benchPostgres } from './lib/postgres.js';
 import { seedCertificates, seedJobs } from './lib/seed.js';
 
 const CONCURRENCY = [1, 8];
@@ -84,35 +83,9 @@ async function provision(kind, dataDir, opts) {
     const db = await openDatabase({ pgliteDir: path.join(dataDir, 'db') });
     return { db, env: {}, label: 'PGlite', settings: {}, drop: async () => {} };
   }
-  let cluster = null;
-  let adminUrl = process.env.CERTCTL_BENCH_DATABASE_URL;
-  if (!adminUrl) {
-    note('starting a private PostgreSQL cluster');
-    cluster = await startPgCluster({ durable: true, synchronousCommit: opts.syncCommit, maxConnections: 100 });
-    adminUrl = cluster.adminUrl;
-  }
-  const name = `certctl_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  const { rows: [{ server_version: version }] } = await admin.query('SHOW server_version');
-  const { rows: [{ synchronous_commit: syncCommit }] } = await admin.query('SHOW synchronous_commit');
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const db = await openDatabase({ databaseUrl: url.toString() });
-  return {
-    db,
-    env: { CERTCTL_DATABASE_URL: url.toString() },
-    label: `PostgreSQL ${version}`,
-    settings: { synchronous_commit: syncCommit },
-    drop: async () => {
-      if (cluster) return cluster.stop();
-      const a = new pg.Client({ connectionString: adminUrl });
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).finally(() => a.end());
-    },
-  };
+  const pgdb = await benchPostgres({ adminUrl: process.env.CERTCTL_BENCH_DATABASE_URL, synchronousCommit: opts.syncCommit });
+  const db = await openDatabase({ databaseUrl: pgdb.url });
+  return { db, env: { CERTCTL_DATABASE_URL: pgdb.url }, label: pgdb.label, settings: pgdb.settings, drop: pgdb.drop };
 }
 
 async function benchDatabase(kind, opts) {

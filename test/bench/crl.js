@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { emit, note } from './lib/measure.js';
+import { makeCa } from './lib/openssl.js';
 
 const here = fileURLToPath(import.meta.url);
 
@@ -102,8 +103,7 @@ export async function run(args) {
   const sizes = values.sizes.split(',').map(Number);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-crl-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'ca.key'), '-out', path.join(dir, 'ca.crt'),
-      '-days', '30', '-subj', '/CN=Bench CRL CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'ignore' });
+    makeCa(dir, 'Bench CRL CA');
     for (const n of sizes) {
       note(`${n} entries: ours`);
       const ours = timed(process.execPath, [here.replace(/crl\.js$/, 'run.js'), 'crl', '--child', String(n), '--dir', dir]);

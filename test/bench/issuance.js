@@ -11,22 +11,21 @@
 //   4. 1,000 agents polling GET /api/v1/agents/{id}/work over HTTPS: latency p50/p99.
 // Figures are medians of --runs runs. One JSON line per figure on stdout; progress on stderr.
 import crypto from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { openDatabase } from '../../kernel/dist/db/database.js';
-import { hashApiKey, generateApiKey } from '../../kernel/dist/auth/api-keys.js';
+import { generateApiKey } from '../../kernel/dist/auth/api-keys.js';
 import { CryptoService } from '../../kernel/dist/crypto/crypto-service.js';
 import { issueCertificate } from '../../kernel/dist/lifecycle/issuance-service.js';
+import { apiClient } from './lib/https-client.js';
 import { emit, measure, note, percentile, round } from './lib/measure.js';
-import { startPgCluster } from '../support/postgres-cluster.js';
+import { makeCa, makeCsr } from './lib/openssl.js';
+import { benchPostgres } from './lib/postgres.js';
 
 const median = (xs) => percentile(xs, 50);
 
@@ -51,13 +50,8 @@ function options(args) {
 
 /** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */
 function material(dir) {
-  const ssl = (a) => execFileSync('openssl', a, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=Bench CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  ssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=bench.example.test',
-    '-addext', 'subjectAltName=DNS:bench.example.test']);
-  const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
-  return { caCertPem: read('ca.crt'), caKeyPem: read('ca.key'), csrPem: read('leaf.csr') };
+  const ca = makeCa(dir, 'Bench CA');
+  return { caCertPem: ca.certPem, caKeyPem: ca.keyPem, csrPem: makeCsr(dir, 'leaf', 'bench.example.test', { sans: 'DNS:bench.example.test' }) };
 }
 
 function rawSignRate(seconds = 2) {
@@ -110,44 +104,6 @@ function pgCpuMs(port) {
   }
 }
 
-async function withPostgres(fn) {
-  note('starting a private PostgreSQL cluster (durable, synchronous commit)');
-  const cluster = await startPgCluster({ durable: true, synchronousCommit: 'on', maxConnections: 100 });
-  const name = `certctl_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: cluster.adminUrl });
-  await admin.connect();
-  const { rows: [{ server_version: version }] } = await admin.query('SHOW server_version');
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(cluster.adminUrl);
-  url.pathname = `/${name}`;
-  try {
-    return await fn(url.toString(), `PostgreSQL ${version}`, cluster.port);
-  } finally {
-    await cluster.stop();
-  }
-}
-
-function request(kernelUrl, ca, agent, method, p, key, body) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = https.request(new URL(p, kernelUrl), {
-      method, agent, ca,
-      headers: { authorization: `Bearer ${key}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode >= 300) reject(new Error(`${method} ${p} -> ${res.statusCode} ${text.slice(0, 300)}`));
-        else resolve(text ? JSON.parse(text) : null);
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
 async function seedCertificates(knex, issuerId, n, runTag) {
   const ids = Array.from({ length: n }, (_, i) => `mc-bench-${runTag}-${i}`);
   for (let i = 0; i < n; i += 1000) {
@@ -170,12 +126,13 @@ async function seedAgents(knex, n) {
     await knex('agents').insert(batch.map((a) => ({ id: a.id, name: a.id, api_key_id: a.keyId, status: 'Online', last_heartbeat_at: new Date() })));
     agents.push(...batch);
   }
-  void hashApiKey;
   return agents;
 }
 
 async function storedIssuance(m, opts) {
-  return withPostgres(async (databaseUrl, label, pgPort) => {
+  const pgdb = await benchPostgres({ synchronousCommit: 'on' });
+  const { url: databaseUrl, label, port: pgPort } = pgdb;
+  try {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-issuance-'));
     const db = await openDatabase({ databaseUrl, poolMax: 40 });
     const kernel = await startKernel(loadConfig({
@@ -185,9 +142,8 @@ async function storedIssuance(m, opts) {
     }), { log: pino({ level: 'silent' }), database: db });
     try {
       const ca = fs.readFileSync(path.join(dir, 'tls', 'server.crt'), 'utf8');
-      const httpAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
-      const admin = kernel.initialAdminKey;
-      const issuer = await request(kernel.url, ca, httpAgent, 'POST', '/api/v1/issuers', admin, { name: 'bench local CA', type: 'local-ca', config: {} });
+      const client = apiClient({ baseUrl: kernel.url, ca, key: kernel.initialAdminKey, maxSockets: 64 });
+      const issuer = await client.request('POST', '/api/v1/issuers', { body: { name: 'bench local CA', type: 'local-ca', config: {} } });
       const figures = { label, stored: [], storedP50: [], storedP99: [], nodeCpu: [], pgCpu: [], pollRate: [], pollP50: [], pollP99: [] };
 
       for (let run = 0; run < opts.runs; run++) {
@@ -228,19 +184,21 @@ async function storedIssuance(m, opts) {
       const agents = await seedAgents(kernel.db.knex, opts.agents);
       for (let run = 0; run < opts.runs; run++) {
         note(`run ${run + 1}/${opts.runs}: ${opts.polls} polls from ${opts.agents} agents, 64 at a time`);
-        const poll = (i) => { const a = agents[i % agents.length]; return request(kernel.url, ca, httpAgent, 'GET', `/api/v1/agents/${a.id}/work`, a.key); };
+        const poll = (i) => { const a = agents[i % agents.length]; return client.request('GET', `/api/v1/agents/${a.id}/work`, { key: a.key }); };
         const r = await measure({ op: (_w, i) => poll(i), requests: opts.polls, warmup: 500, concurrency: 64 });
         figures.pollRate.push(r.rps);
         figures.pollP50.push(percentile(r.latencies, 50));
         figures.pollP99.push(percentile(r.latencies, 99));
       }
-      httpAgent.destroy();
+      client.close();
       return figures;
     } finally {
       await kernel.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  });
+  } finally {
+    await pgdb.drop();
+  }
 }
 
 export async function run(args) {

@@ -22,9 +22,10 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { pkiRequestHandler } from '../../kernel/dist/revocation/index.js';
+import { freePort } from '../support/free-port.js';
+import { apiClient } from './lib/https-client.js';
 import { emit, note } from './lib/measure.js';
-
-const ssl = (args, cwd) => execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+import { makeCa, makeCsr, ssl } from './lib/openssl.js';
 
 /** wrk with --latency: requests/s, p99 (ms) and non-2xx count. Async: our server answers from this process. */
 async function wrk(url, { duration, connections, script }) {
@@ -86,19 +87,10 @@ export async function run(args) {
     note('starting a kernel (embedded PGlite) with a Local CA issuer');
     kernel = await startKernel(config, { log: pino({ level: 'warn' }, pino.destination(2)) });
     const ca = fs.readFileSync(path.join(dataDir, 'tls', 'server.crt'), 'utf8');
-    const api = (method, p, body) => new Promise((resolve, reject) => {
-      const req = (https) => https.request(new URL(p, kernel.url), { method, ca, headers: { authorization: `Bearer ${kernel.initialAdminKey}`, 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (c) => { text += c; });
-        res.on('end', () => resolve({ status: res.statusCode, body: text }));
-      });
-      import('node:https').then((https) => { const r = req(https); r.on('error', reject); r.end(body ? JSON.stringify(body) : undefined); });
-    });
-    const created = await api('POST', '/api/v1/issuers', { id: 'iss-bench', name: 'iss-bench', type: 'local-ca', config: {} });
-    if (created.status !== 201) throw new Error(`creating the issuer failed: ${created.body}`);
-    ssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=ocsp-bench.example.test'], dir);
+    const client = apiClient({ baseUrl: kernel.url, ca, key: kernel.initialAdminKey });
+    await client.request('POST', '/api/v1/issuers', { body: { id: 'iss-bench', name: 'iss-bench', type: 'local-ca', config: {} } }).finally(() => client.close());
     const issued = await kernel.pluginHost.call('local-ca', 'iss-bench', 'issue', {
-      certificateId: 'mc-ocsp-bench', csrPem: fs.readFileSync(path.join(dir, 'leaf.csr'), 'utf8'), commonName: 'ocsp-bench.example.test', sans: [],
+      certificateId: 'mc-ocsp-bench', csrPem: makeCsr(dir, 'leaf', 'ocsp-bench.example.test'), commonName: 'ocsp-bench.example.test', sans: [],
       profile: { id: null, maxTtlSeconds: null, ekus: ['serverAuth'] },
     });
     const leaf = new crypto.X509Certificate(issued.certificatePem);
@@ -153,9 +145,8 @@ export async function run(args) {
     }
 
     // openssl's responder on the same statuses: the good serial and the revoked ones, own delegated signer.
-    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'oca.key', '-out', 'oca.pem', '-days', '30', '-subj', '/CN=openssl bench CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
-    ssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ors.key', '-out', 'ors.csr', '-subj', '/CN=openssl bench responder'], dir);
+    makeCa(dir, 'openssl bench CA', { key: 'oca.key', cert: 'oca.pem' });
+    makeCsr(dir, 'ors', 'openssl bench responder');
     fs.writeFileSync(path.join(dir, 'ors.ext'), 'extendedKeyUsage=OCSPSigning\nnoCheck=ignored\nkeyUsage=critical,digitalSignature\n');
     ssl(['x509', '-req', '-in', 'ors.csr', '-CA', 'oca.pem', '-CAkey', 'oca.key', '-set_serial', '0x2a', '-days', '30', '-extfile', 'ors.ext', '-out', 'ors.pem'], dir);
     const exp = '491231235959Z';
@@ -167,7 +158,7 @@ export async function run(args) {
     for (const [name, req] of [['openssl.http.post_presigned_equivalent', 'ossl-plain.req'], ['openssl.http.post_nonce_live', 'ossl-nonce.req']]) {
       // A fresh responder per scenario, -multi (its single-process mode answers nothing under wrk); its
       // children are killed by parent id afterwards (they keep spinning when only the parent is stopped).
-      const port = 20000 + Math.floor(Math.random() * 20000);
+      const port = await freePort();
       responder = spawn('openssl', ['ocsp', '-index', 'index.txt', '-port', String(port), '-rsigner', 'ors.pem', '-rkey', 'ors.key', '-CA', 'oca.pem', '-nmin', '240', '-multi', String(multi)],
         { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
       let ready = false;

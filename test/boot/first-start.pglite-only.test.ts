@@ -4,7 +4,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../support/http.js';
-import { freePort } from '../support/postgres-cluster.js';
+import { freePort } from '../support/free-port.js';
 import { spawnServe, type ServeProcess } from '../support/spawn-kernel.js';
 
 /**

@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ApiClient } from '../support/http.js';
+import { createDatabase } from '../support/postgres-cluster.js';
 import { dropPostgres, POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { spawnServe, type ServeProcess } from '../support/spawn-kernel.js';
 
@@ -23,14 +24,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('start on PostgreSQL', () => {
   });
 
   it('two replicas on an empty database: one migration run, one admin, both serving', async () => {
-    const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
-    await admin.connect();
-    const name = `boot_${crypto.randomBytes(5).toString('hex')}`;
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const u = new URL(inject('pgAdminUrl'));
-    u.pathname = `/${name}`;
-    url = u.toString();
+    url = await createDatabase(inject('pgAdminUrl'), `boot_${crypto.randomBytes(5).toString('hex')}`);
 
     const env = (i: number) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `certctl-pg-boot-${i}-`));

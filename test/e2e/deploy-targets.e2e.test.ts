@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobRow } from '../../kernel/src/jobs/job-states.js';
-import { sha256Hex, spawnAgent, tempDir, waitFor, type AgentProcess } from '../agent/agent-support.js';
+import { sha256Hex, spawnAgent, tempDir, type AgentProcess } from '../agent/agent-support.js';
+import { waitFor } from '../support/wait.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 import { makeTestPki } from '../targets/support/certs.js';
@@ -31,9 +32,15 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issue, deploy and renew onto real nginx, 
   const served = {} as Record<ServerKind, { fingerprint: string; serial: string }>;
   const knex = () => t.kernel.db.knex;
 
-  /** The newest Deployment job of a certificate once it has finished (created after `after`). */
+  /**
+   * The newest Deployment job of a certificate once it has finished, among those created after
+   * `after` that did not exist yet when the step began (the previous step's deployment can
+   * finish within the clock slack of `after`).
+   */
+  const seenDeployments = new Set<string>();
   const finishedDeployment = (certificateId: string, after: Date) => waitFor(`a finished deployment of ${certificateId}`, async () => {
-    const j = (await knex()('jobs').where({ certificate_id: certificateId, type: 'Deployment' }).where('created_at', '>', after).orderBy('created_at', 'desc').first()) as JobRow | undefined;
+    const j = (await knex()('jobs').where({ certificate_id: certificateId, type: 'Deployment' }).where('created_at', '>', after)
+      .whereNotIn('id', [...seenDeployments]).orderBy('created_at', 'desc').first()) as JobRow | undefined;
     return j && ['Completed', 'Failed', 'Cancelled'].includes(j.status) ? j : null;
   }, 60_000);
   const latestVersion = (certificateId: string) => knex()('certificate_versions').where({ certificate_id: certificateId }).orderBy('created_at', 'desc').first();
@@ -83,6 +90,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issue, deploy and renew onto real nginx, 
 
   it('issues a certificate for each server through the agent and the Local CA, and each server serves it', async () => {
     const start = new Date(Date.now() - 1000);
+    for (const id of (await knex()('jobs').where({ type: 'Deployment' }).pluck('id')) as string[]) seenDeployments.add(id);
     for (const k of KINDS) {
       const cert = await t.api.post('/api/v1/certificates', { name: `site on ${k}`, common_name: 'site.certctl.test', sans: ['site.certctl.test'], issuer_id: 'iss-e2e-local', agent_id: (await knex()('targets').where({ id: targets[k] }).first()).agent_id, target_ids: [targets[k]] });
       expect(cert.status, cert.text).toBe(201);
@@ -105,6 +113,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issue, deploy and renew onto real nginx, 
 
   it('a forced renewal makes every server serve a new serial', async () => {
     const start = new Date(Date.now() - 1000);
+    for (const id of (await knex()('jobs').where({ type: 'Deployment' }).pluck('id')) as string[]) seenDeployments.add(id);
     for (const k of KINDS) expect((await t.api.post(`/api/v1/certificates/${certs[k]}/renew`, {})).status).toBeLessThan(300);
     for (const k of KINDS) {
       const job = await finishedDeployment(certs[k], start);
@@ -119,6 +128,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issue, deploy and renew onto real nginx, 
 
   it('a broken validate command rolls back: the job fails and each server keeps serving its certificate', async () => {
     const start = new Date(Date.now() - 1000);
+    for (const id of (await knex()('jobs').where({ type: 'Deployment' }).pluck('id')) as string[]) seenDeployments.add(id);
     const files = Object.fromEntries(KINDS.map((k) => [k, Object.values(servers[k].files).map((f) => fs.readFileSync(f, 'utf8'))]));
     for (const k of KINDS) {
       const put = await t.api.put(`/api/v1/targets/${targets[k]}`, { config: { ...servers[k].pluginConfig, validate_command: ['/usr/bin/false'] } });

@@ -5,6 +5,7 @@ import { migrate } from '../../kernel/src/db/migrate.js';
 import { JobQueue, type JobQueueOptions } from '../../kernel/src/jobs/job-queue.js';
 import type { JobRow } from '../../kernel/src/jobs/job-states.js';
 import { freshDatabase } from '../support/test-db.js';
+import { waitFor as pollUntil } from '../support/wait.js';
 
 export const silent = pino({ level: process.env.CERTCTL_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -48,15 +49,11 @@ export async function jobsHarness() {
 
 export type JobsHarness = Awaited<ReturnType<typeof jobsHarness>>;
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../support/wait.js';
 
-/** Polls until cond() holds or the time runs out (then throws with the label). */
+/** Polls until cond() holds or the time runs out (then throws with the label): the shared waitFor, condition first. */
 export async function waitFor(cond: () => Promise<boolean> | boolean, label: string, timeoutMs = 10_000, everyMs = 20): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await sleep(everyMs);
-  }
+  await pollUntil(label, cond, timeoutMs, everyMs);
 }
 
 /** Milliseconds between two timestamps of one row (both from the database clock). */

@@ -9,7 +9,8 @@ import { days, insertIssuedCertificate, seedReferences } from '../lifecycle/cert
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 import { HttpReceiver, type ReceivedRequest } from './http-receiver.js';
-import { freePort, startSmtpSink, type SmtpSink } from './smtp-sink.js';
+import { freePort } from '../support/free-port.js';
+import { startSmtpSink, type SmtpSink } from './smtp-sink.js';
 
 /**
  * Every notifier plugin, end to end: an ExpirationWarning from the expiry

@@ -2,26 +2,18 @@ import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opensslVerifies, scratch, x509Text } from '../ca/ca-support.js';
+import { freePort } from '../support/free-port.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 import { RawAcme } from './acme-client.js';
 
 const run = promisify(execFile);
 const EAB_KEY = crypto.randomBytes(32).toString('base64url');
-
-/** A port nothing listens on right now (for the http-01 responders). */
-const freePort = () => new Promise<number>((resolve) => {
-  const srv = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = srv.address() as net.AddressInfo;
-    srv.close(() => resolve(port));
-  });
-});
 
 /** Serves key authorizations at /.well-known/acme-challenge/<token> like an ACME client would. */
 async function challengeServer(port: number, answers: Map<string, string>): Promise<http.Server> {

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../kernel/src/db/database.js';
 import { migrate } from '../../kernel/src/db/migrate.js';
-import { findPgBin, startPgCluster } from './postgres-cluster.js';
+import { createDatabase, dropDatabase, findPgBin, startPgCluster } from './postgres-cluster.js';
 
 /**
  * Prepares the database template the suite copies for every test kernel:
@@ -42,22 +41,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     cluster = await startPgCluster();
     adminUrl = cluster.adminUrl;
   }
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query('DROP DATABASE IF EXISTS certctl_template');
-  await admin.query('CREATE DATABASE certctl_template');
-  await admin.end();
-  const db = await openDatabase({ databaseUrl: withDatabase(adminUrl, 'certctl_template') });
+  await dropDatabase(adminUrl, 'certctl_template');
+  const db = await openDatabase({ databaseUrl: await createDatabase(adminUrl, 'certctl_template') });
   await migrate(db);
   await db.close();
   project.provide('pgAdminUrl', adminUrl);
   return async () => cluster?.stop();
-}
-
-export function withDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
 }
 
 declare module 'vitest' {

@@ -4,9 +4,10 @@
 // Plain JavaScript so the benchmarks need no build step. Needs Debian's postgresql package.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
+import { freePort } from './free-port.js';
 
 /** @returns {{ bin: string, version: string } | null} the newest installed server. */
 export function findPgBin() {
@@ -16,18 +17,6 @@ export function findPgBin() {
     .filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb')))
     .sort((a, b) => Number(b) - Number(a));
   return versions.length ? { bin: path.join(root, versions[0], 'bin'), version: versions[0] } : null;
-}
-
-/** @returns {Promise<number>} a free loopback port. */
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {net.AddressInfo} */ (srv.address());
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 /**
@@ -66,4 +55,45 @@ export async function startPgCluster({ durable = false, synchronousCommit, maxCo
       }
     },
   };
+}
+
+/**
+ * Runs `fn` with a connected client on the database at `url`, and disconnects.
+ * @template T
+ * @param {string} url
+ * @param {(client: pg.Client) => Promise<T>} fn
+ * @returns {Promise<T>}
+ */
+export async function withClient(url, fn) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** @returns {string} `url` with its database replaced by `name`. */
+export function databaseUrl(/** @type {string} */ url, /** @type {string} */ name) {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/**
+ * Creates database `name` on the server at `adminUrl` (a copy of `template` when given).
+ * @param {string} adminUrl
+ * @param {string} name
+ * @param {{ template?: string }} [opts]
+ * @returns {Promise<string>} the new database's url.
+ */
+export async function createDatabase(adminUrl, name, { template } = {}) {
+  await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`));
+  return databaseUrl(adminUrl, name);
+}
+
+/** Drops database `name` on the server at `adminUrl`, ending its open sessions. */
+export async function dropDatabase(/** @type {string} */ adminUrl, /** @type {string} */ name) {
+  await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }

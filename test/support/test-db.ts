@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import pg from 'pg';
 import { inject } from 'vitest';
 import { openDatabase, type Database } from '../../kernel/src/db/database.js';
+import { createDatabase, dropDatabase } from './postgres-cluster.js';
 
 export type TestDbKind = 'pglite' | 'postgres';
 export const TEST_DB: TestDbKind = process.env.CERTCTL_TEST_DB === 'postgres' ? 'postgres' : 'pglite';
@@ -29,26 +29,9 @@ export async function freshDatabase(): Promise<{ db: Database; url?: string; dro
 export async function freshPostgresUrl(): Promise<string> {
   const adminUrl = inject('pgAdminUrl');
   if (!adminUrl) throw new Error('PostgreSQL is not available for this test run');
-  const name = `t_${crypto.randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE certctl_template`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
+  return createDatabase(adminUrl, `t_${crypto.randomBytes(6).toString('hex')}`, { template: 'certctl_template' });
 }
 
 export async function dropPostgres(url: string): Promise<void> {
-  const name = new URL(url).pathname.slice(1);
-  const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
+  await dropDatabase(inject('pgAdminUrl'), new URL(url).pathname.slice(1));
 }

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import { freePort } from '../support/free-port.js';
 
 /**
  * Real NGINX, Apache httpd and HAProxy from the Debian packages, each run by the
@@ -29,17 +29,6 @@ export interface TlsServer {
   /** How many reloads the server has logged so far. */
   reloads(): number;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** SHA-256 fingerprint (lowercase hex) of the certificate the endpoint serves, or null when no handshake completes. */
