@@ -87,7 +87,7 @@ describe('agent capability broker', () => {
   });
 
   it('secrets come from the work item\'s config; kv only when granted; exec only for granted commands; no CA or events', async () => {
-    const b = broker({ kv: true, exec: ['/bin/true'] });
+    const b = broker({ kv: true, exec: [{ command: '/bin/true', args: null }] });
     expect(await b.handle(ctx, { op: 'secrets.get', path: 'auth.password' })).toBe('s3cret');
     expect(await b.handle(ctx, { op: 'secrets.get', path: 'toString' })).toBeNull();
     await b.handle(ctx, { op: 'kv.set', key: 'snap', value: { a: 1 } });
@@ -95,6 +95,10 @@ describe('agent capability broker', () => {
     await denied(broker({}).handle(ctx, { op: 'kv.get', key: 'snap' }), /capability kv/);
     expect(await b.handle(ctx, { op: 'exec.run', command: '/bin/true', args: [] })).toMatchObject({ exitCode: 0 });
     await denied(b.handle(ctx, { op: 'exec.run', command: '/bin/sh', args: ['-c', 'id'] }), /not among the granted commands/);
+    // A granted command with other arguments than its granted lists: refused as capability_denied.
+    const reload = broker({ exec: [{ command: '/bin/echo', args: [['reload', 'nginx']] }] });
+    expect(await reload.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['reload', 'nginx'] })).toMatchObject({ exitCode: 0, stdout: 'reload nginx\n' });
+    await denied(reload.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['stop', 'nginx'] }), /not granted with these arguments/);
     await denied(b.handle(ctx, { op: 'ca.sign', request: {} }), /control plane/);
     await denied(b.handle(ctx, { op: 'events.emit', type: 'x', data: {} }), /no event stream/);
     await denied(b.handle(ctx, { op: 'http.fetch', request: { url: 'https://example.com' } }), /no hosts/);

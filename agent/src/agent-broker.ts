@@ -126,7 +126,9 @@ export class AgentCapabilityBroker implements CapabilityBroker {
       case 'kv.get':
       case 'kv.set':
       case 'kv.delete':
-      case 'kv.list': {
+      case 'kv.list':
+      case 'kv.take':
+      case 'kv.increment': {
         if (!g.kv) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability kv)`);
         try {
           return await this.kvOp(ctx.pluginId, op);
@@ -160,6 +162,12 @@ export class AgentCapabilityBroker implements CapabilityBroker {
         return null;
       case 'kv.list':
         return await kv.list(pluginId, op.prefix);
+      case 'kv.take': {
+        const value = await kv.take(pluginId, op.key);
+        return value === undefined ? null : { value };
+      }
+      case 'kv.increment':
+        return await kv.increment(pluginId, op.key, op.by, op.ttlSeconds);
     }
   }
 }

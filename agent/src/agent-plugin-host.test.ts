@@ -33,7 +33,7 @@ describe('agent plugin host', () => {
 
   it('derives each session\'s grants from its own config and key file', async () => {
     const session = host.open({ id: 't', type: 'agent-file-target', config: { cert_path: '/srv/a.crt', key_path: '/srv/a.key', reload_command: ['/usr/sbin/nginx', '-s', 'reload'] } }, { keyPath: '/var/lib/certctl/keys/mc-a/k.key' });
-    expect(session.grants).toMatchObject({ fsWrite: ['/srv/a.crt', '/srv/a.key'], fsRead: ['/var/lib/certctl/keys/mc-a/k.key'], exec: ['/usr/sbin/nginx'], kv: true });
+    expect(session.grants).toMatchObject({ fsWrite: ['/srv/a.crt', '/srv/a.key'], fsRead: ['/var/lib/certctl/keys/mc-a/k.key'], exec: [{ command: '/usr/sbin/nginx', args: [['-s', 'reload']] }], kv: true });
     await session.close();
   });
 });

@@ -51,11 +51,30 @@ describe('CSR building', () => {
     expect(odd).toMatch(/DNS:a\.example\.com/);
   });
 
+  it.each([
+    ['RSA-3072', /Public-Key: \(3072 bit\)/, /sha256WithRSAEncryption/],
+    ['ECDSA-P384', /ASN1 OID: secp384r1/, /ecdsa-with-SHA384/],
+    ['ECDSA-P521', /ASN1 OID: secp521r1/, /ecdsa-with-SHA512/],
+    ['Ed25519', /Public Key Algorithm: ED25519/, /Signature Algorithm: ED25519/],
+  ] as const)('makes the %s key the item asks for, 0600, and a CSR signed with it', async (algorithm, keyText, sigText) => {
+    const keys = new KeyStore(path.join(tmp, `keys-${algorithm}`));
+    await keys.init();
+    const out = await makeCsrForItem({ kind: 'csr', job_id: 'j', job_type: 'Issuance', certificate_id: 'mc-alg', common_name: 'alg.example.com', sans: [], key_algorithm: algorithm }, keys);
+    expect(fs.statSync(out.keyPath).mode & 0o777).toBe(0o600);
+    const text = opensslText(out.csr_pem);
+    expect(text).toMatch(keyText);
+    expect(text).toMatch(sigText);
+    const keyPub = crypto.createPublicKey(fs.readFileSync(out.keyPath, 'utf8')).export({ type: 'spki', format: 'der' });
+    const csrPub = execFileSync('openssl', ['req', '-noout', '-pubkey'], { input: out.csr_pem }).toString();
+    expect(crypto.createPublicKey(csrPub).export({ type: 'spki', format: 'der' }).equals(keyPub)).toBe(true);
+  });
+
   it('refuses items it cannot serve, before making a key', async () => {
     const keys = new KeyStore(path.join(tmp, 'keys2'));
     await keys.init();
     const base = { kind: 'csr' as const, job_id: 'j', job_type: 'Issuance' as const, certificate_id: 'mc-x', common_name: 'x.example.com', sans: [], key_algorithm: 'ECDSA-P256' as const };
-    await expect(makeCsrForItem({ ...base, key_algorithm: 'RSA-2048' as never }, keys)).rejects.toBeInstanceOf(CsrWorkRefused);
+    for (const bad of ['DSA-2048', 'RSA-1024', 'RSA-2049', 'ECDSA-P192', 'rsa-2048'])
+      await expect(makeCsrForItem({ ...base, key_algorithm: bad as never }, keys)).rejects.toBeInstanceOf(CsrWorkRefused);
     await expect(makeCsrForItem({ ...base, common_name: '' }, keys)).rejects.toBeInstanceOf(CsrWorkRefused);
     await expect(makeCsrForItem({ ...base, certificate_id: '../../etc' }, keys)).rejects.toThrow(/not a valid id/);
     expect(fs.readdirSync(keys.dir)).toEqual([]);

@@ -15,6 +15,8 @@ const schema = {
     label: { type: 'string' },
   },
 };
+/** The granted command paths, once each. */
+const commandsOf = (g: { exec: { command: string }[] }) => [...new Set(g.exec.map((e) => e.command))];
 const open: LocalGrantPolicy = { allowedPaths: ['/etc', '/srv'], allowedCommands: [], protectedDirs: ['/var/lib/certctl/keys', '/var/lib/certctl/agent'] };
 /** What an agent started without CERTCTL_AGENT_ALLOWED_PATHS / _COMMANDS enforces. */
 const defaults: LocalGrantPolicy = { allowedPaths: loadAgentConfig({}).allowedPaths, allowedCommands: loadAgentConfig({}).allowedCommands, protectedDirs: open.protectedDirs };
@@ -35,7 +37,8 @@ describe('config-derived grants', () => {
     });
     expect(g.fsWrite).toEqual(['/etc/nginx/certs', '/etc/ssl/site.crt', '/etc/ssl/site.key']);
     expect(g.fsRead).toEqual(['/var/lib/certctl/keys/mc-web/abc.key']);
-    expect(g.exec).toEqual(['/usr/sbin/nginx', '/usr/bin/systemctl']);
+    // The manifest's command without argument lists runs with any; a configured argv exactly as configured.
+    expect(g.exec).toEqual([{ command: '/usr/sbin/nginx', args: null }, { command: '/usr/bin/systemctl', args: [['reload', 'nginx']] }]);
     expect(g.httpHosts).toEqual(['api.example.com', 'http://127.0.0.1:2019']);
     expect(g.kv).toBe(true);
     expect(g.refused).toEqual([]);
@@ -75,7 +78,7 @@ describe('config-derived grants', () => {
     });
     // /etc narrows to the allowed /etc/ssl; /etc/shadow is never granted; /bin/sh is a shell nobody listed.
     expect(g.fsWrite).toEqual(['/etc/ssl', '/etc/ssl/site.crt']);
-    expect(g.exec).toEqual(['/usr/sbin/nginx']);
+    expect(commandsOf(g)).toEqual(['/usr/sbin/nginx']);
     expect(g.refused).toEqual(expect.arrayContaining([expect.stringMatching(/^fs \/etc\/shadow is a system account/), expect.stringMatching(/^exec \(config\): \/bin\/sh is a shell or interpreter/)]));
   });
 
@@ -109,27 +112,40 @@ describe('config-derived grants', () => {
     expect(urlHostRule('https://10.1.2.3/')).toBe('10.1.2.3:443');
   });
 
+  it('keeps the manifest\'s argument lists, and a schema field\'s lists after the configured argv', () => {
+    const toolSchema = { type: 'object', properties: { tool: { type: 'array', items: { type: 'string' }, 'x-certctl-command': { args: [['-list', { regex: '/[^\\r\\n]*' }]] } } } };
+    const g = deriveCallGrants({
+      manifest: { exec: { commands: ['/usr/bin/systemctl', '/usr/bin/keytool'], args: { '/usr/bin/systemctl': [['reload', 'nginx']] } } },
+      configSchema: toolSchema, config: { tool: ['/usr/bin/keytool', '-J-Xmx64m'] }, policy: open,
+    });
+    expect(g.exec).toEqual([
+      { command: '/usr/bin/systemctl', args: [['reload', 'nginx']] },
+      { command: '/usr/bin/keytool', args: null },
+      { command: '/usr/bin/keytool', args: [['-J-Xmx64m', '-list', { regex: '/[^\\r\\n]*' }]] },
+    ]);
+  });
+
   describe('deny by default (no CERTCTL_AGENT_ALLOWED_PATHS / _COMMANDS)', () => {
     const nginxManifest = { kv: true, fs: { paths: [] }, exec: { commands: ['/usr/sbin/nginx'] } };
     const grant = (config: Record<string, unknown>, policy = defaults, manifest: typeof nginxManifest = nginxManifest) => deriveCallGrants({ manifest, configSchema: schema, config, policy });
 
     it('runs only the manifest\'s commands; a config cannot name a shell or an undeclared program', () => {
-      expect(grant({ reload: ['/usr/sbin/nginx', '-s', 'reload'] }).exec).toEqual(['/usr/sbin/nginx']);
+      expect(commandsOf(grant({ reload: ['/usr/sbin/nginx', '-s', 'reload'] }))).toEqual(['/usr/sbin/nginx']);
       for (const argv of [['/bin/sh', '-c', 'id'], ['/usr/bin/bash', '-c', 'id'], ['/usr/bin/env', 'sh'], ['/usr/bin/python3', '-c', 'x'], ['/usr/bin/python3.11'], ['/usr/bin/perl', '-e', 'x'],
         ['/usr/bin/awk', 'BEGIN{system("id")}'], ['/bin/busybox', 'sh'], ['/usr/bin/tee', '/etc/cron.d/x'], ['/usr/bin/cp']]) {
         const g = grant({ reload: argv });
-        expect(g.exec, argv[0]).toEqual(['/usr/sbin/nginx']);
+        expect(commandsOf(g), argv[0]).toEqual(['/usr/sbin/nginx']);
         expect(g.refused, argv[0]).toEqual([expect.stringMatching(/shell or interpreter|neither declared by the plugin's manifest/)]);
       }
     });
 
     it('a shell or interpreter needs its exact path in CERTCTL_AGENT_ALLOWED_COMMANDS, even when a manifest declares it', () => {
       const listed = { ...defaults, allowedCommands: ['/bin/sh', '/usr/bin/tee'] };
-      expect(grant({ reload: ['/bin/sh', '-c', 'echo ok'] }, listed).exec).toEqual(['/usr/sbin/nginx', '/bin/sh']);
-      expect(grant({ reload: ['/usr/bin/tee', '/etc/ssl/x'] }, listed).exec).toEqual(['/usr/sbin/nginx', '/usr/bin/tee']);
-      expect(grant({ reload: ['/usr/bin/dash', '-c', 'id'] }, listed).exec).toEqual(['/usr/sbin/nginx']);
+      expect(commandsOf(grant({ reload: ['/bin/sh', '-c', 'echo ok'] }, listed))).toEqual(['/usr/sbin/nginx', '/bin/sh']);
+      expect(commandsOf(grant({ reload: ['/usr/bin/tee', '/etc/ssl/x'] }, listed))).toEqual(['/usr/sbin/nginx', '/usr/bin/tee']);
+      expect(commandsOf(grant({ reload: ['/usr/bin/dash', '-c', 'id'] }, listed))).toEqual(['/usr/sbin/nginx']);
       const sneaky = grant({}, defaults, { kv: true, fs: { paths: [] }, exec: { commands: ['/usr/sbin/nginx', '/bin/bash', '/usr/bin/python3'] } });
-      expect(sneaky.exec).toEqual(['/usr/sbin/nginx']);
+      expect(commandsOf(sneaky)).toEqual(['/usr/sbin/nginx']);
       expect(sneaky.refused).toHaveLength(2);
     });
 

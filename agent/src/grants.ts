@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { PluginCapabilities } from '@certctl/sdk';
 import { argvProblem } from '@certctl/sdk/deploy';
-import { agentCommandProblem, alwaysRefusedPath, configOriginRule, pathWithin as within } from '@certctl/sdk/policy';
+import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configOriginRule, manifestExecGrants, pathWithin as within, type ExecGrant } from '@certctl/sdk/policy';
 
 /**
  * What one target-plugin call on this agent may touch. The plugin's manifest
@@ -24,7 +24,10 @@ import { agentCommandProblem, alwaysRefusedPath, configOriginRule, pathWithin as
  *   (capabilities.exec.commands) or listed in CERTCTL_AGENT_ALLOWED_COMMANDS; a
  *   config may only pick among those. Shells and interpreters (sh, bash, env,
  *   python, perl, awk...) only when CERTCTL_AGENT_ALLOWED_COMMANDS lists that
- *   exact path. Arguments are always an argv array, never a shell line.
+ *   exact path. Arguments are always an argv array, never a shell line, and only
+ *   the granted ones: the manifest's argument lists for its commands
+ *   (capabilities.exec.args), and for a configured argv exactly that argv (or it
+ *   followed by the lists its schema field names).
  * - http.fetch: the manifest's hosts plus the origin of each config URL; config
  *   never grants cloud metadata or unspecified addresses (configOriginRule).
  */
@@ -33,8 +36,8 @@ export interface CallGrants {
   fsWrite: string[];
   /** Read only (the deploy's key file). */
   fsRead: string[];
-  /** Exact absolute command paths. */
-  exec: string[];
+  /** Exact absolute command paths, each with the argument lists it may run with (null: any). */
+  exec: ExecGrant[];
   /** Host rules for http.fetch (@certctl/sdk/policy syntax). */
   httpHosts: string[];
   kv: boolean;
@@ -87,15 +90,17 @@ export function urlHostRule(raw: unknown): string | { problem: string } {
 type SchemaNode = Record<string, unknown>;
 const asNode = (v: unknown): SchemaNode | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as SchemaNode) : null);
 
-/** Values of the config fields whose schema carries `keyword` (through object properties and array items). */
-export function markedValues(schema: unknown, value: unknown, keyword: 'x-certctl-path' | 'x-certctl-command' | 'x-certctl-url'): unknown[] {
-  const out: unknown[] = [];
+/** Config fields whose schema carries `keyword` (through object properties and array items): each value with the keyword's own value. */
+function markedFields(schema: unknown, value: unknown, keyword: 'x-certctl-path' | 'x-certctl-command' | 'x-certctl-url'): { value: unknown; mark: unknown }[] {
+  const out: { value: unknown; mark: unknown }[] = [];
   const walk = (node: SchemaNode | null, v: unknown, depth: number) => {
     if (!node || v === undefined || v === null || depth > 16) return;
-    if (node[keyword] === true) {
+    const mark = node[keyword];
+    // A command field's mark may carry the argument lists the plugin adds ({ args }).
+    if (mark === true || (keyword === 'x-certctl-command' && asNode(mark))) {
       // A command is one argv array; a path or URL field may also be a list of them.
-      if (keyword === 'x-certctl-command' || !Array.isArray(v)) out.push(v);
-      else out.push(...v);
+      if (keyword === 'x-certctl-command' || !Array.isArray(v)) out.push({ value: v, mark });
+      else out.push(...v.map((x) => ({ value: x, mark })));
       return;
     }
     const props = asNode(node.properties);
@@ -106,6 +111,11 @@ export function markedValues(schema: unknown, value: unknown, keyword: 'x-certct
   };
   walk(asNode(schema), value, 0);
   return out;
+}
+
+/** Values of the config fields whose schema carries `keyword`. */
+export function markedValues(schema: unknown, value: unknown, keyword: 'x-certctl-path' | 'x-certctl-command' | 'x-certctl-url'): unknown[] {
+  return markedFields(schema, value, keyword).map((f) => f.value);
 }
 
 /** Narrows granted paths to the allowlist: a path inside an allowed root stays; an allowed root inside a granted path replaces it. */
@@ -152,20 +162,21 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
   for (const p of input.manifest.fs?.paths ?? []) addPath(p, 'manifest');
   for (const p of markedValues(input.configSchema, input.config, 'x-certctl-path')) addPath(p, 'config');
 
-  const commands: string[] = [];
+  const commands: ExecGrant[] = [];
   const manifestCommands = (input.manifest.exec?.commands ?? []).filter((c) => typeof c === 'string').map((c) => path.resolve(c));
-  const addCommand = (c: unknown, from: string) => {
-    const problem = commandProblem(c);
+  const addCommand = (grant: ExecGrant, from: string) => {
+    const problem = commandProblem(grant.command);
     if (problem) return void refused.push(`exec (${from}): ${problem}`);
-    const cmd = path.resolve(c as string);
+    const cmd = path.resolve(grant.command);
     const refusal = agentCommandProblem(cmd, { manifestCommands, allowedCommands: policy.allowedCommands });
     if (refusal) return void refused.push(`exec (${from}): ${refusal}`);
-    commands.push(cmd);
+    commands.push({ command: cmd, args: grant.args });
   };
-  for (const c of input.manifest.exec?.commands ?? []) addCommand(c, 'manifest');
-  for (const argv of markedValues(input.configSchema, input.config, 'x-certctl-command')) {
-    if (!Array.isArray(argv) || !argv.length) refused.push('exec (config): a command must be a non-empty argv array');
-    else addCommand(argv[0], 'config');
+  // The manifest's commands with their argument lists; a configured argv runs exactly as configured.
+  for (const g of manifestExecGrants(input.manifest.exec)) addCommand(g, 'manifest');
+  for (const { value: argv, mark } of markedFields(input.configSchema, input.config, 'x-certctl-command')) {
+    if (!Array.isArray(argv) || !argv.length || argv.some((a) => typeof a !== 'string')) refused.push('exec (config): a command must be a non-empty argv array of strings');
+    else addCommand(configCommandGrant(argv as string[], mark), 'config');
   }
 
   const hosts: string[] = [...(input.manifest.http?.hosts ?? [])];
@@ -185,9 +196,9 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
   return {
     fsWrite: unique(intersectPaths(unique(paths), policy.allowedPaths, refused)),
     fsRead,
-    exec: unique(commands),
+    exec: commands,
     httpHosts: unique(hosts),
-    kv: input.manifest.kv === true,
+    kv: Boolean(input.manifest.kv),
     refused,
   };
 }

@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import type { AgentKeyAlgorithm } from '@certctl/kernel';
 import { ensurePrivateDir, readOptional, writePrivateFile } from './private-files.js';
 
 /**
@@ -32,6 +34,28 @@ export interface StoredKey {
   keyPath: string;
 }
 
+const generateKeyPair = promisify(crypto.generateKeyPair);
+const EC_CURVES: Record<string, string> = { 'ECDSA-P256': 'P-256', 'ECDSA-P384': 'P-384', 'ECDSA-P521': 'P-521' };
+/** RSA moduli the agent makes: what profiles may ask for (2048-16384 bits), whole bytes. */
+const RSA_BITS = /^RSA-(\d{4,5})$/;
+
+/** Parses a work item's key type; null when this agent does not make such keys. */
+export function keySpec(algorithm: string): { type: 'ec'; curve: string } | { type: 'rsa'; bits: number } | { type: 'ed25519' } | null {
+  if (EC_CURVES[algorithm]) return { type: 'ec', curve: EC_CURVES[algorithm] };
+  if (algorithm === 'Ed25519') return { type: 'ed25519' };
+  const bits = Number(RSA_BITS.exec(algorithm)?.[1] ?? 0);
+  return bits >= 2048 && bits <= 16384 && bits % 8 === 0 ? { type: 'rsa', bits } : null;
+}
+
+/** Off the event loop: an RSA 4096 key takes long enough to stall heartbeats otherwise. */
+async function generateKey(algorithm: AgentKeyAlgorithm): Promise<{ privateKey: crypto.KeyObject; publicKey: crypto.KeyObject }> {
+  const spec = keySpec(algorithm);
+  if (!spec) throw new KeyStoreError(`key algorithm ${JSON.stringify(String(algorithm).slice(0, 40))} is not supported by this agent`);
+  if (spec.type === 'ec') return generateKeyPair('ec', { namedCurve: spec.curve });
+  if (spec.type === 'rsa') return generateKeyPair('rsa', { modulusLength: spec.bits });
+  return generateKeyPair('ed25519', undefined);
+}
+
 const keyIdOf = (spkiDer: Buffer) => crypto.createHash('sha256').update(spkiDer).digest('hex').slice(0, 32);
 
 /** The key id a certificate's public key maps to. */
@@ -52,10 +76,10 @@ export class KeyStore {
     await ensurePrivateDir(this.dir);
   }
 
-  /** A new ECDSA P-256 key for the certificate, written 0600 before anything else sees it. */
-  async createKey(certificateId: string): Promise<StoredKey & { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject }> {
+  /** A new key of the asked type (default ECDSA P-256) for the certificate, written 0600 before anything else sees it. */
+  async createKey(certificateId: string, algorithm: AgentKeyAlgorithm = 'ECDSA-P256'): Promise<StoredKey & { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject }> {
     const dir = this.certDir(certificateId);
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey, publicKey } = await generateKey(algorithm);
     const keyId = keyIdOf(publicKey.export({ type: 'spki', format: 'der' }));
     const keyPath = path.join(dir, `${keyId}.key`);
     await writePrivateFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);

@@ -38,4 +38,16 @@ describe('agent-local kv', () => {
     expect(() => kv.set('p', 'k', 1, -1)).toThrow(/ttlSeconds/);
     await expect(kv.get('../evil', 'k')).rejects.toBeInstanceOf(LocalKvRefused);
   });
+
+  it('takes a key once and counts with a fixed window, like the kernel kv', async () => {
+    let now = 1_000_000;
+    const kv = new LocalKv(path.join(tmp, 'atomic'), () => now);
+    await kv.set('p', 'token', 'once');
+    const takes = await Promise.all([kv.take('p', 'token'), kv.take('p', 'token')]);
+    expect(takes).toEqual(['once', undefined]);
+    expect(await Promise.all([kv.increment('p', 'n', 1, 10), kv.increment('p', 'n', 1, 10)])).toEqual([1, 2]);
+    now += 11_000;
+    expect(await kv.increment('p', 'n', 5)).toBe(5);
+    expect(() => kv.increment('p', 'n', 0.5)).toThrow(/safe integer/);
+  });
 });

@@ -110,6 +110,43 @@ export class LocalKv {
     });
   }
 
+  /** get and delete in one serial step: the kernel's take, for one agent process. */
+  take(pluginId: string, key: string): Promise<Json | undefined> {
+    this.checkKey(key);
+    return this.serial(pluginId, async () => {
+      const map = await this.load(pluginId);
+      const e = map.get(key);
+      if (!map.delete(key)) return undefined;
+      await this.persist(pluginId, map);
+      return this.live(e) ? e.v : undefined;
+    });
+  }
+
+  /** The kernel's increment: a live number keeps its expiry, anything else restarts at `by`. */
+  increment(pluginId: string, key: string, by = 1, ttlSeconds?: number): Promise<number> {
+    this.checkKey(key);
+    if (!Number.isSafeInteger(by)) throw new LocalKvRefused('kv increment must be a safe integer');
+    if (ttlSeconds !== undefined && !(Number.isFinite(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= LOCAL_KV_LIMITS.maxTtlSeconds)) {
+      throw new LocalKvRefused(`kv ttlSeconds must be above 0 and at most ${LOCAL_KV_LIMITS.maxTtlSeconds}`);
+    }
+    return this.serial(pluginId, async () => {
+      const map = await this.load(pluginId);
+      const e = map.get(key);
+      const continues = this.live(e) && typeof e.v === 'number';
+      if (!map.has(key) && map.size >= LOCAL_KV_LIMITS.maxKeysPerPlugin) throw new LocalKvRefused(`the plugin already keeps ${LOCAL_KV_LIMITS.maxKeysPerPlugin} keys`);
+      const next: Entry = continues ? { ...e, v: (e.v as number) + by } : { v: by, ...(ttlSeconds !== undefined ? { exp: this.now() + ttlSeconds * 1000 } : {}) };
+      map.set(key, next);
+      try {
+        await this.persist(pluginId, map);
+      } catch (err) {
+        if (e) map.set(key, e);
+        else map.delete(key);
+        throw err;
+      }
+      return next.v as number;
+    });
+  }
+
   list(pluginId: string, prefix = ''): Promise<string[]> {
     return this.serial(pluginId, async () => [...(await this.load(pluginId))].filter(([k, e]) => k.startsWith(prefix) && this.live(e)).map(([k]) => k).sort());
   }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { StartupError } from './errors.js';
+import { loadEnvBootstrap, type EnvBootstrapConfig } from './bootstrap/env-config.js';
 
 /**
  * Kernel configuration, read once from CERTCTL_* environment variables.
@@ -47,9 +48,11 @@ export interface KernelConfig {
   auditExcludePaths: string[];
   /** Extra plugin directories (CERTCTL_PLUGIN_DIRS), besides the workspace's plugins/<kind>/<name> folders. */
   pluginDirs: string[];
+  /** Protocol endpoints, notifiers and the digest configured by CERTCTL_EST_*, CERTCTL_SMTP_*, CERTCTL_DIGEST_*, ... (bootstrap/). */
+  bootstrap: EnvBootstrapConfig;
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -68,7 +71,7 @@ export function parseDuration(value: string, name: string): number {
   return Math.round(total);
 }
 
-function int(env: Env, name: string, def: number, min: number, max: number): number {
+export function int(env: Env, name: string, def: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return def;
   if (!/^\d+$/.test(raw.trim())) throw new StartupError(`${name}: "${raw}" is not a whole number`);
@@ -77,7 +80,7 @@ function int(env: Env, name: string, def: number, min: number, max: number): num
   return n;
 }
 
-function bool(env: Env, name: string, def: boolean): boolean {
+export function bool(env: Env, name: string, def: boolean): boolean {
   const raw = env[name]?.trim().toLowerCase();
   if (raw === undefined || raw === '') return def;
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
@@ -85,20 +88,20 @@ function bool(env: Env, name: string, def: boolean): boolean {
   throw new StartupError(`${name}: "${env[name]}" is not true or false`);
 }
 
-function duration(env: Env, name: string, def: string): number {
+export function duration(env: Env, name: string, def: string): number {
   const raw = env[name];
   return parseDuration(raw === undefined || raw === '' ? def : raw, name);
 }
 
-function oneOf<T extends string>(env: Env, name: string, def: T, allowed: readonly T[]): T {
+export function oneOf<T extends string>(env: Env, name: string, def: T, allowed: readonly T[]): T {
   const raw = (env[name] ?? '').trim();
   if (raw === '') return def;
   if (!(allowed as readonly string[]).includes(raw)) throw new StartupError(`${name}: "${raw}" must be one of ${allowed.join(', ')}`);
   return raw as T;
 }
 
-const list = (raw: string | undefined) => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-const optional = (raw: string | undefined) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim());
+export const list = (raw: string | undefined) => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+export const optional = (raw: string | undefined) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim());
 
 export function loadConfig(env: Env = process.env): KernelConfig {
   const serverPort = int(env, 'CERTCTL_SERVER_PORT', 8443, 0, 65535);
@@ -171,5 +174,6 @@ export function loadConfig(env: Env = process.env): KernelConfig {
     schedulerEnabled: bool(env, 'CERTCTL_SCHEDULER_ENABLED', true),
     auditExcludePaths: list(env.CERTCTL_AUDIT_EXCLUDE_PATHS ?? '/health,/ready'),
     pluginDirs: list(env.CERTCTL_PLUGIN_DIRS).map((dir) => path.resolve(dir)),
+    bootstrap: loadEnvBootstrap(env),
   };
 }

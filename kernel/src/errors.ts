@@ -33,6 +33,8 @@ export const ERRORS = {
   APPROVAL_SUBJECT_CHANGED: { status: 409, message: 'The certificate no longer matches what the approval request was opened for' },
   ISSUANCE_JOB_OPEN: { status: 409, message: 'The certificate has an open issuance or renewal job; cancel the open job first' },
   ALREADY_REVOKED: { status: 409, message: 'The certificate is already revoked' },
+  DIGEST_NOT_CONFIGURED: { status: 409, message: 'The digest is not configured (CERTCTL_DIGEST_ENABLED and an enabled e-mail notifier)' },
+  ENV_MANAGED: { status: 409, message: 'This resource is managed by CERTCTL_* environment variables; change them and restart instead' },
   REFERENCE_NOT_FOUND: { status: 422, message: 'A referenced resource does not exist' },
   BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json' },

@@ -21,6 +21,7 @@ import { kernelLoops } from './scheduler/kernel-loops.js';
 import { pkiRequestHandler } from './revocation/index.js';
 import { ProtocolIssuanceOps, wantsClientCertificates } from './protocols/index.js';
 import { subsystemJobHandlers, subsystemLoops } from './subsystems.js';
+import { applyEnvBootstrap } from './bootstrap/apply-env.js';
 import { CaKeystore } from './ca/ca-keystore.js';
 import { CryptoService } from './crypto/crypto-service.js';
 import { KernelCapabilityBroker } from './plugins/broker/capability-broker.js';
@@ -134,6 +135,8 @@ export async function startKernel(config: KernelConfig, opts: StartOptions = {})
     const broker = new KernelCapabilityBroker({ knex: db.knex, cipher, audit, caKeystore, log: log.child({ mod: 'plugin-broker' }), issuance: new ProtocolIssuanceOps(() => services) });
     pluginHost = new PluginHost({ catalog: plugins, knex: db.knex, cipher, broker, events: broker.events, log: log.child({ mod: 'plugin-host' }), isolateRunnerFactory: isolateRunnerFactory({ log: log.child({ mod: 'plugin-host' }) }) });
     const services: KernelServices = { config, log, db, audit, jobs, scheduler, cipher, plugins, pluginHost, crypto: cryptoService, caKeystore, replicaId, isDraining: () => draining };
+    // Notifiers and enrolment endpoints configured by CERTCTL_* variables exist before the first request (bootstrap/).
+    await applyEnvBootstrap(services);
     const handlers = { ...subsystemJobHandlers(services), ...(opts.jobHandlers ?? {}) };
     for (const [type, handler] of Object.entries(handlers)) jobs.registerHandler(type as JobType, handler!);
 

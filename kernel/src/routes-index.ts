@@ -25,8 +25,10 @@ import { agentProtocolRoutes } from './resources/agents/agent-protocol.js';
 import { discoveryRoutes } from './resources/discovery/routes.js';
 import { dashboardRoutes } from './resources/dashboard/routes.js';
 import { revocationRoutes } from './revocation/index.js';
+import { caHierarchyRoutes } from './ca/ca-routes.js';
 import { protocolRoutes } from './protocols/index.js';
 import { acmeHttp01Routes } from './protocols/acme-http01.js';
+import { digestRoutes } from './notifications/digest-routes.js';
 
 /** Every route the kernel serves. The RBAC matrix test and the OpenAPI document read this table. */
 export function kernelRoutes(k: KernelServices, identity: IdentityService, all: () => RouteDef[]): RouteDef[] {
@@ -36,11 +38,12 @@ export function kernelRoutes(k: KernelServices, identity: IdentityService, all: 
     ...auditRoutes(k),
     ...teamRoutes(k), ...ownerRoutes(k), ...agentRoutes(k), ...agentGroupRoutes(k),
     ...profileRoutes(k), ...policyRoutes(k), ...renewalPolicyRoutes(k), ...notificationRoutes(k),
-    ...pluginRoutes(k), ...pluginManageRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k), ...notifierTestRoutes(k),
+    ...pluginRoutes(k), ...pluginManageRoutes(k), ...issuerRoutes(k), ...targetRoutes(k), ...notifierRoutes(k), ...notifierTestRoutes(k), ...digestRoutes(k),
     ...certificateRoutes(k), ...jobRoutes(k), ...approvalRoutes(k),
     ...agentProtocolRoutes(k), ...discoveryRoutes(k),
     ...dashboardRoutes(k),
     ...revocationRoutes(k),
+    ...caHierarchyRoutes(k),
     ...protocolRoutes(k),
     ...acmeHttp01Routes(k),
   ];

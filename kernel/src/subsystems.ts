@@ -5,7 +5,10 @@ import type { LoopDef } from './scheduler/scheduler.js';
 import { issuanceJobHandlers } from './lifecycle/issuance-job.js';
 import { shortLivedLoop } from './lifecycle/short-lived.js';
 import { notificationLoop } from './notifications/notification-loop.js';
+import { digestLoops } from './notifications/digest-send.js';
+import { pluginKvSweepLoop } from './plugins/broker/plugin-kv-sweep.js';
 import { revocationJobHandlers, revocationLoops } from './revocation/index.js';
+import { caDrainLoop } from './ca/ca-routes.js';
 
 /**
  * The lifecycle subsystems' job handlers and loops, registered by the kernel at boot.
@@ -23,6 +26,9 @@ export function subsystemLoops(k: KernelServices): LoopDef[] {
   return [
     shortLivedLoop(k),
     notificationLoop(k),
+    ...digestLoops(k),
+    pluginKvSweepLoop(k),
     ...revocationLoops(k),
+    caDrainLoop(k),
   ];
 }

@@ -109,6 +109,19 @@ export interface PluginContext {
     set(key: string, value: Json, options?: { ttlSeconds?: number }): Promise<void>;
     delete(key: string): Promise<void>;
     list(prefix?: string): Promise<string[]>;
+    /**
+     * Removes the key and returns its value, atomically: of callers racing for one
+     * key (on any kernel) exactly one gets the value, the others undefined. One-use
+     * tokens (nonces) are taken, not read then deleted.
+     */
+    take(key: string): Promise<Json | undefined>;
+    /**
+     * Adds `by` (default 1) to an integer counter and returns the new value,
+     * atomically across kernels. An absent or expired key (or one holding a
+     * non-number) starts from 0 with `ttlSeconds`; later increments keep the
+     * expiry, so a counter with a TTL counts a fixed window (rate limits).
+     */
+    increment(key: string, options?: { by?: number; ttlSeconds?: number }): Promise<number>;
   };
   /** Capability `events`. */
   events: { emit(type: string, data: Record<string, Json>): Promise<void> };
@@ -157,12 +170,57 @@ export interface PluginContext {
      * http://{host}:{port}/.well-known/acme-challenge/{token} (port 80, or 1024-65535
      * as the operator configured), no redirects, 10 s, and compare the body with
      * keyAuthorization. Cloud metadata and unspecified addresses are never contacted.
+     * `dnsResolvers` (here and below): `ip[:port]` DNS servers for the lookups instead of the system's;
+     * `caaIdentities`: after a successful validation, CAA (RFC 8659) must allow one of these CA domains.
      */
-    checkHttp01(request: { host: string; port?: number; token: string; keyAuthorization: string }): Promise<{ ok: true } | { ok: false; reason: string }>;
+    checkHttp01(request: { host: string; port?: number; token: string; keyAuthorization: string; dnsResolvers?: string[]; caaIdentities?: string[] }): Promise<AcmeValidationResult>;
+    /** ACME dns-01 (RFC 8555 8.4): TXT _acme-challenge.{name} must hold base64url(SHA-256(keyAuthorization)); `name` without "*." (`wildcard` for CAA issuewild). */
+    checkDns01(request: { name: string; wildcard?: boolean; keyAuthorization: string; dnsResolvers?: string[]; caaIdentities?: string[] }): Promise<AcmeValidationResult>;
+    /**
+     * ACME tls-alpn-01 (RFC 8737/8738): TLS to {host}:{port} (443, or 1024-65535) with ALPN
+     * acme-tls/1; the certificate must name only {host} and carry SHA-256(keyAuthorization)
+     * in its critical acmeIdentifier extension.
+     */
+    checkTlsAlpn01(request: { host: string; port?: number; keyAuthorization: string; dnsResolvers?: string[]; caaIdentities?: string[] }): Promise<AcmeValidationResult>;
+    /** The kernel's view of one version (serial, hex) of a certificate this plugin enrolled; null for any other certificate. */
+    certificateStatus(request: { certificateId: string; serialNumber: string }): Promise<EnrolledCertificateStatus | null>;
+    /**
+     * The issuer's registration-authority (RA) certificate (SCEP, RFC 8894): an RSA key
+     * the kernel keeps per issuer, certified by the issuer's kernel-kept CA (keyUsage
+     * digitalSignature + keyEncipherment, EKU id-kp-cmcRA), made on first use and
+     * replaced before it expires or when the CA changes. The key never leaves the kernel.
+     */
+    raCertificate(request: { issuerId: string }): Promise<RaCertificate>;
+    /** Opens a CMS EnvelopedData (DER ContentInfo, base64) addressed to one of the issuer's unexpired RA certificates. */
+    raDecrypt(request: { issuerId: string; envelopedDataBase64: string }): Promise<RaDecryptResult>;
+    /**
+     * A CMS SignedData (DER ContentInfo) signed by the issuer's RA with SHA-256/RSA over
+     * `contentBase64` (absent: no encapsulated content). The kernel adds contentType,
+     * signingTime and messageDigest; `signedAttributes` adds others (DER values).
+     */
+    raSign(request: { issuerId: string; contentBase64?: string; signedAttributes?: Array<{ type: string; valuesBase64: string[] }> }): Promise<RaSignResult>;
   };
 }
 
+export interface RaCertificate {
+  certificatePem: string;
+  /** The issuer's CA chain, issuing CA first. */
+  chainPem: string[];
+}
+
+/** `decrypt_failed` is the one answer for every failure after the recipient was found (no padding oracle). */
+export type RaDecryptResult =
+  | { ok: true; contentBase64: string }
+  | { ok: false; code: 'bad_message' | 'not_for_ra' | 'bad_alg' | 'decrypt_failed'; reason: string };
+
+export interface RaSignResult {
+  signedDataBase64: string;
+}
+
 // ---- issuance (capability of protocol plugins) --------------------------
+
+/** What the kernel's ACME challenge validation found; `error` is the RFC 8555 problem type of a failure. */
+export type AcmeValidationResult = { ok: true } | { ok: false; reason: string; error?: 'connection' | 'dns' | 'incorrectResponse' | 'tls' | 'caa' };
 
 /** Who asked, as the protocol authenticated them; recorded as the audit actor. */
 export interface EnrollRequester {
@@ -193,6 +251,18 @@ export type EnrollResult =
   | { status: 'pending'; certificateId: string; retryAfterSeconds: number; approvalId?: string }
   | { status: 'denied'; reason: string }
   | { status: 'failed'; reason: string; retryable: boolean };
+
+/** ctx.issuance.certificateStatus: what renewal information (ACME ARI, RFC 9773) is based on. */
+export interface EnrolledCertificateStatus {
+  /** The managed certificate's status (Active, Expiring, Expired, RenewalInProgress, Revoked...). */
+  status: string;
+  /** Its current version's serial (lower-case hex), null before the first issuance. */
+  serialNumber: string | null;
+  /** The asked-about version (or the whole certificate) is revoked. */
+  revoked: boolean;
+  /** Replace it at once: revoked, or an operator asked for a renewal after this version was issued. */
+  renewNow: boolean;
+}
 
 export interface EnrollRevokeRequest {
   /** A certificate this plugin enrolled. */
@@ -283,12 +353,15 @@ export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
 export interface NotifyRequest {
   notificationId: string;
-  type: NotificationType;
+  /** A lifecycle event, or 'Digest': the kernel's scheduled summary e-mail, sent through e-mail notifiers only. */
+  type: NotificationType | 'Digest';
   severity: 'info' | 'warning' | 'critical';
   subject: string;
   message: string;
   recipients: string[];
   certificate?: { id: string; commonName: string; expiresAt: string | null; status: string };
+  /** A complete HTML body (the digest): channels that render HTML send it as is; `message` stays the plain-text form. */
+  html?: string;
 }
 
 export type NotifyResult = { status: 'sent' } | { status: 'failed'; reason: string; retryable: boolean };

@@ -1,4 +1,4 @@
-import { PLUGIN_API_VERSION, PLUGIN_KINDS, PLUGIN_RUNTIMES, PROTOCOL_MOUNT_ROOTS } from './manifest.js';
+import { KV_MAX_KEYS_CEILING, PLUGIN_API_VERSION, PLUGIN_KINDS, PLUGIN_RUNTIMES, PROTOCOL_MOUNT_ROOTS } from './manifest.js';
 
 const kebabCase = '^[a-z][a-z0-9]*(-[a-z0-9]+)*$';
 // Relative, inside the package: no leading slash, no `..` segment, no backslash.
@@ -52,12 +52,33 @@ export const MANIFEST_SCHEMA = {
       additionalProperties: false,
       properties: {
         http: { type: 'object', additionalProperties: false, required: ['hosts'], properties: { hosts: stringList(hostPattern, 'Hosts the plugin may call') } },
-        kv: { type: 'boolean' },
+        kv: {
+          oneOf: [
+            { type: 'boolean' },
+            { type: 'object', additionalProperties: false, required: ['maxKeys'], properties: { maxKeys: { type: 'integer', minimum: 1, maximum: KV_MAX_KEYS_CEILING } } },
+          ],
+        },
         events: { type: 'boolean' },
         ca: { type: 'boolean' },
         issuance: { type: 'boolean' },
         fs: { type: 'object', additionalProperties: false, required: ['paths'], properties: { paths: stringList(absolutePath, 'Absolute paths the plugin may read and write') } },
-        exec: { type: 'object', additionalProperties: false, required: ['commands'], properties: { commands: stringList(commandName, 'Commands the plugin may run') } },
+        exec: {
+          type: 'object', additionalProperties: false, required: ['commands'],
+          properties: {
+            commands: stringList(commandName, 'Commands the plugin may run'),
+            args: {
+              type: 'object', description: 'Per declared command: the argument lists it may run with',
+              propertyNames: { pattern: commandName, maxLength: 255 },
+              additionalProperties: {
+                type: 'array', maxItems: 64,
+                items: {
+                  type: 'array', maxItems: 64,
+                  items: { oneOf: [{ type: 'string', maxLength: 4096 }, { type: 'object', additionalProperties: false, required: ['regex'], properties: { regex: { type: 'string', minLength: 1, maxLength: 512 } } }] },
+                },
+              },
+            },
+          },
+        },
       },
     },
     configSchema: {

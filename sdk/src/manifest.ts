@@ -27,8 +27,13 @@ export interface PluginCapabilities {
    * HTTPS only, unless the entry starts with `http://` (`http://10.0.0.5:8080`); no port means any port.
    */
   http?: { hosts: string[] };
-  /** A key-value store private to the plugin. */
-  kv?: boolean;
+  /**
+   * A key-value store private to the plugin: `true` (up to 10,000 live keys), or
+   * `{ maxKeys }` for a larger quota (servers keeping per-client state), at most
+   * KV_MAX_KEYS_CEILING (@certctl/sdk/policy). An installed plugin gets the quota
+   * only when the operator grants it (the `kv:max-keys=N` item).
+   */
+  kv?: boolean | { maxKeys: number };
   /** Emitting events onto the kernel's event stream. */
   events?: boolean;
   /** Signing with a CA the kernel keeps for the instance (ctx.ca); the key never reaches the plugin. */
@@ -37,9 +42,19 @@ export interface PluginCapabilities {
   issuance?: boolean;
   /** Agent-side file access, limited to these absolute paths (and below them). */
   fs?: { paths: string[] };
-  /** Agent-side command execution, limited to these commands (arguments always as arrays). */
-  exec?: { commands: string[] };
+  /**
+   * Agent-side command execution, limited to these commands (arguments always as
+   * arrays). `args` lists, per declared command, the argument lists the plugin runs
+   * it with (each position a literal or `{ regex }` matching the whole argument; see
+   * @certctl/sdk/policy exec-args): any other arguments are refused. A command
+   * without an entry runs with any arguments (discouraged); an empty list means the
+   * command only runs as an operator configures it (x-certctl-command fields).
+   */
+  exec?: { commands: string[]; args?: Record<string, (string | { regex: string })[][]> };
 }
+
+/** The most kv keys a manifest may ask for (`capabilities.kv: { maxKeys }`). */
+export const KV_MAX_KEYS_CEILING = 10_000_000;
 
 export type PluginCapability = keyof PluginCapabilities;
 

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -225,6 +226,33 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certctl agent against a real kernel', () 
     expect(deployJob.status).toBe('Failed');
     expect(deployJob.last_error).toMatch(/outside the granted paths|no writable paths|granted no file paths/);
     expect(fs.readdirSync(outside)).toEqual([]);
+  });
+
+  it.each([
+    ['RSA 3072', { algorithm: 'RSA', min_size: 3072 }, { type: 'rsa', bits: 3072 }],
+    ['ECDSA P-384', { algorithm: 'ECDSA', min_size: 384 }, { type: 'ec', curve: 'secp384r1' }],
+  ] as const)('makes the key type a %s-only profile asks for, and gets a certificate for it', async (label, rule, want) => {
+    const profileId = `prof-agent-${rule.algorithm.toLowerCase()}-${rule.min_size}`;
+    await knex()('certificate_profiles').insert({ id: profileId, name: `${label} only`, allowed_key_algorithms: JSON.stringify([rule]) });
+    const cert = await t.api.post('/api/v1/certificates', { name: profileId, common_name: `${profileId}.example.com`, issuer_id: 'iss-agent-e2e', agent_id: agentId, profile_id: profileId });
+    expect(cert.status, cert.text).toBe(201);
+    const issuing = await waitFor('the issuance finished', async () => {
+      const j = (await knex()('jobs').where({ certificate_id: cert.body.id, type: 'Issuance' }).first()) as JobRow | undefined;
+      return j && ['Completed', 'Failed', 'Cancelled'].includes(j.status) ? j : null;
+    }, 40_000);
+    expect(issuing.status, issuing.last_error ?? '').toBe('Completed');
+    const version = await knex()('certificate_versions').where({ certificate_id: cert.body.id }).first();
+    const publicKey = new crypto.X509Certificate(version.pem_chain).publicKey;
+    expect(publicKey.asymmetricKeyType).toBe(want.type);
+    if (want.type === 'rsa') expect(publicKey.asymmetricKeyDetails?.modulusLength).toBe(want.bits);
+    else expect(publicKey.asymmetricKeyDetails?.namedCurve).toBe(want.curve);
+    // The key stayed on the agent, 0600, and is the certificate's.
+    const keyFiles = fs.readdirSync(path.join(keyDir, cert.body.id)).filter((f) => f.endsWith('.key'));
+    expect(keyFiles).toHaveLength(1);
+    const keyPath = path.join(keyDir, cert.body.id, keyFiles[0]);
+    expect(fs.statSync(keyPath).mode & 0o777).toBe(0o600);
+    const spki = (k: crypto.KeyObject) => k.export({ type: 'spki', format: 'der' });
+    expect(spki(crypto.createPublicKey(fs.readFileSync(keyPath, 'utf8'))).equals(spki(publicKey))).toBe(true);
   });
 
   it('stops gracefully on SIGTERM and reuses its stored key on the next start', async () => {

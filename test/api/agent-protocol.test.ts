@@ -144,6 +144,27 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('agent protocol (control plane side)', () 
       expect((await b.api.get('/api/v1/agents/agent-nope/work')).status).toBe(403);
     });
 
+    it('asks for the key type the certificate\'s profile allows first, on the full and the quick poll', async () => {
+      const knex = t.kernel.db.knex;
+      await knex('certificate_profiles').insert([
+        { id: 'prof-agentproto-rsa', name: 'RSA 3072 only', allowed_key_algorithms: JSON.stringify([{ algorithm: 'RSA', min_size: 3072 }]) },
+        { id: 'prof-agentproto-ed', name: 'Ed25519 first', allowed_key_algorithms: JSON.stringify([{ algorithm: 'Ed25519' }, { algorithm: 'ECDSA', min_size: 384 }]) },
+      ]);
+      await knex('issuers').insert({ id: 'iss-agentproto-local', name: 'Local CA', type: 'local-ca', config: JSON.stringify({}) });
+      const rsa = await awaitingCsr(a.id);
+      const edLocal = await awaitingCsr(a.id);
+      const edOther = await awaitingCsr(a.id);
+      await knex('managed_certificates').where({ id: rsa.certId }).update({ profile_id: 'prof-agentproto-rsa' });
+      await knex('managed_certificates').whereIn('id', [edLocal.certId, edOther.certId]).update({ profile_id: 'prof-agentproto-ed' });
+      await knex('managed_certificates').where({ id: edLocal.certId }).update({ issuer_id: 'iss-agentproto-local' });
+      const keyTypes = (work: { data: { job_id: string; kind: string }[] }) =>
+        [rsa, edLocal, edOther].map(({ jobId }) => (work.data.find((w) => w.job_id === jobId) as { key_algorithm?: string } | undefined)?.key_algorithm);
+      // Offline: the poll takes the full path (status change, row lock); Online: the one-statement quick path.
+      await knex('agents').where({ id: a.id }).update({ status: 'Offline' });
+      expect(keyTypes(await poll(a))).toEqual(['RSA-3072', 'Ed25519', 'ECDSA-P384']);
+      expect(keyTypes(await poll(a))).toEqual(['RSA-3072', 'Ed25519', 'ECDSA-P384']);
+    });
+
     it('refuses a bad CSR (garbage, broken signature) with 400 and changes nothing', async () => {
       const { jobId } = await awaitingCsr(a.id);
       const before = { job: await jobRow(t, jobId), audit: await actions(t, jobId) };

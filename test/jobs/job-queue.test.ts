@@ -49,6 +49,23 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('job queue', () => {
       expect(await q.claim(10)).toEqual([]);
     });
 
+    it('claims for another owner (an agent): only that agent\'s jobs, inside the caller\'s transaction', async () => {
+      const q = h.queue({ leaseMs: 45_000 });
+      await h.db.knex('agents').insert([{ id: 'agent-claim-a', name: 'a' }, { id: 'agent-claim-b', name: 'b' }]).onConflict('id').ignore();
+      const [mine, theirs] = await q.enqueue([{ type: 'Deployment', agent_id: 'agent-claim-a' }, { type: 'Deployment', agent_id: 'agent-claim-b' }]);
+      // Rolled back with the caller's transaction: the lease never existed.
+      await h.db.knex.transaction(async (trx) => {
+        const leased = await q.claimFor({ limit: 5, types: ['Deployment'], owner: 'agent:agent-claim-a', agentId: 'agent-claim-a', trx });
+        expect(leased.map((j) => j.id)).toEqual([mine.id]);
+        await trx.rollback();
+      }).catch(() => {});
+      expect(await h.job(mine.id)).toMatchObject({ status: 'Pending', attempts: 0, lease_owner: null });
+      const [leased] = await h.db.knex.transaction((trx) => q.claimFor({ limit: 5, types: ['Deployment'], owner: 'agent:agent-claim-a', agentId: 'agent-claim-a', trx }));
+      expect(leased).toMatchObject({ id: mine.id, status: 'Running', lease_owner: 'agent:agent-claim-a', attempts: 1 });
+      expect(gapMs(leased.lease_expires_at, leased.updated_at)).toBe(45_000);
+      expect((await h.job(theirs.id)).status).toBe('Pending');
+    });
+
     it('completes a claimed job once, storing the result and job_completed', async () => {
       const q = h.queue();
       const [job] = await q.enqueue({ type: 'Validation' });

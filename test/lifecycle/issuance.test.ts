@@ -66,6 +66,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance (agent keygen)', () => {
       { target_id: 'tgt-1', agent_id: 'agent-1', status: 'Pending', payload: { version_id: version.id } },
       { target_id: 'tgt-2', agent_id: 'agent-2', status: 'Pending', payload: { version_id: version.id } },
     ]);
+    // Ids made by the database look like every other job id (db/ids.ts newIdSql), one each.
+    expect(deployments.map((d) => d.id)).toEqual([expect.stringMatching(/^job-[0-9a-f]{16}$/), expect.stringMatching(/^job-[0-9a-f]{16}$/)]);
+    expect(new Set(deployments.map((d) => d.id)).size).toBe(2);
     // The kernel never runs deployment jobs itself.
     await t.kernel.jobs.drainOnce();
     expect((await knex('jobs').where({ certificate_id: id, type: 'Deployment', status: 'Pending' })).length).toBe(2);

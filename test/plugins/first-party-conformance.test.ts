@@ -47,7 +47,7 @@ describe('first-party plugins pass the conformance suite of their kind', () => {
         ...options,
         plugin: plugin as never,
         pluginId: manifest.id,
-        manifest: { kind: manifest.kind, features: manifest.features },
+        manifest: { kind: manifest.kind, features: manifest.features, configSchema: manifest.configSchema },
         grants: options.grants ?? manifest.capabilities ?? {},
       });
       expect(report.failed).toBe(0);

@@ -54,7 +54,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server (RFC 8555), trust_authenticat
       name: 'ACME', type: 'acme-server',
       config: {
         issuer_id: 'iss-acme', mode: 'trust_authenticated', http01_port: http01Port, eab_keys: { 'kid-1': EAB_KEY },
-        profiles: { 'prof-acme-http': { mode: 'challenge' }, 'prof-acme-eab': { external_account_required: true } },
+        profiles: { 'prof-acme-http': { mode: 'challenge', challenge_types: ['http-01'] }, 'prof-acme-eab': { external_account_required: true } },
       },
     });
     expect(ep.status, ep.text).toBe(201);
@@ -224,7 +224,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server (RFC 8555), trust_authenticat
     }
   });
 
-  it('http-01 mode refuses wildcard names (they need dns-01)', async () => {
+  it('a directory offering only http-01 refuses wildcard names (they need dns-01)', async () => {
     const c = new RawAcme(`${t.kernel.url}/acme/profile/prof-acme-http/directory`, fs.readFileSync(cacert, 'utf8'));
     await c.register();
     const res = await c.post((await c.directory()).newOrder, { identifiers: [{ type: 'dns', value: '*.acme.test' }] });

@@ -22,7 +22,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
   let broker: KernelCapabilityBroker;
   const tmp = scratch();
   const ctxFor = (pluginId: string, grants: object = { issuance: true }): BrokerCallContext => ({ pluginId, instanceId: null, grants, deadline: Date.now() + 30_000 });
-  const call = (op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain', request: object, ctx = ctxFor('est')) =>
+  const call = (op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01' | 'issuance.checkDns01' | 'issuance.checkTlsAlpn01', request: object, ctx = ctxFor('est')) =>
     broker.handle(ctx, { op, request: request as Json }) as Promise<Record<string, any>>;
   const enrollReq = (csrPem: string, extra: object = {}) => ({ profileId: null, issuerId: 'iss-pi', csrPem, requester: { kind: 'est-basic', id: 'tester' }, ...extra });
   const count = async (table: string, where: object = {}) => Number(((await knex(table).where(where).count({ n: '*' }).first()) as { n: string }).n);
@@ -153,12 +153,26 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
   it('checkHttp01: refuses malformed requests and never contacts metadata or unspecified addresses', async () => {
     const token = 'A'.repeat(43);
     const ask = (request: object) => call('issuance.checkHttp01', { token, keyAuthorization: `${token}.thumb`, ...request });
-    expect(await ask({ host: '169.254.169.254' })).toEqual({ ok: false, reason: expect.stringMatching(/metadata address/) });
-    expect(await ask({ host: '0.0.0.0', port: 8080 })).toEqual({ ok: false, reason: expect.stringMatching(/unspecified/) });
-    expect(await ask({ host: 'no-such-name.invalid' })).toEqual({ ok: false, reason: expect.stringMatching(/does not resolve/) });
-    for (const bad of [{ host: '127.0.0.1', port: 22 }, { host: 'bad host!' }, { host: '127.0.0.1', keyAuthorization: 'other.thumb' }]) {
+    expect(await ask({ host: '169.254.169.254' })).toEqual({ ok: false, reason: expect.stringMatching(/metadata address/), error: 'connection' });
+    expect(await ask({ host: '0.0.0.0', port: 8080 })).toEqual({ ok: false, reason: expect.stringMatching(/unspecified/), error: 'connection' });
+    expect(await ask({ host: 'no-such-name.invalid' })).toEqual({ ok: false, reason: expect.stringMatching(/DNS problem/), error: 'dns' });
+    for (const bad of [{ host: '127.0.0.1', port: 22 }, { host: 'bad host!' }, { host: '127.0.0.1', keyAuthorization: 'other.thumb' }, { host: 'a.test', dnsResolvers: ['169.254.169.254'] }, { host: 'a.test', dnsResolvers: ['not-an-ip'] }]) {
       const err = await ask(bad).catch((e: unknown) => e);
       expect((err as PluginCallError).code, JSON.stringify(bad)).toBe('capability_denied');
+    }
+  });
+  it('checkDns01 and checkTlsAlpn01: refuse malformed requests, never query or contact metadata or unspecified addresses', async () => {
+    const keyAuthorization = `${'A'.repeat(43)}.${'B'.repeat(43)}`;
+    expect(await call('issuance.checkTlsAlpn01', { host: '169.254.169.254', keyAuthorization })).toEqual({ ok: false, reason: expect.stringMatching(/metadata address/), error: 'connection' });
+    expect(await call('issuance.checkTlsAlpn01', { host: '0.0.0.0', port: 8443, keyAuthorization })).toEqual({ ok: false, reason: expect.stringMatching(/unspecified/), error: 'connection' });
+    const refused = [
+      ['issuance.checkDns01', { name: '*.a.test', keyAuthorization }], ['issuance.checkDns01', { name: 'a.test', keyAuthorization: 'no-dot' }],
+      ['issuance.checkDns01', { name: 'a.test', keyAuthorization, dnsResolvers: ['0.0.0.0:53'] }], ['issuance.checkDns01', { name: 'a.test', keyAuthorization, dnsResolvers: ['[fd00:ec2::254]:53'] }],
+      ['issuance.checkTlsAlpn01', { host: 'a.test', port: 22, keyAuthorization }], ['issuance.checkTlsAlpn01', { host: 'a.test', keyAuthorization, dnsResolvers: [] }],
+    ] as const;
+    for (const [op, request] of refused) {
+      const err = await call(op, request).catch((e: unknown) => e);
+      expect((err as PluginCallError).code, JSON.stringify(request)).toBe('capability_denied');
     }
   });
 });

@@ -40,13 +40,19 @@ describe.each(Object.entries(PLUGINS))('%s target manifest', (name, expected) =>
   it('marks agent-side paths, commands and URLs, and keeps secrets write-only', () => {
     for (const p of expected.paths) expect(props[p]['x-certctl-path'], p).toBe(true);
     for (const p of expected.paths) expect(props[p].pattern, p).toBe(ABSOLUTE_FILE_PATH_PATTERN);
-    for (const c of expected.commands) expect(props[c], c).toMatchObject({ type: 'array', 'x-certctl-command': true });
+    // A command field is fixed argv (true), or, for a tool the plugin drives (keytool, openssl), the argv then one of its argument lists.
+    for (const c of expected.commands) expect(props[c], c).toMatchObject({ type: 'array', 'x-certctl-command': name === 'jks' && c !== 'reload_command' ? { args: expect.any(Array) } : true });
     for (const u of expected.urls ?? []) expect(props[u]['x-certctl-url'], u).toBe(true);
     expect(secretFieldPaths(manifest.configSchema).sort()).toEqual([...expected.secrets].sort());
     // Nothing else may widen grants: only the listed fields carry the markers.
-    const marked = (key: string) => Object.keys(props).filter((k) => props[k][key] === true).sort();
+    const marked = (key: string) => Object.keys(props).filter((k) => props[k][key] !== undefined && props[k][key] !== false).sort();
     expect(marked('x-certctl-path')).toEqual([...expected.paths].sort());
     expect(marked('x-certctl-command')).toEqual([...expected.commands].sort());
+  });
+
+  it('gives every command it declares its argument lists', () => {
+    const exec = manifest.capabilities.exec ?? { commands: [] };
+    expect(Object.keys(exec.args ?? {}).sort()).toEqual([...exec.commands].sort());
   });
 
   it('accepts a minimal config', () => {

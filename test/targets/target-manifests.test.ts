@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ABSOLUTE_FILE_PATH_PATTERN, commandFieldSchema, pathFieldSchema, readFileTargetConfig, verifyEndpointSchema, type FileTargetSpec } from '@certctl/sdk/deploy';
+import { argsAllowed } from '@certctl/sdk/policy';
 import { createConfigAjv } from '../../kernel/src/plugins/config-schema.js';
 import { checkManifest } from '../../kernel/src/plugins/manifest-check.js';
 import { VERSION } from '../../kernel/src/version.js';
@@ -29,6 +30,14 @@ describe.each(Object.entries(PLUGINS))('%s target manifest', (name, expected) =>
     expect(manifest).toMatchObject({ id: name, kind: 'target', runtimes: ['worker'], capabilities: { kv: true, fs: { paths: [] } } });
     // The agent runs a config's command only if the manifest declares it (or the operator allows it).
     for (const argv of Object.values(expected.defaults)) expect(manifest.capabilities.exec.commands).toContain(argv[0]);
+  });
+
+  it('lists the argument lists of every command it declares, and its defaults fit them', () => {
+    const { commands, args } = manifest.capabilities.exec;
+    expect(Object.keys(args).sort()).toEqual([...commands].sort());
+    for (const [command, ...rest] of Object.values(expected.defaults) as string[][]) expect(argsAllowed(args[command], rest), `${command} ${rest.join(' ')}`).toBe(true);
+    // A declared command runs with nothing else: `systemctl stop sshd` is not a reload.
+    for (const command of commands) expect(argsAllowed(args[command], ['stop', 'sshd']), command).toBe(false);
   });
 
   it('shares the verify block and path pattern with @certctl/sdk/deploy', () => {

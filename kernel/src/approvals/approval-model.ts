@@ -1,10 +1,10 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Principal } from '../auth/principal.js';
 import type { ListSpec } from '../http/list-query.js';
 import type { JsonSchema } from '../http/route.js';
 import { TIME_FILTERS } from '../resources/crud.js';
 import { scopeCertificates } from '../resources/certificates/certificate-model.js';
+import { newId } from '../db/ids.js';
 
 /** What a request gates: an Issuance/Renewal job, or an edit of an approval-tier profile. */
 export const APPROVAL_KINDS = ['cert_issuance', 'profile_edit'] as const;
@@ -48,7 +48,7 @@ export const APPROVAL_FIELDS = [
 ] as const;
 
 /** Readable ids like the others (apr-3f9c1a2b7d4e5f60). */
-export const newApprovalId = (): string => `apr-${crypto.randomBytes(8).toString('hex')}`;
+export const newApprovalId = (): string => newId('approval');
 
 export function serializeApproval(row: ApprovalRow): Record<string, unknown> & { id: string } {
   const out: Record<string, unknown> = {};

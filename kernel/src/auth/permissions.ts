@@ -24,6 +24,7 @@ export const PERMISSIONS = {
   'issuer.create': { description: 'Create issuers', scopes: G },
   'issuer.edit': { description: 'Edit, enable, disable and test issuers', scopes: ['global', 'issuer'] },
   'issuer.delete': { description: 'Delete issuers', scopes: ['global', 'issuer'] },
+  'ca.manage': { description: 'Create, activate and retire the CAs of an issuer (CA hierarchy); admin only', scopes: ['global', 'issuer'] },
   'target.read': { description: 'View deployment targets', scopes: G },
   'target.manage': { description: 'Create, edit and delete deployment targets', scopes: G },
   'notifier.read': { description: 'View notifiers', scopes: G },
@@ -66,7 +67,7 @@ export const isPermission = (p: string): p is Permission => Object.hasOwn(PERMIS
 
 const reads = ALL_PERMISSIONS.filter((p) => p.endsWith('.read') && !p.startsWith('audit.'));
 const operatorSet = ALL_PERMISSIONS.filter(
-  (p) => !p.startsWith('auth.') && p !== 'audit.export' && p !== 'plugin.manage' && p !== 'agent.operate',
+  (p) => !p.startsWith('auth.') && p !== 'audit.export' && p !== 'plugin.manage' && p !== 'agent.operate' && p !== 'ca.manage',
 );
 
 /** The seven built-in roles. Their permission sets are re-applied on every start. */

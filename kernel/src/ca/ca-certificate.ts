@@ -65,6 +65,11 @@ function rsa(modulusLength: number): webcrypto.RsaHashedKeyGenParams {
   return { name: 'RSASSA-PKCS1-v1_5', modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
 }
 
+/** A fresh, exportable CA key pair of the asked type. */
+export async function generateCaKeys(keyAlgorithm: CaKeyAlgorithm): Promise<webcrypto.CryptoKeyPair> {
+  return (await crypto.webcrypto.subtle.generateKey(GENERATE[keyAlgorithm].key, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+}
+
 /** Clock skew allowance: a new CA (and a leaf) is valid from a minute ago. */
 export const BACKDATE_MS = 60_000;
 
@@ -83,7 +88,7 @@ export async function generateRootCa(opts: { subject: string; keyAlgorithm: CaKe
   }
   if (!name.toJSON().length) throw new CaError('bad_request', `CA subject ${JSON.stringify(opts.subject.slice(0, 100))} is not a distinguished name (e.g. CN=Acme Internal CA, O=Acme)`);
   const alg = GENERATE[opts.keyAlgorithm];
-  const keys = (await crypto.webcrypto.subtle.generateKey(alg.key, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const keys = await generateCaKeys(opts.keyAlgorithm);
   const now = opts.now ?? Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: opts.serialNumberHex,

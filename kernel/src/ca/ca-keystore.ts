@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
@@ -8,7 +9,9 @@ import type { CrlRequest, CrlResult, OcspResponderRequest, OcspResponderResult }
 import { pemCertificates } from '../crypto/der.js';
 import type { ConfigCipher } from '../secrets/config-cipher.js';
 import { BACKDATE_MS, certificateFacts, generateRootCa } from './ca-certificate.js';
+import { validateCaChain, type ValidatedChain } from './ca-chain.js';
 import { CaError, fromCryptoError } from './ca-errors.js';
+import { checkLeafNames } from './leaf-names.js';
 import { randomSerialHex } from './ca-serial.js';
 import { CaStore, type CaRow, type NewCaRow } from './ca-store.js';
 import { loadConfiguredCa, readConfiguredKey, type ConfiguredCaPaths } from './configured-ca.js';
@@ -40,21 +43,30 @@ export interface CaKeystoreOptions {
 /** Certificates living less than this skip CRL/OCSP (lifecycle-sql.ts SHORT_LIVED_SECONDS). */
 const SHORT_LIVED_MS = 3_600_000;
 
-/** Where relying parties fetch revocation for an issuer's certificates. */
-export function revocationUrls(publicBaseUrl: string, issuerId: string): { crl: string; ocsp: string } {
+/**
+ * Where relying parties fetch revocation for certificates signed by CA `caId` of an
+ * issuer: that CA's own CRL (stable for the certificate's life, whichever CA is
+ * active later) and the issuer's OCSP responder (which finds the CA from the CertID).
+ */
+export function revocationUrls(publicBaseUrl: string, issuerId: string, caId: string): { crl: string; ocsp: string } {
   const id = encodeURIComponent(issuerId);
-  return { crl: `${publicBaseUrl}/.well-known/pki/crl/${id}`, ocsp: `${publicBaseUrl}/.well-known/pki/ocsp/${id}` };
+  return { crl: `${publicBaseUrl}/.well-known/pki/crl/${id}/${encodeURIComponent(caId)}`, ocsp: `${publicBaseUrl}/.well-known/pki/ocsp/${id}` };
 }
 
 interface ActiveCa {
   row: CaRow;
   /** The CA certificate first, up to the root. */
   chain: string[];
+  /** The highest CA of the chain kept here (the row itself for a root): decides which ensure() requests it fits. */
+  top: CaRow;
+  /** The chain's RFC 5280 validation (name constraints to apply), or why it cannot sign. */
+  validated: ValidatedChain | CaError;
   at: number;
 }
 
 const MAX_CHAIN_DEPTH = 10;
-const fits = (row: CaRow, request: CaEnsureRequest) => (request.source === 'generate' ? row.source === 'generated' : row.source === 'configured');
+/** A hierarchy built under the issuer's root (or the operator's sub-CA) fits the request that made that top CA. */
+const fits = (ca: Pick<ActiveCa, 'top'>, request: CaEnsureRequest) => (request.source === 'generate' ? ca.top.source === 'generated' : ca.top.source === 'configured');
 
 /**
  * The kernel's CA keystore: one CA per issuer instance, made or loaded on first
@@ -73,6 +85,8 @@ export class CaKeystore {
   private readonly inflight = new Map<string, Promise<ActiveCa>>();
   private readonly ownership = new Map<string, number>();
   private readonly warnedKeyFiles = new Set<string>();
+  /** Chains already validated, by their certificates' fingerprints (validity is re-checked on use). */
+  private readonly validatedChains = new Map<string, ValidatedChain>();
   private readonly cacheMs: number;
   private readonly now: () => number;
 
@@ -96,7 +110,7 @@ export class CaKeystore {
   /** The issuer's CA: the active one when it fits the request, else a new one (replacing the old, which moves to `retiring`). */
   async ensure(issuerId: string, request: CaEnsureRequest): Promise<CaInfo> {
     const cached = this.cached(issuerId);
-    if (cached && fits(cached.row, request)) return infoOf(cached);
+    if (cached && fits(cached, request)) return infoOf(cached);
     const key = `${issuerId}\0${request.source}`;
     let pending = this.inflight.get(key);
     if (!pending) {
@@ -110,9 +124,13 @@ export class CaKeystore {
   async sign(issuerId: string, request: CaSignRequest): Promise<CaSignResult> {
     const ca = this.cached(issuerId) ?? (await this.load(issuerId));
     if (!ca) throw new CaError('ca_missing', `issuer ${issuerId} has no CA yet: call ca.ensure first`);
-    const { row } = ca;
+    const { row, validated } = ca;
     const now = this.now();
     if (row.not_after.getTime() <= now) throw new CaError('ca_expired', `the CA of issuer ${issuerId} (${row.subject}) expired on ${row.not_after.toISOString()}`);
+    if (validated instanceof CaError) throw validated;
+    if (validated.validUntil <= now) throw new CaError('ca_expired', `a CA certificate in the chain of issuer ${issuerId}'s CA (${row.subject}) has expired`);
+    // Name constraints of every CA up the chain, before anything is signed (no-op for unconstrained chains).
+    if (validated.constraints.length) checkLeafNames(validated.constraints, request);
     const notBefore = Math.max(request.notBefore ? Date.parse(request.notBefore) : now - BACKDATE_MS, row.not_before.getTime());
     // A certificate cannot outlive its CA: a later notAfter is capped (the result says what was used).
     const notAfter = Math.min(Date.parse(request.notAfter), row.not_after.getTime());
@@ -120,7 +138,7 @@ export class CaKeystore {
     if (notAfter <= notBefore) throw new CaError('bad_request', 'notAfter must be after notBefore');
     const ekus = request.extendedKeyUsage ?? [];
     const keyUsage = request.keyUsage ?? adaptiveKeyUsage(csrKeyType(request.csrPem), ekus);
-    const urls = this.opts.publicBaseUrl && notAfter - notBefore >= SHORT_LIVED_MS ? revocationUrls(this.opts.publicBaseUrl, issuerId) : null;
+    const urls = this.opts.publicBaseUrl && notAfter - notBefore >= SHORT_LIVED_MS ? revocationUrls(this.opts.publicBaseUrl, issuerId, row.id) : null;
 
     let signed;
     try {
@@ -190,16 +208,36 @@ export class CaKeystore {
   }
 
   private async remember(row: CaRow): Promise<ActiveCa> {
-    const entry = { row, chain: await this.chainOf(row), at: this.now() };
+    const { chain, top } = await this.chainOf(row);
+    const entry = { row, chain, top, validated: this.validate(chain), at: this.now() };
     this.active.set(row.issuer_id, entry);
     return entry;
   }
 
-  /** The CA's certificate, then its parents kept here, then certificates above them from chain_pem. */
-  private async chainOf(row: CaRow): Promise<string[]> {
+  /** RFC 5280 validation of a chain, once per distinct chain (ca-chain.ts); the failure as a CaError value. */
+  validate(chain: string[]): ValidatedChain | CaError {
+    const key = chain.map((pem) => crypto.createHash('sha256').update(pem).digest('base64')).join('|');
+    const hit = this.validatedChains.get(key);
+    const now = this.now();
+    if (hit && hit.validUntil > now && hit.validFrom <= now + 5 * 60_000) return hit;
+    try {
+      const result = validateCaChain(chain, now);
+      if (this.validatedChains.size > 1000) this.validatedChains.clear();
+      this.validatedChains.set(key, result);
+      return result;
+    } catch (err) {
+      if (err instanceof CaError) return err;
+      return new CaError('ca_invalid', `the CA chain cannot be read: ${(err as Error).message}`);
+    }
+  }
+
+  /** The CA's certificate, then its parents kept here, then certificates above them from chain_pem; and the top row. */
+  async chainOf(row: CaRow): Promise<{ chain: string[]; top: CaRow }> {
     const chain: string[] = [];
     let at: CaRow | null = row;
+    let top = row;
     for (let depth = 0; at && depth < MAX_CHAIN_DEPTH; depth++) {
+      top = at;
       chain.push(at.certificate_pem);
       if (!at.parent_id) {
         chain.push(...pemCertificates(at.chain_pem));
@@ -207,10 +245,15 @@ export class CaKeystore {
       }
       at = await this.store.byId(at.parent_id);
     }
-    return chain;
+    return { chain, top };
   }
 
-  private async keyOf(row: CaRow): Promise<string> {
+  /**
+   * The CA's private key (PEM), for one signature made in the kernel (CRLs,
+   * responder and child CA certificates). Never handed to a plugin: the broker
+   * exposes only ensure/sign/issuerBelongsTo.
+   */
+  async keyOf(row: CaRow): Promise<string> {
     if (row.source === 'configured') {
       this.warnIfKeyFileOpen();
       return readConfiguredKey(this.opts.configured);
@@ -235,8 +278,9 @@ export class CaKeystore {
 
   private async ensureOnce(issuerId: string, request: CaEnsureRequest): Promise<ActiveCa> {
     const current = await this.store.active(issuerId);
+    const currentCa = current ? await this.remember(current) : null;
     if (request.source === 'generate') {
-      if (current && fits(current, request)) return this.remember(current);
+      if (currentCa && fits(currentCa, request)) return currentCa;
       const serialNumberHex = randomSerialHex();
       const made = await generateRootCa({ ...request, serialNumberHex, now: this.now() });
       const facts = certificateFacts(made.certificatePem);
@@ -248,7 +292,8 @@ export class CaKeystore {
       });
     }
     const loaded = await loadConfiguredCa(this.opts.configured, this.now());
-    if (current && current.source === 'configured' && current.fingerprint_sha256 === loaded.facts.fingerprintSha256) return this.remember(current);
+    // The operator's sub-CA is still the top of the active CA's chain (itself, or a hierarchy built under it).
+    if (currentCa && currentCa.top.source === 'configured' && currentCa.top.fingerprint_sha256 === loaded.facts.fingerprintSha256) return currentCa;
     const { facts } = loaded;
     return this.install(issuerId, current, request, {
       issuer_id: issuerId, parent_id: null, subject: facts.subject, source: 'configured', key_algorithm: loaded.keyAlgorithm,
@@ -287,7 +332,8 @@ export class CaKeystore {
         return this.remember(inserted);
       }
       const winner = await this.store.active(issuerId);
-      if (winner && fits(winner, request) && (row.source === 'generated' || winner.fingerprint_sha256 === row.fingerprint_sha256)) return this.remember(winner);
+      const winnerCa = winner ? await this.remember(winner) : null;
+      if (winnerCa && fits(winnerCa, request) && (row.source === 'generated' || winnerCa.top.fingerprint_sha256 === row.fingerprint_sha256)) return winnerCa;
       replacing = winner;
     }
     throw new CaError('unavailable', `the CA of issuer ${issuerId} kept changing while it was being set up; try again`);

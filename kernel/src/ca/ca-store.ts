@@ -2,7 +2,10 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 
 export type CaSource = 'generated' | 'configured';
-export type CaStatus = 'active' | 'retiring' | 'retired';
+/** `active`: the issuer's issuing CA; `standby`: in service, signs no leaves; `retiring`: draining; `retired`. */
+export type CaStatus = 'active' | 'standby' | 'retiring' | 'retired';
+/** Statuses whose CA still publishes revocation (CRL and OCSP). */
+export const PUBLISHING_STATUSES: readonly CaStatus[] = ['active', 'standby', 'retiring'];
 
 /** One certificate_authorities row (dates as Date; encrypted_key is ciphertext or null). */
 export interface CaRow {
@@ -23,14 +26,21 @@ export interface CaRow {
   not_after: Date;
   created_at: Date;
   updated_at: Date;
+  retiring_at?: Date | null;
+  drain_until?: Date | null;
+  retired_at?: Date | null;
 }
 
-export type NewCaRow = Omit<CaRow, 'id' | 'status' | 'created_at' | 'updated_at'>;
+export type NewCaRow = Omit<CaRow, 'id' | 'status' | 'created_at' | 'updated_at' | 'retiring_at' | 'drain_until' | 'retired_at'>;
 
 export const newCaId = () => `ca-${crypto.randomBytes(8).toString('hex')}`;
 
 const asDate = (v: unknown) => (v instanceof Date ? v : new Date(String(v)));
-const normalise = (r: CaRow): CaRow => ({ ...r, not_before: asDate(r.not_before), not_after: asDate(r.not_after), created_at: asDate(r.created_at), updated_at: asDate(r.updated_at) });
+const asDateOrNull = (v: unknown) => (v === null || v === undefined ? null : asDate(v));
+const normalise = (r: CaRow): CaRow => ({
+  ...r, not_before: asDate(r.not_before), not_after: asDate(r.not_after), created_at: asDate(r.created_at), updated_at: asDate(r.updated_at),
+  retiring_at: asDateOrNull(r.retiring_at), drain_until: asDateOrNull(r.drain_until), retired_at: asDateOrNull(r.retired_at),
+});
 
 /** SQL for the CA keystore. The partial unique index keeps one active CA per issuer across replicas. */
 export class CaStore {
@@ -75,9 +85,25 @@ export class CaStore {
     return inserted ? normalise(inserted) : null;
   }
 
+  /** Inserts a CA with the given status (a child CA: `standby`, or `active` once the previous active one was moved aside in `trx`). */
+  async insert(row: NewCaRow, status: 'active' | 'standby', trx: Knex.Transaction): Promise<CaRow> {
+    const [inserted] = (await trx('certificate_authorities').insert({ id: newCaId(), ...row, status }).returning('*')) as CaRow[];
+    return normalise(inserted);
+  }
+
+  /** Moves CA `id` from one status to another; false when it was no longer in `from` (another caller changed it). */
+  async move(id: string, from: CaStatus, to: CaStatus, trx: Knex.Transaction, extra: Record<string, unknown> = {}): Promise<boolean> {
+    const n = await trx('certificate_authorities').where({ id, status: from }).update({ status: to, updated_at: trx.fn.now(), ...extra });
+    return n === 1;
+  }
+
+  /** CAs directly below `id` that are still in service (active or standby) or draining. */
+  async liveChildren(id: string, db: Knex = this.knex): Promise<CaRow[]> {
+    return ((await db('certificate_authorities').where({ parent_id: id }).whereNot({ status: 'retired' })) as CaRow[]).map(normalise);
+  }
+
   /** Moves an active CA to `retiring`; false when it is no longer the active one. */
   async retire(id: string, trx: Knex.Transaction): Promise<boolean> {
-    const n = await trx('certificate_authorities').where({ id, status: 'active' }).update({ status: 'retiring', updated_at: trx.fn.now() });
-    return n === 1;
+    return this.move(id, 'active', 'retiring', trx, { retiring_at: trx.fn.now() });
   }
 }

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { SignCertificateRequest, SignedCertificate } from './crypto-types.js';
-import { verifyCsrFast } from './csr-fast.js';
+import { readVerifiedCsrFast, verifyCsrFast } from './csr-fast.js';
 import { derToPem, oid, seq, set, tlv } from './der.js';
 import { buildLeafCertificate, issuerTemplateFor } from './leaf-template.js';
 import { normalizeSerial, parseDate } from './sign-params.js';
@@ -30,12 +30,13 @@ export function simpleCommonNameSubject(subject: string): Buffer | null {
 /** Whole seconds: certificate times carry no fractions (RFC 5280 4.1.2.5). */
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
 
-export async function signLeafFast(req: SignCertificateRequest): Promise<SignedCertificate | null> {
+/** `csrVerified`: the kernel checked these exact CSR bytes already (CryptoService); the signature check is not repeated. */
+export async function signLeafFast(req: SignCertificateRequest, csrVerified = false): Promise<SignedCertificate | null> {
   if (req.extensions?.basicConstraints?.ca || req.extensions?.basicConstraints?.pathLength !== undefined) return null;
   try {
     const subjectOverride = req.subject === undefined ? undefined : simpleCommonNameSubject(req.subject);
     if (subjectOverride === null) return null;
-    const csr = verifyCsrFast(req.csrPem);
+    const csr = csrVerified ? readVerifiedCsrFast(req.csrPem) : verifyCsrFast(req.csrPem);
     if (!csr) return null;
     const notBefore = wholeSeconds(parseDate(req.notBefore, 'notBefore'));
     const notAfter = wholeSeconds(parseDate(req.notAfter, 'notAfter'));

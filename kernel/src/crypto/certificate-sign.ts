@@ -82,11 +82,11 @@ async function buildExtensions(spec: CertificateExtensionsSpec, opts: { sans: st
  * certificate; the subject and SANs come from the CSR unless overridden; the
  * extensions are exactly the ones asked for (with safe defaults).
  */
-export async function signCertificate(req: SignCertificateRequest): Promise<SignedCertificate> {
+export async function signCertificate(req: SignCertificateRequest, csrVerified = false): Promise<SignedCertificate> {
   if (!req || typeof req !== 'object') throw new CryptoError('bad_request', 'signCertificate expects a request object');
   // Leaves in the common shapes take the DER template path; everything else, and every
   // refusal's wording, comes from the general library.
-  return (await signLeafFast(req)) ?? signWithLibrary(req);
+  return (await signLeafFast(req, csrVerified)) ?? signWithLibrary(req);
 }
 
 /** The general path (@peculiar/x509): any certificate shape; tests hold the template path to its bytes. */

@@ -7,6 +7,7 @@ import {
   CryptoError, type CrlRequest, type CrlResult, type CryptoOutcome, type CryptoTask, type CsrInfo, type OcspResponderRequest, type OcspResponderResult,
   type OcspSignRequest, type SignCertificateRequest, type SignedCertificate,
 } from './crypto-types.js';
+import { VerifiedCsrs } from './verified-csrs.js';
 
 export interface CryptoServiceOptions {
   log?: Logger;
@@ -36,6 +37,7 @@ export function cryptoWorkerScript(): string {
 export class CryptoService {
   private pool: Piscina | null = null;
   private closed = false;
+  private readonly verified = new VerifiedCsrs();
 
   constructor(private readonly opts: CryptoServiceOptions = {}) {}
 
@@ -51,6 +53,8 @@ export class CryptoService {
         idleTimeout: this.opts.idleTimeoutMs ?? 60_000,
         env: {},
         closeTimeout: 5_000,
+        // Message-based hand-off only: with Atomics, every task also costs a futex wake on top of the message.
+        atomics: 'disabled',
       });
       this.pool.on('error', (err: unknown) => this.opts.log?.warn({ err }, 'crypto pool error'));
     }
@@ -78,13 +82,19 @@ export class CryptoService {
   }
 
   /** Parses a PKCS#10 CSR and checks its signature; `valid: false` with a reason rather than a throw. */
-  verifyCsr(csr: string | Uint8Array): Promise<CsrInfo> {
-    return this.run<CsrInfo>({ op: 'verifyCsr', csr });
+  async verifyCsr(csr: string | Uint8Array): Promise<CsrInfo> {
+    const info = await this.run<CsrInfo>({ op: 'verifyCsr', csr });
+    if (info.valid) this.verified.add(VerifiedCsrs.digest(csr));
+    return info;
   }
 
-  /** Signs a certificate for a verified CSR; throws CryptoError (csr_invalid, key_mismatch, bad_request, ...). */
+  /**
+   * Signs a certificate for a CSR; throws CryptoError (csr_invalid, key_mismatch, bad_request, ...).
+   * The CSR's signature is checked unless these exact bytes passed verifyCsr here before.
+   */
   signCertificate(request: SignCertificateRequest): Promise<SignedCertificate> {
-    return this.run<SignedCertificate>({ op: 'signCertificate', request });
+    const csrVerified = typeof request?.csrPem === 'string' && this.verified.has(VerifiedCsrs.digest(request.csrPem));
+    return this.run<SignedCertificate>({ op: 'signCertificate', request, ...(csrVerified ? { csrVerified } : {}) });
   }
 
   /** Encodes and signs a CRL (crl-encoder.ts); the result's der is the whole CertificateList. */

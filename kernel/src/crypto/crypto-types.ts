@@ -147,7 +147,8 @@ export interface OcspSignRequest {
 
 export type CryptoTask =
   | { op: 'verifyCsr'; csr: string | Uint8Array }
-  | { op: 'signCertificate'; request: SignCertificateRequest }
+  /** csrVerified: set only by CryptoService, for CSR bytes it saw verified (never from a request). */
+  | { op: 'signCertificate'; request: SignCertificateRequest; csrVerified?: boolean }
   | { op: 'encodeCrl'; request: CrlRequest }
   | { op: 'issueOcspResponder'; request: OcspResponderRequest }
   | { op: 'signOcspResponse'; request: OcspSignRequest };

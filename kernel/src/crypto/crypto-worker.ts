@@ -16,7 +16,7 @@ export default async function runCryptoTask(task: CryptoTask): Promise<CryptoOut
       case 'verifyCsr':
         return { ok: true, value: await verifyCsr(task.csr) };
       case 'signCertificate':
-        return { ok: true, value: await signCertificate(task.request) };
+        return { ok: true, value: await signCertificate(task.request, task.csrVerified === true) };
       case 'encodeCrl':
         return { ok: true, value: encodeCrl(task.request) };
       case 'issueOcspResponder':

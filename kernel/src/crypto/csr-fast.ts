@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { CsrInfo } from './crypto-types.js';
 import { bytesOf, children, contentOf, DerError, expectTag, oidToString, pemToDer, readTlv, type Tlv } from './der.js';
 import { describePublicKey } from './public-key.js';
+import { describeSpkiFast, publicKeyFromSpki, type KeyDescription } from './spki-fast.js';
 
 /**
  * The hot-path CSR reader: walks the PKCS#10 DER by offset and checks the
@@ -137,25 +138,31 @@ export function parseCsrFast(der: Buffer): ParsedCsr | null {
   };
 }
 
+/** The CSR's key description, from its DER when it can be read there (spki-fast.ts). */
+function describeCsrKey(parsed: ParsedCsr, key?: crypto.KeyObject): KeyDescription {
+  return describeSpkiFast(parsed.spkiDer) ?? describePublicKey(key ?? crypto.createPublicKey({ key: parsed.spkiDer, format: 'der', type: 'spki' }));
+}
+
+function parseInput(input: string | Uint8Array): ParsedCsr | null {
+  try {
+    return parseCsrFast(typeof input === 'string' ? pemToDer(input, /(NEW )?CERTIFICATE REQUEST/) : Buffer.from(input));
+  } catch {
+    return null;
+  }
+}
+
 /**
  * verifyCsr's fast twin: the same CsrInfo, or null when the library must decide
  * (unusual shapes, or anything the fast reader cannot vouch for).
  */
 export function verifyCsrFast(input: string | Uint8Array): { info: CsrInfo; parsed: ParsedCsr } | null {
-  let der: Buffer;
-  let parsed: ParsedCsr | null;
-  try {
-    der = typeof input === 'string' ? pemToDer(input, /(NEW )?CERTIFICATE REQUEST/) : Buffer.from(input);
-    parsed = parseCsrFast(der);
-  } catch {
-    return null;
-  }
+  const parsed = parseInput(input);
   if (!parsed) return null;
   const alg = SIG_ALGS[parsed.signatureOid];
   let key: crypto.KeyObject;
   let ok: boolean;
   try {
-    key = crypto.createPublicKey({ key: parsed.spkiDer, format: 'der', type: 'spki' });
+    key = publicKeyFromSpki(parsed.spkiDer);
     if (alg.hash === null && key.asymmetricKeyType !== 'ed25519') return null;
     ok = crypto.verify(alg.hash, parsed.cri, key, parsed.signature);
   } catch {
@@ -163,9 +170,20 @@ export function verifyCsrFast(input: string | Uint8Array): { info: CsrInfo; pars
   }
   // A bad signature is worth a second opinion: the library words the refusal.
   if (!ok) return null;
-  const described = describePublicKey(key);
-  return {
-    info: { valid: true, subject: parsed.subject, sans: parsed.sans, ...described, signatureAlgorithm: alg.name },
-    parsed,
-  };
+  return { info: { valid: true, subject: parsed.subject, sans: parsed.sans, ...describeCsrKey(parsed, key), signatureAlgorithm: alg.name }, parsed };
+}
+
+/**
+ * The same reading without the signature check, for a CSR whose exact bytes
+ * this kernel has verified already (CryptoService remembers them): signing
+ * right after the check need not pay for it twice.
+ */
+export function readVerifiedCsrFast(input: string | Uint8Array): { info: CsrInfo; parsed: ParsedCsr } | null {
+  const parsed = parseInput(input);
+  if (!parsed) return null;
+  const alg = SIG_ALGS[parsed.signatureOid];
+  const described = describeSpkiFast(parsed.spkiDer);
+  // Ed25519 signatures need an Ed25519 key; anything unusual takes the verifying path.
+  if (!described || (alg.hash === null) !== (described.publicKeyAlgorithm === 'Ed25519')) return null;
+  return { info: { valid: true, subject: parsed.subject, sans: parsed.sans, ...described, signatureAlgorithm: alg.name }, parsed };
 }

@@ -24,12 +24,28 @@ export const ID_PREFIXES = {
   discovered: 'dc',
   discoveryScan: 'dscan',
   protocolEndpoint: 'pe',
+  approval: 'apr',
+  certificateKey: 'ck',
+  revocation: 'rev',
+  bulkRevocation: 'bulk-rev',
+  ocspResponder: 'ocsp',
+  ca: 'ca',
+  raKey: 'ra',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;
 
 export function newId(kind: IdKind): string {
   return `${ID_PREFIXES[kind]}-${crypto.randomBytes(8).toString('hex')}`;
+}
+
+/**
+ * The same id made by the database, for rows an INSERT ... SELECT creates in bulk
+ * (one per row, so no id list has to travel). random() is volatile, so each row
+ * gets its own; 64 bits, as newId. Plain SQL: PGlite has no pgcrypto.
+ */
+export function newIdSql(kind: IdKind): string {
+  return `('${ID_PREFIXES[kind]}-' || substr(md5(random()::text || clock_timestamp()::text), 1, 16))`;
 }
 
 /** Client-chosen ids (mc-api-prod) must look like ours: lowercase, digits, dashes. */

@@ -50,12 +50,26 @@ describe('static dashboard serving', () => {
   });
 
   it('never answers for API and protocol paths, missing files or paths outside the build', async () => {
-    for (const p of ['/api/v1/nope', '/api', '/.well-known/est/cacerts', '/acme/directory', '/scep', '/health', '/ready', '/assets/missing.js', '/../certctl-outside.txt', '/%2e%2e/certctl-outside.txt']) {
+    for (const p of ['/api/v1/nope', '/api', '/.well-known/est/cacerts', '/acme/directory', '/scep', '/cmp', '/cmp/p/x', '/.well-known/cmp', '/health', '/ready', '/assets/missing.js', '/../certctl-outside.txt', '/%2e%2e/certctl-outside.txt']) {
       const res = await get(p);
       expect(res.status, p).toBe(404);
       expect(await res.text(), p).toContain('route_not_found');
     }
     expect((await get('/certificates', 'application/json')).status).toBe(404);
+  });
+
+  it('falls through to the router when the build changes under it, never a bare 500', async () => {
+    // A rebuild replaces the files the server indexed at start: the indexed index.html is gone.
+    fs.renameSync(path.join(dir, 'index.html'), path.join(dir, 'index.old'));
+    try {
+      const res = await get('/jobs');
+      expect(res.status).toBe(404);
+      expect(await res.text()).toContain('route_not_found');
+    } finally {
+      fs.renameSync(path.join(dir, 'index.old'), path.join(dir, 'index.html'));
+    }
+    // Indexed again on the next request: the new build is served.
+    expect((await get('/jobs')).status).toBe(200);
   });
 
   it('knows the reserved prefixes', () => {

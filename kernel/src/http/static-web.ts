@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROTOCOL_MOUNT_ROOTS } from '@certctl/sdk';
 import type { Ctx } from './route.js';
 
-/** Paths the dashboard must never answer for, even with its SPA fallback. */
-const RESERVED = ['/api', '/.well-known', '/acme', '/scep', '/est', '/health', '/ready'];
+/** Paths the dashboard must never answer for, even with its SPA fallback: the API, probes and every protocol mount root. */
+const RESERVED = [...new Set(['/api', '/.well-known', '/est', '/health', '/ready', ...PROTOCOL_MOUNT_ROOTS])];
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -74,6 +75,15 @@ export function staticWeb(root: string = defaultWebDir()) {
       }
       return next();
     }
+    let body: Buffer;
+    try {
+      body = await fs.promises.readFile(file);
+    } catch {
+      // The build changed under a running server (files replaced or removed): index it again
+      // and let the router answer, rather than a bare 500 from outside the error mapper.
+      files = indexFiles(root);
+      return next();
+    }
     const immutable = ctx.path.startsWith('/assets/');
     ctx.set('Cache-Control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     ctx.set('Content-Security-Policy', CSP);
@@ -82,6 +92,6 @@ export function staticWeb(root: string = defaultWebDir()) {
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('Strict-Transport-Security', 'max-age=31536000');
     ctx.type = TYPES[path.extname(file)] ?? 'application/octet-stream';
-    ctx.body = await fs.promises.readFile(file);
+    ctx.body = body;
   };
 }

@@ -160,19 +160,31 @@ export class JobQueue {
 
   /** Claims up to `limit` runnable jobs of the given types (default: those this replica handles). */
   async claim(limit: number, types: JobType[] = this.handledTypes()): Promise<JobRow[]> {
-    if (limit <= 0 || types.length === 0) return [];
+    return this.claimFor({ limit, types, owner: this.opts.replicaId });
+  }
+
+  /**
+   * The claim itself, for any lease owner: this replica's workers, or an agent
+   * (owner `agent:<id>`, only jobs routed to it, inside the caller's transaction
+   * so the lease commits with the rest of its poll). SKIP LOCKED, so concurrent
+   * claims never hand out the same job; an attempt is spent and the lease runs
+   * for the queue's lease time unless `leaseMs` says otherwise.
+   */
+  async claimFor(opts: { limit: number; types: readonly JobType[]; owner: string; agentId?: string; trx?: Knex.Transaction; leaseMs?: number }): Promise<JobRow[]> {
+    if (opts.limit <= 0 || opts.types.length === 0) return [];
+    const byAgent = opts.agentId !== undefined;
     // The CTE is never inlined (it locks rows), so LIMIT and SKIP LOCKED apply before the update.
-    const res = await this.knex.raw(
+    const res = await (opts.trx ?? this.knex).raw(
       `WITH next AS (
          SELECT id FROM jobs
-          WHERE status = 'Pending' AND scheduled_at <= now() AND type = ANY(?)
+          WHERE status = 'Pending' AND scheduled_at <= now() AND type = ANY(?)${byAgent ? ' AND agent_id = ?' : ''}
           ORDER BY scheduled_at, id
           LIMIT ? FOR UPDATE SKIP LOCKED)
        UPDATE jobs j SET status = 'Running', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
               attempts = j.attempts + 1, started_at = coalesce(j.started_at, now()), updated_at = now()
          FROM next WHERE j.id = next.id AND j.status = 'Pending'
        RETURNING j.*`,
-      [types, limit, this.opts.replicaId, this.opts.leaseMs],
+      [[...opts.types], ...(opts.agentId !== undefined ? [opts.agentId] : []), opts.limit, opts.owner, opts.leaseMs ?? this.opts.leaseMs],
     );
     return rowsOf<JobRow>(res);
   }

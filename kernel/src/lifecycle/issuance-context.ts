@@ -3,6 +3,8 @@ import type { PluginEntry } from '../plugins/catalog.js';
 import type { CertificateRow } from '../resources/certificates/certificate-model.js';
 import type { KernelServices } from '../kernel-services.js';
 import { refused } from './issuance-failure.js';
+import { compiledOnce } from './issuance-sql.js';
+import { applicablePoliciesQuery, type PolicyRow } from './policy-engine.js';
 import type { ProfileRules } from './profile-enforcement.js';
 
 export interface IssuerRow {
@@ -19,9 +21,23 @@ export interface IssuerRow {
 export interface IssuanceContext {
   cert: CertificateRow;
   profile: ProfileRules | null;
+  /** The enabled policies that apply to the certificate (policy-engine.ts loadApplicablePolicies), by id. */
+  policies: PolicyRow[];
   issuer: IssuerRow;
   plugin: PluginEntry;
 }
+
+type ContextRow = CertificateRow & { issuer_row: IssuerRow | null; profile_row: ProfileRules | null; policy_rows: PolicyRow[] };
+
+/** One round trip: the certificate with its issuer and profile rows and its applicable policies (as JSON) beside it. */
+const contextRow = compiledOnce<ContextRow>('certctl_issuance_context_v1', (db, certificateId) => db('managed_certificates as c')
+  .leftJoin('issuers as i', 'i.id', 'c.issuer_id')
+  .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id')
+  .where('c.id', certificateId)
+  // No LIMIT (the id is the key): a parameter LIMIT made PostgreSQL re-plan the named statement every time.
+  .select('c.*', db.raw('CASE WHEN i.id IS NULL THEN NULL ELSE json_build_object(\'id\', i.id, \'name\', i.name, \'type\', i.type, \'enabled\', i.enabled, \'config\', i.config, \'encrypted_config\', i.encrypted_config) END AS issuer_row'),
+    db.raw('CASE WHEN p.id IS NULL THEN NULL ELSE row_to_json(p) END AS profile_row'),
+    db.raw('(SELECT coalesce(json_agg(ap ORDER BY ap.id), \'[]\'::json) FROM (?) AS ap) AS policy_rows', [applicablePoliciesQuery(db, certificateId)])));
 
 /** Certificates that can no longer get a new version. */
 const CLOSED_STATUSES = new Set(['Revoked', 'Archived']);
@@ -33,15 +49,9 @@ const CLOSED_STATUSES = new Set(['Revoked', 'Archived']);
  * is a refusal: retrying would not help.
  */
 export async function loadIssuanceContext(k: Pick<KernelServices, 'plugins'>, db: Knex | Knex.Transaction, certificateId: string): Promise<IssuanceContext> {
-  // One round trip: the certificate with its issuer and profile rows (as JSON) beside it.
-  const row = (await db('managed_certificates as c')
-    .leftJoin('issuers as i', 'i.id', 'c.issuer_id')
-    .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id')
-    .where('c.id', certificateId)
-    .first('c.*', db.raw('CASE WHEN i.id IS NULL THEN NULL ELSE json_build_object(\'id\', i.id, \'name\', i.name, \'type\', i.type, \'enabled\', i.enabled, \'config\', i.config, \'encrypted_config\', i.encrypted_config) END AS issuer_row'),
-      db.raw('CASE WHEN p.id IS NULL THEN NULL ELSE row_to_json(p) END AS profile_row'))) as (CertificateRow & { issuer_row: IssuerRow | null; profile_row: ProfileRules | null }) | undefined;
+  const [row] = await contextRow(db, certificateId);
   if (!row) throw refused(`certificate ${certificateId} does not exist`);
-  const { issuer_row: issuer, profile_row: profile, ...cert } = row;
+  const { issuer_row: issuer, profile_row: profile, policy_rows: policies, ...cert } = row;
   if (CLOSED_STATUSES.has(cert.status)) throw refused(`certificate ${certificateId} is ${cert.status}`);
   if (!cert.issuer_id) throw refused(`certificate ${certificateId} has no issuer`);
   if (!issuer) throw refused(`issuer ${cert.issuer_id} does not exist`);
@@ -52,5 +62,5 @@ export async function loadIssuanceContext(k: Pick<KernelServices, 'plugins'>, db
   if (!plugin) throw refused(`issuer ${issuer.id} uses plugin ${issuer.type}, which is not installed`);
   if (plugin.status !== 'enabled') throw refused(`issuer ${issuer.id}'s plugin ${issuer.type} is disabled: ${plugin.reason ?? 'unknown reason'}`);
   if (plugin.kind !== 'issuer') throw refused(`plugin ${issuer.type} is a ${plugin.kind ?? 'unknown'} plugin, not an issuer`);
-  return { cert, profile: profile ?? null, issuer, plugin };
+  return { cert, profile: profile ?? null, policies: policies ?? [], issuer, plugin };
 }

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { JobHandler, JobOutcome } from '../jobs/job-queue.js';
 import type { JobRow } from '../jobs/job-states.js';
@@ -7,6 +6,7 @@ import { IssuanceError, recordFinalFailures, refused } from './issuance-failure.
 import { certificateSans } from './issuance-names.js';
 import { generateServerKey, storeServerKey } from './issuance-server-key.js';
 import { issueCertificate } from './issuance-service.js';
+import { newId } from '../db/ids.js';
 
 /**
  * The Issuance and Renewal job handler.
@@ -92,7 +92,7 @@ async function prepareServerKey(k: KernelServices, job: JobRow): Promise<string>
     await updatePayload(k, trx, job, { csr_pem: key.csrPem, key_source: 'server' });
     // A key left by an attempt that died before its payload update committed is replaced.
     await trx('certificate_keys').where({ job_id: job.id }).whereNull('version_id').delete();
-    await storeServerKey(k, trx, { id: `ck-${crypto.randomBytes(8).toString('hex')}`, certificateId: job.certificate_id!, jobId: job.id, key });
+    await storeServerKey(k, trx, { id: newId('certificateKey'), certificateId: job.certificate_id!, jobId: job.id, key });
   });
   return key.csrPem;
 }

@@ -9,7 +9,7 @@ import { parseIssued } from './issuance-leaf.js';
 import { leafProblems } from './issuance-leaf-check.js';
 import { issuanceStoreQueue, type StoreFence } from './issuance-batch.js';
 import type { StoredIssuance } from './issuance-store.js';
-import { evaluatePolicies, isBlocking, lifetimeLimitDays, loadApplicablePolicies, recordPolicyOutcomes, type PolicyRow } from './policy-engine.js';
+import { evaluatePolicies, isBlocking, lifetimeLimitDays, recordPolicyOutcomes, type PolicyRow } from './policy-engine.js';
 import { enforceProfile, type IssuancePlan } from './profile-enforcement.js';
 
 /**
@@ -55,12 +55,9 @@ const MAX_RETRY_AFTER_MS = 6 * 3_600_000;
 
 export async function issueCertificate(k: KernelServices, input: IssueInput): Promise<IssueOutcome> {
   const knex = k.db.knex;
-  // Independent reads overlap: the context and policies from the database while the pool checks the CSR.
-  const [ctx, csr, policies] = await Promise.all([
-    loadIssuanceContext(k, knex, input.certificateId),
-    k.crypto.verifyCsr(input.csrPem),
-    loadApplicablePolicies(knex, input.certificateId),
-  ]);
+  // Independent work overlaps: the context (with the applicable policies: one round trip) while the pool checks the CSR.
+  const [ctx, csr] = await Promise.all([loadIssuanceContext(k, knex, input.certificateId), k.crypto.verifyCsr(input.csrPem)]);
+  const policies = ctx.policies;
   const actor = input.actor ?? SYSTEM_ACTOR;
   const now = new Date();
 

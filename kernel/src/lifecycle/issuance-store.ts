@@ -1,12 +1,12 @@
 import type { Knex } from 'knex';
 import type { AuditActor, AuditInput } from '../audit/audit-log.js';
-import { newId } from '../db/ids.js';
 import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
 import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
 import { refused } from './issuance-failure.js';
 import type { IssuedLeaf } from './issuance-leaf.js';
 import { recordPolicyOutcomes, type PolicyEvaluation } from './policy-engine.js';
+import { newId, newIdSql } from '../db/ids.js';
 
 /** One issued certificate to store (see storeIssued). */
 export interface IssuedRecord {
@@ -82,7 +82,7 @@ export async function storeIssued(
        RETURNING c.id, v.from_status
      ), deployments AS (
        INSERT INTO jobs (id, type, status, certificate_id, target_id, agent_id, payload, scheduled_at, max_attempts, requested_by, created_at, updated_at)
-       SELECT 'job-' || substr(md5(random()::text || clock_timestamp()::text || v.vid || t.id), 1, 16), 'Deployment', 'Pending', v.cert, t.id, t.agent_id,
+       SELECT ${newIdSql('job')}, 'Deployment', 'Pending', v.cert, t.id, t.agent_id,
               jsonb_build_object('version_id', v.vid), now(), ?::int, ?::text, ?::timestamptz, ?::timestamptz
          FROM ok v JOIN certificate_target_mappings m ON m.certificate_id = v.cert JOIN targets t ON t.id = m.target_id AND t.enabled
        RETURNING id, certificate_id, target_id, agent_id
@@ -105,7 +105,8 @@ export async function storeIssued(
       col((r) => r.leaf.notBefore.toISOString()), col((r) => r.leaf.notAfter.toISOString()), col((r) => r.leaf.keyAlgorithm), col((r) => r.leaf.keySize),
       col((r) => r.leaf.pemChain), col((r) => r.csrPem), col((r) => r.type === 'Renewal'), col((r) => r.serverKey && r.jobId !== null),
       now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now, now, now] as unknown as Knex.RawBinding[],
-  ));
+  // Named: planned once per connection rather than once per batch (the text never varies; only the arrays do).
+  ).options({ name: 'certctl_store_issued_v1' }));
   const fromStatus = new Map(rows.filter((r) => r.kind === 'cert').map((r) => [r.id, r.a]));
   const refusedRecords = refusals(records, fromStatus, rows.filter((r) => r.kind === 'closed'));
   // Nothing was written for these; the error rolls back the rest (the batch then stores record by record, so only they fail).

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { newId } from '../db/ids.js';
+import { compiledOnce } from './issuance-sql.js';
 import type { NotificationEvent, NotificationSeverity } from '../notifications/notification-events.js';
 
 /**
@@ -116,17 +117,27 @@ export function lifetimeLimitDays(policies: readonly PolicyRow[]): number | null
  * an enabled agent group that includes its agent or the agent of one of its targets.
  */
 export async function loadApplicablePolicies(db: Knex | Knex.Transaction, certificateId: string): Promise<PolicyRow[]> {
-  return (await db('policies as p').where('p.enabled', true).where((w) => {
-    w.whereNull('p.agent_group_id').orWhereExists((q) => {
-      q.select(db.raw('1')).from('agent_group_members as m').join('agent_groups as g', 'g.id', 'm.agent_group_id')
-        .whereRaw('m.agent_group_id = p.agent_group_id').where('g.enabled', true).where('m.membership_type', 'include')
-        .whereIn('m.agent_id', (a) => {
-          a.select('agent_id').from('managed_certificates').where('id', certificateId).whereNotNull('agent_id')
-            .union((u) => { u.select('t.agent_id').from('certificate_target_mappings as ctm').join('targets as t', 't.id', 'ctm.target_id').where('ctm.certificate_id', certificateId).whereNotNull('t.agent_id'); });
-        });
-    });
-  }).orderBy('p.id').select('p.*')) as PolicyRow[];
+  return applicablePolicies(db, certificateId);
 }
+
+/** Compiled once and named (issuance-sql.ts): planning it cost more than running it. */
+const applicablePolicies = compiledOnce<PolicyRow>('certctl_applicable_policies_v1', (db, certificateId) => applicablePoliciesQuery(db, certificateId));
+
+/**
+ * The statement behind loadApplicablePolicies (the issuance context embeds it: issuance-context.ts).
+ * Its fixed values are written as SQL, not bound: with the certificate id as its only parameter,
+ * PostgreSQL can settle on one plan for the named statement instead of planning each execution.
+ */
+export const applicablePoliciesQuery = (db: Knex | Knex.Transaction, certificateId: string): Knex.QueryBuilder => db('policies as p').whereRaw('p.enabled').where((w) => {
+  w.whereNull('p.agent_group_id').orWhereExists((q) => {
+    q.select(db.raw('1')).from('agent_group_members as m').join('agent_groups as g', 'g.id', 'm.agent_group_id')
+      .whereRaw('m.agent_group_id = p.agent_group_id').whereRaw('g.enabled').whereRaw('m.membership_type = \'include\'')
+      .whereIn('m.agent_id', (a) => {
+        a.select('agent_id').from('managed_certificates').where('id', certificateId).whereNotNull('agent_id')
+          .union((u) => { u.select('t.agent_id').from('certificate_target_mappings as ctm').join('targets as t', 't.id', 'ctm.target_id').where('ctm.certificate_id', certificateId).whereNotNull('t.agent_id'); });
+      });
+  });
+}).orderBy('p.id').select('p.*');
 
 export interface RecordedViolations {
   /** Per certificate: ids of the violation rows this evaluation opened (already-open ones are not repeated). */

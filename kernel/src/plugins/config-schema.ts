@@ -25,7 +25,8 @@ export function createConfigAjv(log?: Logger): Ajv {
   // a file path the agent may write (x-certctl-path), a command argv it may run
   // (x-certctl-command), and a URL whose host the plugin may fetch (x-certctl-url).
   ajv.addKeyword({ keyword: 'x-certctl-path', schemaType: 'boolean' });
-  ajv.addKeyword({ keyword: 'x-certctl-command', schemaType: 'boolean' });
+  // true: exactly the configured argv; { args: [...] }: the argv followed by one of the plugin's argument lists.
+  ajv.addKeyword({ keyword: 'x-certctl-command', schemaType: ['boolean', 'object'] });
   ajv.addKeyword({ keyword: 'x-certctl-url', schemaType: 'boolean' });
   ajv.addVocabulary(['example']);
   return ajv;

@@ -1,6 +1,7 @@
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { satisfies, validRange } from 'semver';
 import { MANIFEST_SCHEMA, PLUGIN_API_VERSION, type PluginManifest } from '@certctl/sdk';
+import { configSchemaCommandProblem, manifestExecProblem } from '@certctl/sdk/policy';
 import { ajv } from '../http/validation.js';
 
 let validateManifestSchema: ValidateFunction | null = null;
@@ -38,6 +39,8 @@ export function checkManifest(raw: unknown, kernelVersion: string): ManifestChec
     const problems = (validateManifestSchema.errors ?? []).filter((e) => e.keyword !== 'if').map(describe);
     return { ok: false, reason: `invalid manifest: ${[...new Set(problems)].slice(0, 10).join('; ')}` };
   }
+  const exec = manifestExecProblem(manifest.capabilities?.exec) ?? configSchemaCommandProblem(manifest.configSchema);
+  if (exec) return { ok: false, reason: `invalid manifest: ${exec}` };
   const range = manifest.engines.certctl;
   if (!validRange(range)) return { ok: false, reason: `engines.certctl ${JSON.stringify(range)} is not a semver range`, manifest };
   if (!satisfies(kernelVersion, range, { includePrerelease: true })) {

@@ -6,8 +6,12 @@ import type { CertificateRow } from '../resources/certificates/certificate-model
 import { canonicalReason } from '../revocation/reasons.js';
 import { revokeCertificates } from '../revocation/revoke-service.js';
 import { parseCaChainRequest, parseEnrollRequest, parseRevokeRequest } from './enroll-request.js';
+import { checkDns01 } from './acme-dns01.js';
+import { checkTlsAlpn01 } from './acme-tlsalpn01.js';
 import { checkHttp01 } from './http01.js';
 import { enroll, protocolActor } from './protocol-enroll.js';
+import { RaOps, type RaOp } from './ra-ops.js';
+import { enrolledStatus, parseStatusRequest } from './enrolled-status.js';
 
 /** Time the kernel keeps for itself when an enrolment runs inside a protocol call's deadline. */
 const MARGIN_MS = 500;
@@ -21,7 +25,10 @@ const MARGIN_MS = 500;
 export class ProtocolIssuanceOps implements IssuanceOps {
   constructor(private readonly services: () => KernelServices) {}
 
-  async handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01', request: Json): Promise<Json> {
+  /** The RA of each issuer (SCEP): its key stays in the kernel (ra-keystore.ts). */
+  private ra: RaOps | null = null;
+
+  async handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01' | 'issuance.checkDns01' | 'issuance.checkTlsAlpn01' | 'issuance.certificateStatus' | RaOp, request: Json): Promise<Json> {
     const k = this.services();
     const refuse = (message: string) => new PluginCallError('capability_denied', `${op}: ${message}`, ctx.pluginId);
     if (k.plugins.get(ctx.pluginId)?.kind !== 'protocol') throw refuse('only protocol plugins enrol through the kernel');
@@ -37,13 +44,27 @@ export class ProtocolIssuanceOps implements IssuanceOps {
         if (!parsed.ok) return { status: 'failed', reason: parsed.problem };
         return (await revokeEnrolled(k, ctx.pluginId, parsed.value)) as unknown as Json;
       }
+      case 'issuance.raCertificate':
+      case 'issuance.raDecrypt':
+      case 'issuance.raSign': {
+        this.ra ??= new RaOps(this.services);
+        return this.ra.handle(op, request, refuse, (issuerId) => issuerChain(k, issuerId, timeoutMs));
+      }
       case 'issuance.caChain': {
         const parsed = parseCaChainRequest(request);
         if (!parsed.ok) throw refuse(parsed.problem);
         return { chainPem: await issuerChain(k, parsed.value.issuerId, timeoutMs) };
       }
-      case 'issuance.checkHttp01': {
-        const outcome = await checkHttp01(request, ctx.deadline);
+      case 'issuance.certificateStatus': {
+        const parsed = parseStatusRequest(request);
+        if (!parsed.ok) throw refuse(parsed.problem);
+        return (await enrolledStatus(k, ctx.pluginId, parsed.value)) as unknown as Json;
+      }
+      case 'issuance.checkHttp01':
+      case 'issuance.checkDns01':
+      case 'issuance.checkTlsAlpn01': {
+        const check = op === 'issuance.checkHttp01' ? checkHttp01 : op === 'issuance.checkDns01' ? checkDns01 : checkTlsAlpn01;
+        const outcome = await check(request, ctx.deadline);
         if ('problem' in outcome) throw refuse(outcome.problem);
         return outcome;
       }

@@ -77,7 +77,14 @@ function writeResponse(ctx: Ctx, res: ProtocolHttpResponse): void {
 export async function dispatchProtocol(k: KernelServices, ctx: Ctx): Promise<void> {
   const match = matchMount(k.plugins.list(), ctx.path);
   if (!match) return problem(ctx, 404, 'Not Found', 'no protocol is served at this path');
-  const endpoint = (await k.db.knex('protocol_endpoints').where({ type: match.plugin.id }).first('id', 'enabled')) as { id: string; enabled: boolean } | undefined;
+  let endpoint: { id: string; enabled: boolean } | undefined;
+  try {
+    endpoint = (await k.db.knex('protocol_endpoints').where({ type: match.plugin.id }).first('id', 'enabled')) as typeof endpoint;
+  } catch (err) {
+    // The database is busy or away (pool exhausted, a timeout): a protocol client retries a 503, never sees a 500.
+    k.log.warn({ plugin_id: match.plugin.id, err: (err as Error)?.message ?? String(err), request_id: ctx.state.requestId }, 'protocol endpoint lookup failed');
+    return problem(ctx, 503, 'Service Unavailable', `the ${match.plugin.id} protocol cannot be looked up right now; try again later`, { 'Retry-After': '5' });
+  }
   if (!endpoint?.enabled) return problem(ctx, 404, 'Not Found', `the ${match.plugin.id} protocol is not enabled on this server`);
 
   const spec = match.plugin.manifest.protocol!;

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { CaKeystore } from '../ca/ca-keystore.js';
+import { PUBLISHING_STATUSES } from '../ca/ca-store.js';
 import { packCrlEntries } from '../crypto/crl-encoder.js';
 import type { KernelServices } from '../kernel-services.js';
 
@@ -75,7 +76,7 @@ export class CrlService {
     const knex = this.k.db.knex;
     const refreshBefore = new Date(Date.now() + CRL_VALIDITY_MS - REFRESH_AFTER_MS);
     const due = (await knex('certificate_authorities as ca').leftJoin('crl_state as s', 's.ca_id', 'ca.id')
-      .whereIn('ca.status', ['active', 'retiring'])
+      .whereIn('ca.status', PUBLISHING_STATUSES)
       .where((w) => {
         w.whereNull('s.crl_number').orWhere('s.next_update', '<', refreshBefore)
           .orWhereExists(knex('certificate_revocations as r').whereRaw('r.ca_id = ca.id').whereRaw('r.created_at > s.read_at'))
@@ -125,8 +126,8 @@ export class CrlService {
   }
 
   /**
-   * The current CRL of the issuer's active CA, or of one of its CAs by id (a retiring
-   * CA keeps publishing for what it signed), generating the first one on demand;
+   * The current CRL of the issuer's active CA, or of one of its CAs by id (standby CAs
+   * above the issuing one, and retiring CAs that keep publishing for what they signed), generating the first one on demand;
    * null if there is no such kernel CA.
    */
   async current(issuerId: string, caId?: string): Promise<CrlState | null> {
@@ -135,7 +136,7 @@ export class CrlService {
     if (hit && Date.now() - hit.at < MEMORY_MS && hit.state.next_update.getTime() > Date.now()) return hit.state;
     const knex = this.k.db.knex;
     const ca = (await knex('certificate_authorities').where({ issuer_id: issuerId })
-      .where(caId ? { id: caId } : { status: 'active' }).whereIn('status', ['active', 'retiring']).first('id', 'issuer_id')) as CaRef | undefined;
+      .where(caId ? { id: caId } : { status: 'active' }).whereIn('status', PUBLISHING_STATUSES).first('id', 'issuer_id')) as CaRef | undefined;
     if (!ca) return null;
     const row = (await knex('crl_state').where({ ca_id: ca.id }).whereNotNull('der').first()) as (CrlState & { next_update: Date }) | undefined;
     let state: CrlState;

@@ -1,3 +1,4 @@
+import { PUBLISHING_STATUSES } from '../ca/ca-store.js';
 import type { JobHandler } from '../jobs/job-queue.js';
 import type { KernelServices } from '../kernel-services.js';
 import type { LoopDef } from '../scheduler/scheduler.js';
@@ -28,7 +29,7 @@ export function revocationLoops(k: KernelServices): LoopDef[] {
         if (r.generated) k.log.info(r, 'CRL generation cycle');
         // Responders are replaced here ahead of expiry, not by the request that finds one due.
         const cas = (await k.db.knex('ocsp_responders as o').join('certificate_authorities as ca', 'ca.id', 'o.ca_id')
-          .where('o.status', 'active').whereIn('ca.status', ['active', 'retiring']).select('ca.id', 'ca.issuer_id', 'ca.subject', 'ca.not_after')) as { id: string; issuer_id: string; subject: string; not_after: Date }[];
+          .where('o.status', 'active').whereIn('ca.status', PUBLISHING_STATUSES).select('ca.id', 'ca.issuer_id', 'ca.subject', 'ca.not_after')) as { id: string; issuer_id: string; subject: string; not_after: Date }[];
         for (const ca of cas) if (!signal.aborted) await rev.responders.forCa(ca);
       },
     },

@@ -1,8 +1,8 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import type { CaKeystore } from '../ca/ca-keystore.js';
 import type { KernelServices } from '../kernel-services.js';
+import { newId } from '../db/ids.js';
 
 /** A delegated responder certificate lives this long ... */
 export const RESPONDER_LIFETIME_MS = 30 * 86_400_000;
@@ -73,7 +73,7 @@ export class OcspResponders {
     const cn = /CN=([^,]+)/.exec(ca.subject)?.[1]?.trim() ?? ca.issuer_id;
     const made = await this.keystore.issueOcspResponder(ca.id, { subject: `${cn} OCSP Responder`.slice(0, 64), notBefore: now - 60_000, notAfter });
     const row = {
-      id: `ocsp-${crypto.randomBytes(8).toString('hex')}`, ca_id: ca.id, issuer_id: ca.issuer_id, certificate_pem: made.certificatePem,
+      id: newId('ocspResponder'), ca_id: ca.id, issuer_id: ca.issuer_id, certificate_pem: made.certificatePem,
       encrypted_key: this.k.cipher.encrypt(made.keyPem), serial_number: made.serialNumberHex, not_before: new Date(now - 60_000), not_after: new Date(notAfter), status: 'active',
     };
     const installed = await knex.transaction(async (trx: Knex.Transaction) => {

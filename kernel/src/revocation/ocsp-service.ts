@@ -3,6 +3,7 @@ import type { OcspSingle } from '../crypto/crypto-types.js';
 import { bytesOf, children, contentOf, DerError, nullDer, octetString, oid, pemToDer, readTlv, seq, uintegerFromBytes } from '../crypto/der.js';
 import { parseOcspRequest, type OcspCertId } from '../crypto/ocsp-request.js';
 import { ocspErrorResponse } from '../crypto/ocsp-response.js';
+import { PUBLISHING_STATUSES } from '../ca/ca-store.js';
 import type { KernelServices } from '../kernel-services.js';
 import type { OcspResponders } from './ocsp-responders.js';
 
@@ -210,7 +211,7 @@ export class OcspService {
   async casOf(issuerId: string): Promise<CaEntry[]> {
     const hit = this.cas.get(issuerId);
     if (hit && Date.now() - hit.at < CA_CACHE_MS) return hit.list;
-    const rows = (await this.k.db.knex('certificate_authorities').where({ issuer_id: issuerId }).whereIn('status', ['active', 'retiring'])
+    const rows = (await this.k.db.knex('certificate_authorities').where({ issuer_id: issuerId }).whereIn('status', PUBLISHING_STATUSES)
       .orderByRaw(`CASE status WHEN 'active' THEN 0 ELSE 1 END`).orderBy('created_at', 'desc')
       .select('id', 'issuer_id', 'subject', 'not_after', 'certificate_pem')) as (Omit<CaEntry, 'ids' | 'nameDer' | 'keyBits'> & { certificate_pem: string })[];
     const list = rows.map(({ certificate_pem, ...r }) => ({ ...r, ...certIdInputs(certificate_pem) }));

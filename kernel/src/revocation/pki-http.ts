@@ -139,7 +139,7 @@ export function pkiRequestHandler(k: KernelServices, next: Handler): Handler {
     if (req.method !== 'GET' && req.method !== 'HEAD') return jsonError(res, 405, 'method_not_allowed', 'Method not allowed', { Allow: 'GET, HEAD' });
     if (!buckets.take(req.socket.remoteAddress ?? '')) return jsonError(res, 429, 'rate_limited', 'Too many requests', { 'Retry-After': '1' });
     const state = await rev().crl.current(issuerId, caId);
-    if (!state) return jsonError(res, 404, 'not_found', `Issuer ${issuerId} has no${caId ? ` active or retiring CA ${caId}` : ' CA'} whose CRL this server publishes`);
+    if (!state) return jsonError(res, 404, 'not_found', `Issuer ${issuerId} has no${caId ? ` publishing CA ${caId}` : ' CA'} whose CRL this server publishes`);
     const headers = crlHeaders(state);
     if (etagMatches(req.headers['if-none-match'], state.etag)) {
       res.writeHead(304, { ETag: headers.ETag, 'Cache-Control': headers['Cache-Control'], Expires: headers.Expires });

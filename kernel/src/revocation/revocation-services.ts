@@ -12,6 +12,8 @@ export interface Revocation {
 }
 
 const instances = new WeakMap<object, Revocation>();
+/** Audit actions that change which CAs of an issuer sign and publish (kernel/src/ca). */
+const CA_CHANGES = new Set(['ca_created', 'ca_activated', 'ca_retiring', 'ca_retired']);
 
 /**
  * The revocation services of one kernel, made on first use and shared by its
@@ -34,7 +36,7 @@ export function revocationOf(k: KernelServices): Revocation {
         const d = (row.details ?? {}) as { issuer_id?: string; serials?: string[] };
         if (d.issuer_id) rev.ocsp.invalidate(d.issuer_id, d.serials ?? []);
         revoked = true;
-      } else if (row.action === 'ca_created' || row.action === 'ca_retiring') {
+      } else if (CA_CHANGES.has(row.action)) {
         const d = (row.details ?? {}) as { issuer_id?: string };
         if (d.issuer_id) {
           rev.ocsp.forgetIssuer(d.issuer_id);

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { actorOf } from '../audit/audit-log.js';
 import type { Principal } from '../auth/principal.js';
@@ -9,6 +8,7 @@ import { scopeCertificates, type CertificateRow } from '../resources/certificate
 import { loadVisibleCertificate } from '../resources/certificates/certificate-store.js';
 import { canonicalReason, REASON_NAMES } from './reasons.js';
 import { revokeCertificates, type RevocationRow } from './revoke-service.js';
+import { newId } from '../db/ids.js';
 
 /** Larger selections are refused: split the request. Sized for a fleet-wide key compromise. */
 export const MAX_BULK_REVOKE = 50_000;
@@ -97,7 +97,7 @@ export async function bulkRevoke(k: KernelServices, principal: Principal, body: 
   const reason = canonicalReason(body.reason as string | undefined);
   const actor = actorOf(principal);
   const now = new Date();
-  const bulkId = `bulk-rev-${crypto.randomBytes(8).toString('hex')}`;
+  const bulkId = newId('bulkRevocation');
   return k.db.knex.transaction(async (trx) => {
     const certs = await select(trx, principal, criteria);
     const failed: Refusal[] = [];

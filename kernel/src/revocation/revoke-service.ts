@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { AuditActor } from '../audit/audit-log.js';
 import { CANCELLABLE_JOB_STATUSES } from '../jobs/job-states.js';
@@ -125,7 +124,7 @@ export async function revokeCertificates(k: KernelServices, trx: Knex.Transactio
     const aki = authorityKeyIdOf(v.pem_chain);
     const lifetime = new Date(v.not_after).getTime() - new Date(v.not_before).getTime();
     return {
-      id: `rev-${crypto.randomBytes(8).toString('hex')}`,
+      id: newId('revocation'),
       certificate_id: cert.id,
       version_id: v.id,
       issuer_id: issuerId,

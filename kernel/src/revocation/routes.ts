@@ -14,7 +14,7 @@ import { bulkRevoke, bulkRevokeBody, bulkRevokeReport, revokeBody, revokeOne, se
 function sendCrl(k: KernelServices) {
   return async (ctx: Ctx, { params }: { params: Record<string, string> }) => {
     const state = await revocationOf(k).crl.current(params.issuer_id, params.ca_id);
-    if (!state) throw appError('NOT_FOUND', `Issuer ${params.issuer_id} has no${params.ca_id ? ` active or retiring CA ${params.ca_id}` : ' CA'} whose CRL this server publishes`);
+    if (!state) throw appError('NOT_FOUND', `Issuer ${params.issuer_id} has no${params.ca_id ? ` publishing CA ${params.ca_id}` : ' CA'} whose CRL this server publishes`);
     ctx.set(crlHeaders(state));
     if (etagMatches(ctx.get('if-none-match') || undefined, state.etag)) {
       ctx.status = 304;

@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { KV_MAX_KEYS_CEILING } from '../manifest.js';
+import { argsAllowed, type ExecGrant } from './exec-args.js';
 import { jsonProblem } from './json-value.js';
 
 /**
@@ -19,6 +21,24 @@ export interface KvLimits {
 }
 
 export const KV_LIMITS: KvLimits = { maxValueBytes: 64 * 1024, maxKeysPerPlugin: 10_000, maxKeyLength: 256, maxTtlSeconds: 10 * 365 * 24 * 3600 };
+
+export { KV_MAX_KEYS_CEILING };
+
+/**
+ * The key quota of a kv grant (`true` or `{ maxKeys }`), within the ceiling; 0 when
+ * kv is not granted. A plugin that asks for no quota keeps KV_LIMITS.maxKeysPerPlugin;
+ * the kernel may lower the ceiling (its broker option), never raise a grant.
+ */
+export function kvKeyQuota(grant: boolean | { maxKeys: number } | undefined, ceiling = KV_MAX_KEYS_CEILING, base = KV_LIMITS.maxKeysPerPlugin): number {
+  if (!grant) return 0;
+  const asked = grant === true ? base : Number.isInteger(grant.maxKeys) && grant.maxKeys > 0 ? grant.maxKeys : base;
+  return Math.min(asked, ceiling);
+}
+
+/** kv.increment's step: a safe integer (negative to count down). */
+export function kvIncrementProblem(by: unknown): string | null {
+  return by !== undefined && !(typeof by === 'number' && Number.isSafeInteger(by)) ? 'kv increment must be a safe integer' : null;
+}
 
 export function kvKeyProblem(key: unknown, maxKeyLength = KV_LIMITS.maxKeyLength): string | null {
   if (typeof key !== 'string' || key.length === 0 || key.length > maxKeyLength) return `kv key must be a string of 1 to ${maxKeyLength} characters`;
@@ -76,16 +96,23 @@ export function fsPathProblem(requested: unknown): string | null {
 
 export const EXEC_ARG_LIMITS = { maxArgs: 256, maxArgLength: 8192 } as const;
 
-/** Why exec.run may not run `command` with `args` under the granted commands (exact absolute paths), or null. */
-export function execProblem(command: unknown, args: unknown, declared: readonly string[]): string | null {
+/**
+ * Why exec.run may not run `command` with `args` under the granted commands, or
+ * null. A grant is an exact absolute path (a plain string: any arguments) or an
+ * ExecGrant whose argument lists the arguments must match (exec-args.ts).
+ */
+export function execProblem(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[]): string | null {
   if (typeof command !== 'string' || !command || command.includes('\0')) return 'command must be a non-empty string';
   if (!path.isAbsolute(command)) return `command must be an absolute path: ${command}`;
-  if (!declared.some((d) => typeof d === 'string' && path.isAbsolute(d) && d === command)) return `command ${command} is not among the granted commands`;
+  const grants = declared.map((d) => (typeof d === 'string' ? { command: d, args: null } : d))
+    .filter((d) => typeof d?.command === 'string' && path.isAbsolute(d.command) && d.command === command);
+  if (!grants.length) return `command ${command} is not among the granted commands`;
   if (!Array.isArray(args)) return 'args must be an array of strings';
   if (args.length > EXEC_ARG_LIMITS.maxArgs) return `at most ${EXEC_ARG_LIMITS.maxArgs} arguments`;
   for (const a of args) {
     if (typeof a !== 'string') return 'args must be an array of strings';
     if (a.includes('\0') || a.length > EXEC_ARG_LIMITS.maxArgLength) return `an argument is over ${EXEC_ARG_LIMITS.maxArgLength} characters or contains NUL`;
   }
+  if (!grants.some((g) => argsAllowed(g.args, args as string[]))) return `command ${command} is not granted with these arguments (${JSON.stringify(args).slice(0, 200)})`;
   return null;
 }

@@ -10,3 +10,4 @@ export * from './fetch-request.js';
 export * from './origin-rule.js';
 export * from './agent-local-rules.js';
 export * from './broker-rules.js';
+export * from './exec-args.js';

@@ -22,8 +22,8 @@ export type ConformanceKind = keyof typeof OPTIONAL_METHODS;
 export interface ConformanceOptions<P extends Plugin = Plugin> extends TestHostOptions<P> {
   /** Optional methods the plugin deliberately does not implement (e.g. ['revoke']); the rest must exist. */
   unsupported?: string[];
-  /** The manifest (kind and features) to hold the plugin to. */
-  manifest?: { kind: string; features?: string[] };
+  /** The manifest (kind and features) to hold the plugin to; targets: its configSchema marks which config commands take plugin arguments. */
+  manifest?: { kind: string; features?: string[]; configSchema?: unknown };
   /** The issue request; the kit's known-good CSR by default. */
   issueRequest?: Partial<IssueRequest>;
   /** Targets: the first certificate to deploy (TARGET_FIRST_CERT_PEM with its key at /etc/ssl/certctl/conformance.key by default). */

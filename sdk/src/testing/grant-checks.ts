@@ -4,7 +4,7 @@ import type { HttpRequest, PluginCapabilities } from '../index.js';
 import { CapabilityError } from './errors.js';
 import { jsonProblem } from './json-check.js';
 import {
-  addressAllowed, classifyAddress, eventProblem, execProblem, FetchPolicyRefusal, fsPathProblem, kvKeyProblem, kvPrefixProblem, kvValueProblem, matchHostRule,
+  addressAllowed, classifyAddress, eventProblem, execProblem, manifestExecGrants, FetchPolicyRefusal, fsPathProblem, kvIncrementProblem, kvKeyProblem, kvPrefixProblem, kvValueProblem, matchHostRule,
   normalizeAddress, parseFetchRequest, parseHostRule, pathWithin, urlHost, type FetchRequestParts, type HostRule,
 } from '../policy/index.js';
 
@@ -49,8 +49,13 @@ export function checkFetch(grants: PluginCapabilities, raw: unknown, dns: Record
 // ---- kv, events ---------------------------------------------------------
 
 export function checkKv(grants: PluginCapabilities, op: string, key?: unknown): void {
-  if (grants.kv !== true) throw new CapabilityError(`${op} is not granted to this plugin (capability kv)`);
+  if (!grants.kv) throw new CapabilityError(`${op} is not granted to this plugin (capability kv)`);
   const problem = op === 'kv.list' ? kvPrefixProblem(key) : kvKeyProblem(key);
+  if (problem) throw new CapabilityError(problem);
+}
+
+export function checkKvIncrement(by: unknown, ttlSeconds: unknown): void {
+  const problem = kvIncrementProblem(by) ?? kvValueProblem('0', ttlSeconds);
   if (problem) throw new CapabilityError(problem);
 }
 
@@ -86,6 +91,6 @@ export function checkFsPath(grants: PluginCapabilities, op: string, requested: u
 export function checkExec(grants: PluginCapabilities, command: unknown, args: unknown): void {
   const declared = grants.exec?.commands ?? [];
   if (!declared.length) throw new CapabilityError('exec.run is not granted to this plugin (capability exec)');
-  const problem = execProblem(command, args, declared);
+  const problem = execProblem(command, args, manifestExecGrants(grants.exec));
   if (problem) throw new CapabilityError(problem);
 }

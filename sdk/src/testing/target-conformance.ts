@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { DeployRequest, ExecResult, Json, Plugin, PluginCapabilities } from '../index.js';
-import { agentCommandProblem, alwaysRefusedPath } from '../policy/index.js';
+import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, execCapabilityOf, manifestExecGrants } from '../policy/index.js';
 import type { Checks, ConformanceOptions } from './conformance.js';
 import { PluginCallFailure } from './errors.js';
 import { TARGET_CHAIN_CERT_PEM, TARGET_FIRST_CERT_PEM, TARGET_FIRST_KEY_PEM, TARGET_SECOND_CERT_PEM, TARGET_SECOND_KEY_PEM } from './target-fixtures.js';
@@ -65,18 +65,29 @@ function fieldsOf(config: Record<string, Json>, t: TargetConformanceOptions) {
  * commands that the manifest declares or `target.agentAllowedCommands` lists (a shell or
  * interpreter only from that list), and the key files.
  */
-function agentGrants(base: PluginCapabilities, config: Record<string, Json>, t: TargetConformanceOptions, keyPaths: string[]): PluginCapabilities {
+function agentGrants(base: PluginCapabilities, config: Record<string, Json>, t: TargetConformanceOptions, keyPaths: string[], configSchema: unknown): PluginCapabilities {
   const { pathFields, commandFields } = fieldsOf(config, t);
   const paths = pathFields.map((f) => getAt(config, f)).filter((v): v is string => typeof v === 'string' && !alwaysRefusedPath(v));
   const manifestCommands = base.exec?.commands ?? [];
   const allowedCommands = t.agentAllowedCommands ?? [];
-  const commands = [...manifestCommands, ...commandFields.map((f) => getAt(config, f)).filter(Array.isArray).map((v) => v[0])]
-    .filter((v): v is string => typeof v === 'string' && v.startsWith('/') && !agentCommandProblem(v, { manifestCommands, allowedCommands }));
+  // A configured argv runs exactly as configured (or followed by the argument lists its schema field names).
+  const configured = commandFields.map((f) => ({ argv: getAt(config, f), mark: commandMark(configSchema, f) }))
+    .filter((c): c is { argv: string[]; mark: unknown } => Array.isArray(c.argv) && c.argv.length > 0 && c.argv.every((a) => typeof a === 'string'))
+    .map((c) => configCommandGrant(c.argv, c.mark));
+  const commands = [...manifestExecGrants(base.exec), ...configured]
+    .filter((g) => g.command.startsWith('/') && !agentCommandProblem(g.command, { manifestCommands, allowedCommands }));
   return {
     ...base,
     fs: { paths: [...new Set([...(base.fs?.paths ?? []), ...paths, ...keyPaths])] },
-    ...(commands.length || base.exec ? { exec: { commands: [...new Set(commands)] } } : {}),
+    ...(commands.length || base.exec ? { exec: execCapabilityOf(commands) } : {}),
   };
+}
+
+/** The `x-certctl-command` mark of a (dot path) config field in the plugin's schema; true (exact argv) when unknown. */
+function commandMark(schema: unknown, dotPath: string): unknown {
+  let node = schema as Record<string, unknown> | undefined;
+  for (const k of dotPath.split('.')) node = (node?.properties as Record<string, Record<string, unknown>> | undefined)?.[k];
+  return node?.['x-certctl-command'] ?? true;
 }
 
 /** What every scenario shares. */
@@ -111,7 +122,7 @@ export async function targetChecks(checks: Checks, plugin: Plugin, opts: Conform
     fileBased: Boolean(opts.grants?.fs),
     hostFor(files, over = {}) {
       const cfg = over.config ?? config;
-      return createTestHost({ ...opts, config: cfg, files, kv: new Map(), grants: agentGrants(opts.grants ?? {}, cfg, t, [first.keyPath, SECOND_KEY_PATH]), exec: over.exec ?? opts.exec ?? okExec });
+      return createTestHost({ ...opts, config: cfg, files, kv: new Map(), grants: agentGrants(opts.grants ?? {}, cfg, t, [first.keyPath, SECOND_KEY_PATH], opts.manifest?.configSchema), exec: over.exec ?? opts.exec ?? okExec });
     },
     deploy: (name, host, request) => checks.call(name, host, 'deploy', request as unknown as Json),
   };

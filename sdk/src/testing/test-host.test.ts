@@ -85,6 +85,17 @@ describe('createTestHost: capabilities behind the host grant checks', () => {
     await expect(kv.set('k', new Date() as never)).rejects.toThrow(/Date object, not plain JSON/);
     await expect(kv.set('k', 'x'.repeat(70_000))).rejects.toThrow(/over the 65536-byte limit/);
     await expect(kv.set('k', 1, { ttlSeconds: -1 })).rejects.toThrow(/ttlSeconds/);
+
+    // take: the value once, then nothing; increment: a counter whose first TTL holds.
+    await kv.set('nonce', 'n-1');
+    expect(await kv.take('nonce')).toBe('n-1');
+    expect(await kv.take('nonce')).toBeUndefined();
+    expect(await kv.increment('hits', { ttlSeconds: 10 })).toBe(1);
+    now += 6_000;
+    expect(await kv.increment('hits', { by: 2, ttlSeconds: 10 })).toBe(3);
+    now += 5_000;
+    expect(await kv.increment('hits')).toBe(1);
+    await expect(kv.increment('hits', { by: 0.5 })).rejects.toThrow(/safe integer/);
   });
 
   it('gives secrets, logs, events, clock, and agent-side fs and exec within their grants', async () => {
@@ -116,6 +127,19 @@ describe('createTestHost: capabilities behind the host grant checks', () => {
     await expect(ctx.exec.run('/bin/sh', ['-c', 'id'])).rejects.toThrow(/not among the granted commands/);
     await expect(ctx.exec.run('/usr/sbin/nginx', '-s reload' as never)).rejects.toThrow(/args must be an array/);
     expect(host.commands).toEqual([{ command: '/usr/sbin/nginx', args: ['-t'] }]);
+  });
+
+  it('runs a command with declared argument lists only with those arguments, as the agent does', async () => {
+    const host = createTestHost({
+      plugin: probe(async () => failed),
+      grants: { exec: { commands: ['/usr/bin/systemctl'], args: { '/usr/bin/systemctl': [['reload', { regex: 'nginx|haproxy' }]] } } },
+      exec: (command, args) => ({ exitCode: 0, stdout: `${command} ${args.join(' ')}`, stderr: '' }),
+    });
+    expect(await host.ctx.exec.run('/usr/bin/systemctl', ['reload', 'haproxy'])).toMatchObject({ exitCode: 0 });
+    for (const args of [['stop', 'sshd'], ['reload', 'sshd'], ['reload', 'nginx', 'extra'], ['reload']]) {
+      await expect(host.ctx.exec.run('/usr/bin/systemctl', args), args.join(' ')).rejects.toThrow(CapabilityError);
+    }
+    expect(host.commands).toEqual([{ command: '/usr/bin/systemctl', args: ['reload', 'haproxy'] }]);
   });
 });
 

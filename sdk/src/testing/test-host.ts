@@ -1,6 +1,6 @@
-import type { CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, EnrollRequest, EnrollResult, EnrollRevokeRequest, EnrollRevokeResult, ExecResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
+import type { AcmeValidationResult, CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, EnrollRequest, EnrollResult, EnrollRevokeRequest, EnrollRevokeResult, EnrolledCertificateStatus, ExecResult, RaCertificate, RaDecryptResult, RaSignResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
 import { CapabilityError, PluginCallFailure } from './errors.js';
-import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
+import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvIncrement, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
 import { jsonCopy, jsonProblem } from './json-check.js';
 import { methodProblem, resultProblem } from './result-shapes.js';
 
@@ -54,7 +54,13 @@ export interface TestHostOptions<P extends Plugin = Plugin> {
     enroll(request: EnrollRequest): Promise<EnrollResult>;
     revoke?(request: EnrollRevokeRequest): Promise<EnrollRevokeResult>;
     caChain(request: { issuerId: string }): Promise<{ chainPem: string[] }>;
-    checkHttp01?(request: { host: string; port?: number; token: string; keyAuthorization: string }): Promise<{ ok: true } | { ok: false; reason: string }>;
+    checkHttp01?(request: { host: string; port?: number; token: string; keyAuthorization: string }): Promise<AcmeValidationResult>;
+    checkDns01?(request: { name: string; keyAuthorization: string }): Promise<AcmeValidationResult>;
+    checkTlsAlpn01?(request: { host: string; port?: number; keyAuthorization: string }): Promise<AcmeValidationResult>;
+    certificateStatus?(request: { certificateId: string; serialNumber: string }): Promise<EnrolledCertificateStatus | null>;
+    raCertificate?(request: { issuerId: string }): Promise<RaCertificate>;
+    raDecrypt?(request: { issuerId: string; envelopedDataBase64: string }): Promise<RaDecryptResult>;
+    raSign?(request: { issuerId: string; contentBase64?: string; signedAttributes?: Array<{ type: string; valuesBase64: string[] }> }): Promise<RaSignResult>;
   };
   /** The host clock (epoch ms). */
   now?: () => number;
@@ -199,6 +205,27 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
         checkKv(grants, 'kv.list', prefix);
         return [...kv.keys()].filter((k) => live(k) && k.startsWith(prefix ?? '')).sort();
       },
+      async take(key) {
+        checkKv(grants, 'kv.take', key);
+        const value = live(key) ? kv.get(key) : undefined;
+        kv.delete(key);
+        expiry.delete(key);
+        return value;
+      },
+      async increment(key, options) {
+        checkKv(grants, 'kv.increment', key);
+        checkKvIncrement(options?.by, options?.ttlSeconds);
+        const by = options?.by ?? 1;
+        const current = live(key) ? kv.get(key) : undefined;
+        if (typeof current === 'number') {
+          kv.set(key, current + by);
+          return current + by;
+        }
+        kv.set(key, by);
+        if (options?.ttlSeconds !== undefined) expiry.set(key, now() + options.ttlSeconds * 1000);
+        else expiry.delete(key);
+        return by;
+      },
     },
     events: {
       async emit(type, data) {
@@ -235,6 +262,36 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
         const fake = fakeIssuance('checkHttp01');
         if (!fake.checkHttp01) throw new Error('issuance.checkHttp01: the fake issuance service has no checkHttp01');
         return fake.checkHttp01(jsonCopy(request as unknown as Json) as never);
+      },
+      async checkDns01(request) {
+        const fake = fakeIssuance('checkDns01');
+        if (!fake.checkDns01) throw new Error('issuance.checkDns01: the fake issuance service has no checkDns01');
+        return fake.checkDns01(jsonCopy(request as unknown as Json) as never);
+      },
+      async checkTlsAlpn01(request) {
+        const fake = fakeIssuance('checkTlsAlpn01');
+        if (!fake.checkTlsAlpn01) throw new Error('issuance.checkTlsAlpn01: the fake issuance service has no checkTlsAlpn01');
+        return fake.checkTlsAlpn01(jsonCopy(request as unknown as Json) as never);
+      },
+      async certificateStatus(request) {
+        const fake = fakeIssuance('certificateStatus');
+        if (!fake.certificateStatus) throw new Error('issuance.certificateStatus: the fake issuance service has no certificateStatus');
+        return fake.certificateStatus(jsonCopy(request as unknown as Json) as never);
+      },
+      async raCertificate(request) {
+        const fake = fakeIssuance('raCertificate');
+        if (!fake.raCertificate) throw new Error('issuance.raCertificate: the fake issuance service has no raCertificate');
+        return fake.raCertificate(jsonCopy(request as unknown as Json) as never);
+      },
+      async raDecrypt(request) {
+        const fake = fakeIssuance('raDecrypt');
+        if (!fake.raDecrypt) throw new Error('issuance.raDecrypt: the fake issuance service has no raDecrypt');
+        return fake.raDecrypt(jsonCopy(request as unknown as Json) as never);
+      },
+      async raSign(request) {
+        const fake = fakeIssuance('raSign');
+        if (!fake.raSign) throw new Error('issuance.raSign: the fake issuance service has no raSign');
+        return fake.raSign(jsonCopy(request as unknown as Json) as never);
       },
     },
     fs: {

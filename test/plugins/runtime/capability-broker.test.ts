@@ -79,7 +79,15 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('KernelCapabilityBroker', () => {
     await drop?.();
   });
 
-  const ctxFor = (grants: GrantedCapabilities, over: Partial<BrokerCallContext> = {}): BrokerCallContext => ({ pluginId: 'plug-a', instanceId: null, grants, deadline: Date.now() + 10_000, ...over });
+  // The deadline is read when a call is made, not when the context is built: contexts shared by
+  // a describe block are built at collection time, before a slow beforeAll (database set-up under load).
+  const ctxFor = (grants: GrantedCapabilities, over: Partial<BrokerCallContext> = {}): BrokerCallContext => ({
+    pluginId: 'plug-a', instanceId: null, grants, get deadline() { return Date.now() + 10_000; }, ...over,
+  });
+  /** Time passing for one kv entry: its expiry moved to just before the database's now (no sleeps, no clock races). */
+  const expire = (pluginId: string, key: string) => db.knex('plugin_kv').where({ plugin_id: pluginId, key }).update({ expires_at: db.knex.raw("now() - interval '1 millisecond'") });
+  /** The TTL the broker stored: expires_at minus the write's own timestamp, in seconds. */
+  const storedTtl = async (pluginId: string, key: string) => Number((await db.knex('plugin_kv').where({ plugin_id: pluginId, key }).first(db.knex.raw('extract(epoch from expires_at - updated_at) AS ttl'))).ttl);
   const denied = async (ctx: BrokerCallContext, op: BrokerOp): Promise<string> => {
     try {
       await broker.handle(ctx, op);
@@ -123,10 +131,13 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('KernelCapabilityBroker', () => {
 
     it('honours TTLs on read and list', async () => {
       const c = ctxFor({ kv: true }, { pluginId: 'plug-ttl' });
-      await broker.handle(c, { op: 'kv.set', key: 'short', value: 1, ttlSeconds: 0.15 });
+      await broker.handle(c, { op: 'kv.set', key: 'short', value: 1, ttlSeconds: 1.5 });
       await broker.handle(c, { op: 'kv.set', key: 'long', value: 2, ttlSeconds: 3600 });
+      // Fractions of a second are kept (to the millisecond).
+      expect(await storedTtl('plug-ttl', 'short')).toBe(1.5);
       expect(await broker.handle(c, { op: 'kv.get', key: 'short' })).toEqual({ value: 1 });
-      await new Promise((r) => setTimeout(r, 300));
+      expect(await broker.handle(c, { op: 'kv.list' })).toEqual(['long', 'short']);
+      await expire('plug-ttl', 'short');
       expect(await broker.handle(c, { op: 'kv.get', key: 'short' })).toBeNull();
       expect(await broker.handle(c, { op: 'kv.list' })).toEqual(['long']);
       expect(await denied(c, { op: 'kv.set', key: 'k', value: 1, ttlSeconds: -1 })).toContain('ttlSeconds');
@@ -136,10 +147,10 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('KernelCapabilityBroker', () => {
       const c = ctxFor({ kv: true }, { pluginId: 'plug-cap' });
       expect(await denied(c, { op: 'kv.set', key: 'big', value: 'x'.repeat(2000) })).toMatch(/over the 1024-byte limit/);
       for (let i = 0; i < 4; i++) await broker.handle(c, { op: 'kv.set', key: `k${i}`, value: i });
-      await broker.handle(c, { op: 'kv.set', key: 'temp', value: 't', ttlSeconds: 0.1 });
+      await broker.handle(c, { op: 'kv.set', key: 'temp', value: 't', ttlSeconds: 60 });
       expect(await denied(c, { op: 'kv.set', key: 'k5', value: 5 })).toMatch(/full \(5 keys\)/);
       await broker.handle(c, { op: 'kv.set', key: 'k0', value: 'overwrite is fine when full' });
-      await new Promise((r) => setTimeout(r, 200));
+      await expire('plug-cap', 'temp');
       await broker.handle(c, { op: 'kv.set', key: 'k5', value: 5 });
       expect(await broker.handle(c, { op: 'kv.list' })).toEqual(['k0', 'k1', 'k2', 'k3', 'k5']);
       expect(await denied(c, { op: 'kv.get', key: '' })).toContain('kv key');
@@ -267,7 +278,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('KernelCapabilityBroker', () => {
       expect(err).not.toBeInstanceOf(PluginCallError);
       expect(err).toMatchObject({ code: 'ETIMEDOUT' });
       expect(Date.now() - t0).toBeLessThan(2000);
-      const late = await broker.handle(ctxFor({ http: { hosts: ['http://127.0.0.1'] } }, { deadline: Date.now() + 150 }), fetchOp({ url: `http://127.0.0.1:${server.port}/never` })).catch((e: unknown) => e);
+      const late = await broker.handle(ctxFor({ http: { hosts: ['http://127.0.0.1'] } }, { deadline: Date.now() + 1000 }), fetchOp({ url: `http://127.0.0.1:${server.port}/never` })).catch((e: unknown) => e);
       expect(late).toMatchObject({ code: 'ETIMEDOUT' });
       const refused = await broker.handle(ctxFor({ http: { hosts: ['http://127.0.0.1'] } }), fetchOp({ url: 'http://127.0.0.1:1/' })).catch((e: unknown) => e);
       expect(refused).toMatchObject({ code: 'ECONNREFUSED' });

@@ -60,6 +60,17 @@ describe('WorkerRunner (first-party plugins in a Piscina pool)', () => {
     ]);
   });
 
+  it('delivers log lines in order around host calls, the last ones with the outcome', async () => {
+    broker.ops.length = 0;
+    await runner.call(issueCall('logs-around-calls'));
+    // Everything was handled by the time the call resolved, in the order the plugin did it.
+    expect(broker.ops.map((o) => o.op)).toEqual([
+      { op: 'log', level: 'info', message: 'before the host call', fields: { n: 1 } },
+      { op: 'secrets.get', path: 'api_token' },
+      { op: 'log', level: 'warn', message: 'after the host call' },
+    ]);
+  });
+
   it('a host refusal the plugin does not catch fails the call with the refusal code', async () => {
     const err = await callError(runner.call(issueCall('fs')));
     expect(err.code).toBe('capability_denied');

@@ -32,10 +32,11 @@ export class RecentKeys {
 }
 
 /** Token bucket per client; refill is computed lazily on each request and idle buckets are swept. */
-export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: string) => boolean; recentKeys: RecentKeys }) {
+export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: string) => boolean; recentKeys: RecentKeys; now?: () => number }) {
   const buckets = new Map<string, Bucket>();
+  const clock = opts.now ?? Date.now;
   const sweep = setInterval(() => {
-    const cutoff = Date.now() - (opts.burst / opts.rps) * 1000 - 60_000;
+    const cutoff = clock() - (opts.burst / opts.rps) * 1000 - 60_000;
     for (const [k, b] of buckets) if (b.at < cutoff) buckets.delete(k);
   }, 60_000);
   sweep.unref();
@@ -45,7 +46,7 @@ export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: s
     const auth = ctx.get('authorization');
     const digest = auth ? RecentKeys.digest(auth) : null;
     const key = digest && opts.recentKeys.has(digest) ? `k:${digest}` : `ip:${ctx.ip}`;
-    const now = Date.now();
+    const now = clock();
     const b = buckets.get(key) ?? { tokens: opts.burst, at: now };
     b.tokens = Math.min(opts.burst, b.tokens + ((now - b.at) / 1000) * opts.rps);
     b.at = now;

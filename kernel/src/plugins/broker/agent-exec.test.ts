@@ -25,6 +25,19 @@ describe('agent exec capability checks', () => {
     expect(checkExec('/bin/echo', ['x'], ['/bin/echo'])).toEqual({ command: '/bin/echo', args: ['x'] });
   });
 
+  it('runs a granted command only with a granted argument list', async () => {
+    const grants = [{ command: '/bin/echo', args: [['reload', 'nginx'], ['reload', { regex: 'site-[a-z]+' }]] }];
+    expect((await runDeclaredCommand('/bin/echo', ['reload', 'nginx'], grants)).stdout).toBe('reload nginx\n');
+    expect((await runDeclaredCommand('/bin/echo', ['reload', 'site-web'], grants)).stdout).toBe('reload site-web\n');
+    // Anything else is refused before a process starts: other words, extra or missing arguments, a pattern matched only in part.
+    for (const args of [['stop', 'nginx'], ['reload', 'nginx', '--now'], ['reload'], [], ['reload', 'site-web; id'], ['reload', 'xsite-web']]) {
+      await expect(runDeclaredCommand('/bin/echo', args, grants), JSON.stringify(args)).rejects.toThrow(ExecRefused);
+      expect(() => checkExec('/bin/echo', args, grants)).toThrow(/is not granted with these arguments/);
+    }
+    // An empty list of argument lists: the command runs only as configured elsewhere, never directly.
+    expect(() => checkExec('/bin/echo', [], [{ command: '/bin/echo', args: [] }])).toThrow(ExecRefused);
+  });
+
   it('kills a command past its timeout or its output cap', async () => {
     const t0 = Date.now();
     await expect(runDeclaredCommand('/bin/sleep', ['5'], ['/bin/sleep'], { timeoutMs: 200 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import type { ExecResult } from '@certctl/sdk';
-import { EXEC_ARG_LIMITS, execProblem } from '@certctl/sdk/policy';
+import { EXEC_ARG_LIMITS, execProblem, type ExecGrant } from '@certctl/sdk/policy';
 
 /**
  * The agent-side `exec` capability: a target plugin runs only the exact absolute
- * commands the operator granted, with arguments as an array (never a shell
+ * commands the operator granted, with the argument lists granted for them
+ * (@certctl/sdk/policy exec-args: the manifest's lists, or a configured argv
+ * exactly), with arguments as an array (never a shell
  * string), a timeout, a bounded output and a minimal environment. The kernel
  * never grants exec; these functions are for the agent's broker.
  */
@@ -28,13 +30,13 @@ export const EXEC_LIMITS = { ...EXEC_ARG_LIMITS, defaultTimeoutMs: 30_000, maxTi
 const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Checks a command and its arguments against the grant (@certctl/sdk/policy's rule, as in the SDK's test host); returns them unchanged when allowed. */
-export function checkExec(command: unknown, args: unknown, declared: readonly string[]): { command: string; args: string[] } {
+export function checkExec(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[]): { command: string; args: string[] } {
   const problem = execProblem(command, args, declared);
   if (problem) throw new ExecRefused(problem);
   return { command: command as string, args: args as string[] };
 }
 
-export async function runDeclaredCommand(command: unknown, args: unknown, declared: readonly string[], opts: { timeoutMs?: number; input?: string; maxOutputBytes?: number } = {}): Promise<ExecResult> {
+export async function runDeclaredCommand(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[], opts: { timeoutMs?: number; input?: string; maxOutputBytes?: number } = {}): Promise<ExecResult> {
   const checked = checkExec(command, args, declared);
   const timeoutMs = Math.min(Math.max(1, Number(opts.timeoutMs ?? EXEC_LIMITS.defaultTimeoutMs) || EXEC_LIMITS.defaultTimeoutMs), EXEC_LIMITS.maxTimeoutMs);
   const maxOut = opts.maxOutputBytes ?? EXEC_LIMITS.maxOutputBytes;

@@ -11,6 +11,7 @@ import { readInstanceSecret } from './instance-secrets.js';
 import { sanitizeLogFields, sanitizeLogMessage } from './log-fields.js';
 import { emitPluginEvent, eventProblem, PluginEventBus } from './plugin-events.js';
 import { KvRefused, PluginKv, type KvLimits } from './plugin-kv.js';
+import { KV_MAX_KEYS_CEILING, kvKeyQuota } from '@certctl/sdk/policy';
 import { FetchRefused, pinnedFetch, type FetchLimits, type LookupAll } from './pinned-fetch.js';
 
 export interface KernelBrokerOptions {
@@ -20,7 +21,8 @@ export interface KernelBrokerOptions {
   log: Logger;
   events?: PluginEventBus;
   fetch?: { limits?: Partial<FetchLimits>; lookup?: LookupAll };
-  kv?: Partial<KvLimits>;
+  /** kv limits; `maxKeysPerPlugin` is the quota of `kv: true`, `maxKeysCeiling` caps what a `kv: { maxKeys }` grant gets. */
+  kv?: Partial<KvLimits> & { maxKeysCeiling?: number };
   /** The CA keystore behind ctx.ca (capability `ca`); without it ca.* is refused. */
   caKeystore?: Pick<CaKeystore, 'ensure' | 'sign' | 'issuerBelongsTo'>;
   /** Log lines kept per plugin call; the rest are counted and dropped. */
@@ -31,7 +33,7 @@ export interface KernelBrokerOptions {
 
 /** ctx.issuance on the kernel side (kernel/src/protocols/issuance-ops.ts); the request is unchecked JSON from the plugin. */
 export interface IssuanceOps {
-  handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01', request: Json): Promise<Json>;
+  handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01' | 'issuance.checkDns01' | 'issuance.checkTlsAlpn01' | 'issuance.certificateStatus' | 'issuance.raCertificate' | 'issuance.raDecrypt' | 'issuance.raSign', request: Json): Promise<Json>;
 }
 
 const LEVELS = new Set(['debug', 'info', 'warn', 'error']);
@@ -53,7 +55,7 @@ interface CallState {
  * Answers, by op (the runners' context shims rely on these shapes):
  *   log -> null; secrets.get -> string | null; http.fetch -> HttpResponse;
  *   kv.get -> { value } | null (null: absent or expired); kv.set, kv.delete -> null;
- *   kv.list -> string[]; events.emit -> null; ca.ensure -> CaInfo; ca.sign -> CaSignResult;
+ *   kv.list -> string[]; kv.take -> { value } | null; kv.increment -> number; events.emit -> null; ca.ensure -> CaInfo; ca.sign -> CaSignResult;
  *   issuance.* -> see IssuanceOps.
  */
 export class KernelCapabilityBroker implements CapabilityBroker {
@@ -111,10 +113,12 @@ export class KernelCapabilityBroker implements CapabilityBroker {
       case 'kv.get':
       case 'kv.set':
       case 'kv.delete':
-      case 'kv.list': {
-        if (g.kv !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability kv)`);
+      case 'kv.list':
+      case 'kv.take':
+      case 'kv.increment': {
+        if (!g.kv) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability kv)`);
         try {
-          return await this.kvOp(ctx.pluginId, op);
+          return await this.kvOp(ctx.pluginId, op, kvKeyQuota(g.kv, this.opts.kv?.maxKeysCeiling ?? KV_MAX_KEYS_CEILING, this.kv.defaultMaxKeys));
         } catch (err) {
           if (err instanceof KvRefused) throw this.deny(ctx, name, err.message);
           throw err;
@@ -133,7 +137,13 @@ export class KernelCapabilityBroker implements CapabilityBroker {
       case 'issuance.enroll':
       case 'issuance.revoke':
       case 'issuance.caChain':
-      case 'issuance.checkHttp01': {
+      case 'issuance.checkHttp01':
+      case 'issuance.checkDns01':
+      case 'issuance.checkTlsAlpn01':
+      case 'issuance.certificateStatus':
+      case 'issuance.raCertificate':
+      case 'issuance.raDecrypt':
+      case 'issuance.raSign': {
         if (g.issuance !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability issuance)`);
         if (!this.opts.issuance) throw this.deny(ctx, name, `${name}: this kernel has no issuance service attached`);
         return this.opts.issuance.handle(ctx, op.op, op.request);
@@ -194,15 +204,19 @@ export class KernelCapabilityBroker implements CapabilityBroker {
     return null;
   }
 
-  private async kvOp(pluginId: string, op: Extract<BrokerOp, { op: `kv.${string}` }>): Promise<Json> {
+  /** `maxKeys`: the plugin's key quota (its grant, `kv: true` or `kv: { maxKeys }`, within the kernel's ceiling). */
+  private async kvOp(pluginId: string, op: Extract<BrokerOp, { op: `kv.${string}` }>, maxKeys: number): Promise<Json> {
     switch (op.op) {
-      case 'kv.get': {
-        const value = await this.kv.get(pluginId, op.key);
+      case 'kv.get':
+      case 'kv.take': {
+        const value = op.op === 'kv.get' ? await this.kv.get(pluginId, op.key) : await this.kv.take(pluginId, op.key);
         return value === undefined ? null : { value };
       }
       case 'kv.set':
-        await this.kv.set(pluginId, op.key, op.value, op.ttlSeconds);
+        await this.kv.set(pluginId, op.key, op.value, op.ttlSeconds, maxKeys);
         return null;
+      case 'kv.increment':
+        return await this.kv.increment(pluginId, op.key, op.by, op.ttlSeconds, maxKeys);
       case 'kv.delete':
         await this.kv.delete(pluginId, op.key);
         return null;

@@ -60,6 +60,8 @@ export type BrokerOp =
   | { op: 'kv.set'; key: string; value: Json; ttlSeconds?: number }
   | { op: 'kv.delete'; key: string }
   | { op: 'kv.list'; prefix?: string }
+  | { op: 'kv.take'; key: string }
+  | { op: 'kv.increment'; key: string; by?: number; ttlSeconds?: number }
   | { op: 'events.emit'; type: string; data: Record<string, Json> }
   | { op: 'ca.ensure'; request: Json }
   | { op: 'ca.sign'; request: Json }
@@ -67,6 +69,12 @@ export type BrokerOp =
   | { op: 'issuance.revoke'; request: Json }
   | { op: 'issuance.caChain'; request: Json }
   | { op: 'issuance.checkHttp01'; request: Json }
+  | { op: 'issuance.checkDns01'; request: Json }
+  | { op: 'issuance.checkTlsAlpn01'; request: Json }
+  | { op: 'issuance.certificateStatus'; request: Json }
+  | { op: 'issuance.raCertificate'; request: Json }
+  | { op: 'issuance.raDecrypt'; request: Json }
+  | { op: 'issuance.raSign'; request: Json }
   | { op: 'fs.read'; path: string }
   | { op: 'fs.remove'; path: string }
   | { op: 'fs.write'; path: string; data: string; mode?: number }
@@ -84,9 +92,10 @@ export interface BrokerCallContext {
  *   log -> null; secrets.get -> string | null (null: not set);
  *   http.fetch -> HttpResponse (sdk); kv.get -> { value } | null (null: absent or expired,
  *   so a stored null stays distinguishable); kv.set, kv.delete, events.emit -> null;
- *   kv.list -> string[]; ca.ensure -> CaInfo; ca.sign -> CaSignResult (sdk);
+ *   kv.list -> string[]; kv.take -> { value } | null; kv.increment -> number; ca.ensure -> CaInfo; ca.sign -> CaSignResult (sdk);
  *   issuance.enroll -> EnrollResult; issuance.revoke -> EnrollRevokeResult;
  *   issuance.caChain -> { chainPem } (sdk);
+ *   issuance.raCertificate / raDecrypt / raSign -> RaCertificate / RaDecryptResult / RaSignResult (sdk);
  *   fs.read -> string; fs.write, fs.remove -> null; exec.run -> ExecResult.
  * Refusals reject with PluginCallError (capability_denied, or timeout past the
  * deadline); I/O failures the plugin should handle (connection refused, DNS)

@@ -2,14 +2,16 @@ import type { PluginCapabilities, PluginCapability } from '@certctl/sdk';
 
 /**
  * Capability sets as flat items, so grants can be compared and narrowed exactly:
- * `http:api.example.com`, `kv`, `events`, `fs:/etc/ssl`, `exec:nginx`. A grant is
+ * `http:api.example.com`, `kv`, `kv:max-keys=N` (a larger kv quota), `events`, `fs:/etc/ssl`, `exec:nginx`. A grant is
  * always a subset of what the manifest asked for, item by item.
  */
 export function capabilityItems(c: PluginCapabilities | null | undefined): string[] {
   if (!c) return [];
   const items: string[] = [];
   for (const host of c.http?.hosts ?? []) items.push(`http:${host}`);
-  if (c.kv === true) items.push('kv');
+  if (c.kv) items.push('kv');
+  // A larger key quota is its own item, so the operator grants it explicitly.
+  if (typeof c.kv === 'object' && c.kv) items.push(`kv:max-keys=${c.kv.maxKeys}`);
   if (c.events === true) items.push('events');
   if (c.issuance === true) items.push('issuance');
   for (const p of c.fs?.paths ?? []) items.push(`fs:${p}`);
@@ -26,7 +28,8 @@ export function fromItems(items: Iterable<string>): PluginCapabilities {
     if (name === 'exec') (out.exec ??= { commands: [] }).commands.push(value);
   };
   for (const item of [...new Set(items)].sort()) {
-    if (item === 'kv') out.kv = true;
+    if (item === 'kv') out.kv ??= true;
+    else if (item.startsWith('kv:max-keys=')) out.kv = { maxKeys: Number(item.slice('kv:max-keys='.length)) };
     else if (item === 'events') out.events = true;
     else if (item === 'issuance') out.issuance = true;
     else {

@@ -3,6 +3,7 @@ import type { PluginKind } from '@certctl/sdk';
 import type { Permission } from '../../auth/permissions.js';
 import type { Principal } from '../../auth/principal.js';
 import { ID_PATTERN, newId, type IdKind } from '../../db/ids.js';
+import { refuseEnvManagedChange } from '../../bootstrap/env-managed.js';
 import { appError } from '../../errors.js';
 import { runList, type FilterDef, type ListSpec } from '../../http/list-query.js';
 import type { Ctx, JsonSchema, RouteDef } from '../../http/route.js';
@@ -65,6 +66,7 @@ export function instanceResponseSchema(spec: InstanceSpec): JsonSchema {
           last_success_at: { type: ['string', 'null'], format: 'date-time' },
         },
       },
+      managed_by: { type: 'string', enum: ['env'], description: 'Present when CERTCTL_* variables manage this row (docs/operations.md): name, config and enabled are then read-only' },
       ...Object.fromEntries((spec.extraColumns ?? []).map((c) => [c, {}])),
       created_at: { type: 'string', format: 'date-time' },
       updated_at: { type: 'string', format: 'date-time' },
@@ -124,6 +126,8 @@ export function instanceRoutes(k: KernelServices, spec: InstanceSpec): RouteDef[
       health: { last_error: row.last_error ?? null, last_error_code: row.last_error_code ?? null, last_error_at: row.last_error_at ?? null, last_success_at: row.last_success_at ?? null },
     };
     for (const c of extraColumns) out[c] = row[c] ?? null;
+    // Rows made from CERTCTL_* variables (notifiers, protocol endpoints) say so; the API cannot change their config.
+    if (row.managed_by) out.managed_by = row.managed_by;
     out.created_at = row.created_at;
     out.updated_at = row.updated_at;
     return out;
@@ -229,6 +233,7 @@ export function instanceRoutes(k: KernelServices, spec: InstanceSpec): RouteDef[
         requireAllowed(principal, spec.permissions.update, params.id);
         const row = await knex.transaction(async (trx) => {
           const existing = await load(params.id, trx, true);
+          refuseEnvManagedChange(existing, body);
           const changes: Record<string, unknown> = pickExtras(body);
           let secretFields: string[] | undefined;
           if (body.name !== undefined) {
@@ -264,6 +269,7 @@ export function instanceRoutes(k: KernelServices, spec: InstanceSpec): RouteDef[
         requireAllowed(principal, spec.permissions.delete, params.id);
         await knex.transaction(async (trx) => {
           const existing = await load(params.id, trx, true);
+          refuseEnvManagedChange(existing);
           await trx(spec.table).where({ id: params.id }).delete();
           await k.audit.append({ category: 'lifecycle', ...actor(principal), action: `${spec.noun}_deleted`, resource_type: spec.noun, resource_id: params.id, details: { type: existing.type } }, trx);
         });

@@ -43,9 +43,15 @@ export interface CsrWorkItem {
   certificate_id: string;
   common_name: string;
   sans: string[];
-  /** Always ECDSA-P256 today; named so a profile can ask for more later. */
-  key_algorithm: 'ECDSA-P256';
+  /** The key to make: the first key type the certificate's profile allows (default ECDSA-P256). */
+  key_algorithm: AgentKeyAlgorithm;
 }
+
+/**
+ * A key type an agent makes: an ECDSA curve, Ed25519, or RSA with its modulus bits
+ * (2048, 3072, 4096, or a larger size a profile insists on).
+ */
+export type AgentKeyAlgorithm = 'ECDSA-P256' | 'ECDSA-P384' | 'ECDSA-P521' | 'Ed25519' | `RSA-${number}`;
 
 /** A Deployment job, leased to this agent until `lease_expires_at`. */
 export interface DeployWorkItem {

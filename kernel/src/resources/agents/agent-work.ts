@@ -5,6 +5,7 @@ import type { JobRow } from '../../jobs/job-states.js';
 import { rowsOf } from '../../db/raw-rows.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { ISSUING_JOB_TYPES } from '../../lifecycle/issuance-jobs.js';
+import { agentKeyAlgorithm, type ProfileKeyRule } from './agent-key-spec.js';
 import { buildDeployItem, UndeliverableDeployment } from './agent-deploy-item.js';
 import { agentLeaseOwner, failDeployment } from './agent-deploy-outcome.js';
 import { loadOwnAgent, recordSignOfLife } from './agent-presence.js';
@@ -25,31 +26,29 @@ export const POLL_AFTER_MS = 10_000;
 
 async function csrRequests(trx: Knex.Transaction, agentId: string): Promise<CsrWorkItem[]> {
   const rows = (await trx('jobs as j').join('managed_certificates as c', 'c.id', 'j.certificate_id')
+    .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id').leftJoin('issuers as i', 'i.id', 'c.issuer_id')
     .where({ 'j.agent_id': agentId, 'j.status': 'AwaitingCSR' }).whereIn('j.type', ISSUING_JOB_TYPES)
     .orderBy([{ column: 'j.created_at' }, { column: 'j.id' }]).limit(CSR_BATCH)
-    .select('j.id', 'j.type', 'j.certificate_id', 'c.common_name', 'c.sans')) as CsrRow[];
+    .select('j.id', 'j.type', 'j.certificate_id', 'c.common_name', 'c.sans', 'p.allowed_key_algorithms', 'i.type as issuer_type')) as CsrRow[];
   return rows.map(toCsrItem);
 }
 
 /**
- * Leases this agent's runnable Deployment jobs, like the kernel's own claim: SKIP
- * LOCKED so concurrent polls never hand out the same job, an attempt spent, and a
- * lease (owner `agent:<id>`) the kernel's reaper takes back when it runs out.
+ * Leases this agent's runnable Deployment jobs with the queue's own claim (owner
+ * `agent:<id>`, in the poll's transaction; the kernel's reaper takes a lease back
+ * when it runs out), each with its certificate's newest version.
  */
-async function leaseDeployments(k: Pick<KernelServices, 'config'>, trx: Knex.Transaction, agentId: string): Promise<LeasedJob[]> {
-  return rowsOf<LeasedJob>(await trx.raw(
-    `WITH next AS (
-       SELECT id, (SELECT v.id FROM certificate_versions v WHERE v.certificate_id = jobs.certificate_id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS newest_version_id
-         FROM jobs
-        WHERE status = 'Pending' AND type = 'Deployment' AND agent_id = ? AND scheduled_at <= now()
-        ORDER BY scheduled_at, id
-        LIMIT ? FOR UPDATE SKIP LOCKED)
-     UPDATE jobs j SET status = 'Running', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
-            attempts = j.attempts + 1, started_at = coalesce(j.started_at, now()), updated_at = now()
-       FROM next WHERE j.id = next.id AND j.status = 'Pending'
-     RETURNING j.*, next.newest_version_id`,
-    [agentId, DEPLOY_BATCH, agentLeaseOwner(agentId), k.config.jobs.leaseMs],
-  ));
+async function leaseDeployments(k: Pick<KernelServices, 'jobs'>, trx: Knex.Transaction, agentId: string): Promise<LeasedJob[]> {
+  const jobs = await k.jobs.claimFor({ limit: DEPLOY_BATCH, types: ['Deployment'], owner: agentLeaseOwner(agentId), agentId, trx });
+  const certIds = [...new Set(jobs.map((j) => j.certificate_id).filter((id): id is string => Boolean(id)))];
+  const newest = new Map<string, string>();
+  if (certIds.length) {
+    const rows = rowsOf<{ certificate_id: string; id: string }>(await trx.raw(
+      `SELECT DISTINCT ON (certificate_id) certificate_id, id FROM certificate_versions
+        WHERE certificate_id = ANY(?) ORDER BY certificate_id, created_at DESC, id DESC`, [certIds]));
+    for (const r of rows) newest.set(r.certificate_id, r.id);
+  }
+  return jobs.map((j) => ({ ...j, newest_version_id: (j.certificate_id && newest.get(j.certificate_id)) || null }));
 }
 
 type LeasedJob = JobRow & { newest_version_id: string | null };
@@ -74,9 +73,13 @@ async function cancelSuperseded(k: KernelServices, trx: Knex.Transaction, job: L
   return true;
 }
 
-type CsrRow = { id: string; type: 'Issuance' | 'Renewal'; certificate_id: string; common_name: string; sans: string[] | null };
+type CsrRow = {
+  id: string; type: 'Issuance' | 'Renewal'; certificate_id: string; common_name: string; sans: string[] | null;
+  allowed_key_algorithms: ProfileKeyRule[] | string | null; issuer_type: string | null;
+};
 const toCsrItem = (r: CsrRow): CsrWorkItem => ({
-  kind: 'csr', job_id: r.id, job_type: r.type, certificate_id: r.certificate_id, common_name: r.common_name, sans: r.sans ?? [], key_algorithm: 'ECDSA-P256',
+  kind: 'csr', job_id: r.id, job_type: r.type, certificate_id: r.certificate_id, common_name: r.common_name, sans: r.sans ?? [],
+  key_algorithm: agentKeyAlgorithm(r.allowed_key_algorithms, r.issuer_type),
 });
 
 /**
@@ -97,7 +100,9 @@ async function quickPoll(db: Knex, agentId: string, keyId: string | null): Promi
      SELECT EXISTS (SELECT 1 FROM me) AS alive,
             EXISTS (SELECT 1 FROM jobs WHERE status = 'Pending' AND type = 'Deployment' AND agent_id = ? AND scheduled_at <= now()) AS due,
             (SELECT json_agg(x ORDER BY x.created_at, x.id) FROM (
-               SELECT j.id, j.type, j.certificate_id, c.common_name, c.sans, j.created_at FROM jobs j JOIN managed_certificates c ON c.id = j.certificate_id
+               SELECT j.id, j.type, j.certificate_id, c.common_name, c.sans, j.created_at, p.allowed_key_algorithms, i.type AS issuer_type
+                 FROM jobs j JOIN managed_certificates c ON c.id = j.certificate_id
+                 LEFT JOIN certificate_profiles p ON p.id = c.profile_id LEFT JOIN issuers i ON i.id = c.issuer_id
                 WHERE j.agent_id = ? AND j.status = 'AwaitingCSR' AND j.type IN (${ISSUING_JOB_TYPES.map(() => '?').join(', ')})
                 ORDER BY j.created_at, j.id LIMIT ?) x) AS csr`,
     [agentId, keyId, agentId, agentId, ...ISSUING_JOB_TYPES, CSR_BATCH],

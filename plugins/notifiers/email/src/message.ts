@@ -5,6 +5,8 @@ const escapeHtml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g,
 
 /** Plain text and HTML bodies with the same content: the message, then the facts. */
 export function mailBodies(req: NotifyRequest): { text: string; html: string } {
+  // A request with its own HTML (the kernel's digest) already has both forms.
+  if (req.html !== undefined) return { text: req.message, html: req.html };
   const facts = notificationFacts(req);
   const width = Math.max(...facts.map((f) => f.label.length));
   const text = [req.message, '', ...facts.map((f) => `${`${f.label}:`.padEnd(width + 2)}${f.value}`), '', `-- certctl notification ${req.notificationId}`].join('\n');

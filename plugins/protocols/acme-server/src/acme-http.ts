@@ -24,7 +24,7 @@ export const ACME_ERROR = 'urn:ietf:params:acme:error:';
 export type AcmeErrorType =
   | 'malformed' | 'badNonce' | 'badSignatureAlgorithm' | 'unauthorized' | 'accountDoesNotExist' | 'badCSR'
   | 'orderNotReady' | 'rejectedIdentifier' | 'unsupportedIdentifier' | 'serverInternal' | 'badRevocationReason' | 'alreadyRevoked'
-  | 'incorrectResponse' | 'connection' | 'externalAccountRequired' | 'conflict';
+  | 'incorrectResponse' | 'connection' | 'externalAccountRequired' | 'conflict' | 'rateLimited' | 'alreadyReplaced';
 
 /** An RFC 8555 problem document. */
 export function problem(type: AcmeErrorType, detail: string, status = 400, extra: Record<string, Json> = {}, headers: Record<string, string> = {}): ProtocolHttpResponse {

@@ -3,8 +3,11 @@ import type { ProtocolHttpResponse } from '@certctl/sdk';
 import { authenticate } from './acme-auth.js';
 import { fail, json, randomId, type AcmeRequest } from './acme-http.js';
 import type { Account, AcmeState, Authz, Identifier, Order } from './acme-state.js';
+import { challengesJson, offeredChallenges, validationSettings, type ChallengeType } from './challenge-types.js';
+import { findIssued, parseCertId } from './ari.js';
 import { checkBinding } from './eab.js';
 import { publicKeyOf, thumbprint } from './jws.js';
+import { addressKey, countAgainst } from './rate-limit.js';
 
 /*
  * Accounts, orders, authorizations and challenges (RFC 8555 7.3-7.5). In
@@ -23,7 +26,6 @@ export const accountResponse = (r: AcmeRequest, id: string, a: Pick<Account, 'st
   json(status, { status: a.status, contact: a.contact, orders: `${accountUrl(r, id)}/orders` }, { Location: accountUrl(r, id) });
 const orderUrl = (r: AcmeRequest, id: string) => `${r.root}/order/${id}`;
 const authzUrl = (r: AcmeRequest, id: string) => `${r.root}/authz/${id}`;
-const challengeUrl = (r: AcmeRequest, id: string) => `${r.root}/chall/${id}`;
 
 export function orderJson(r: AcmeRequest, id: string, o: Order): Record<string, unknown> {
   return {
@@ -34,16 +36,9 @@ export function orderJson(r: AcmeRequest, id: string, o: Order): Record<string, 
     finalize: `${orderUrl(r, id)}/finalize`,
     ...(o.notBefore ? { notBefore: o.notBefore } : {}),
     ...(o.notAfter ? { notAfter: o.notAfter } : {}),
+    ...(o.replaces ? { replaces: o.replaces } : {}),
     ...(o.status === 'valid' ? { certificate: `${r.root}/cert/${id}` } : {}),
     ...(o.error ? { error: { ...o.error, status: 403 } } : {}),
-  };
-}
-
-export function challengeJson(r: AcmeRequest, id: string, a: Authz): Record<string, unknown> {
-  return {
-    type: 'http-01', url: challengeUrl(r, id), token: a.token, status: a.status,
-    ...(a.validated ? { validated: a.validated } : {}),
-    ...(a.error ? { error: { ...a.error, status: 403 } } : {}),
   };
 }
 
@@ -53,7 +48,7 @@ function authzJson(r: AcmeRequest, id: string, a: Authz): Record<string, unknown
     expires: a.expires,
     identifier: { type: a.identifier.type, value: a.identifier.value.replace(/^\*\./, '') },
     ...(a.identifier.value.startsWith('*.') ? { wildcard: true } : {}),
-    challenges: [challengeJson(r, id, a)],
+    challenges: challengesJson(r, id, a),
   };
 }
 
@@ -81,6 +76,7 @@ export async function newAccount(r: AcmeRequest, state: AcmeState): Promise<Prot
   if (payload.onlyReturnExisting === true) fail('accountDoesNotExist', 'no account exists for this key');
   if (r.eabRequired && payload.externalAccountBinding === undefined) fail('externalAccountRequired', 'this directory needs an external account binding');
   const eab = payload.externalAccountBinding === undefined ? undefined : await checkBinding(r, payload.externalAccountBinding, auth.key);
+  await countAgainst(r, 'new_accounts_per_ip_per_hour', addressKey(r.req.remoteAddress), 'new accounts from this address');
   const account = {
     status: 'valid' as const, jwk: auth.key.export({ format: 'jwk' }), contact: contactsOf(payload), createdAt: new Date(r.ctx.clock.now()).toISOString(),
     ...(eab ? { eab } : {}),
@@ -130,29 +126,59 @@ export async function newOrder(r: AcmeRequest, state: AcmeState): Promise<Protoc
   const auth = await authenticate(r, state, 'kid');
   if (r.eabRequired && (auth.by !== 'kid' || !auth.account.eab)) fail('unauthorized', 'this directory only serves accounts bound to an external account', 403);
   const identifiers = identifiersOf(auth.payload);
-  const p = (auth.payload ?? {}) as { notBefore?: unknown; notAfter?: unknown };
+  const p = (auth.payload ?? {}) as { notBefore?: unknown; notAfter?: unknown; replaces?: unknown };
   for (const f of ['notBefore', 'notAfter'] as const) if (p[f] !== undefined && (typeof p[f] !== 'string' || Number.isNaN(Date.parse(p[f] as string)))) fail('malformed', `${f} must be an RFC 3339 time`);
+  const replaced = p.replaces === undefined ? undefined : await replacedCertificate(r, state, auth.accountId, identifiers, p.replaces);
+  await countAgainst(r, 'orders_per_hour', auth.accountId, 'new orders for this account');
   const now = r.ctx.clock.now();
   const expires = new Date(now + 7 * DAY_MS).toISOString();
   const orderId = randomId(12);
   const authorizations: string[] = [];
   const trusted = r.mode === 'trust_authenticated';
-  if (!trusted) {
-    const wildcard = identifiers.find((i) => i.value.startsWith('*.'));
-    if (wildcard) fail('rejectedIdentifier', `${wildcard.value}: wildcard names need dns-01, which this server does not offer`);
+  // Challenge mode: each name gets the challenges this directory offers for it (wildcards: dns-01 only).
+  const settings = trusted ? null : validationSettings(r, r.profileKey);
+  const offered = new Map<Identifier, ChallengeType[]>();
+  for (const identifier of identifiers) {
+    if (!settings) continue;
+    const types = offeredChallenges(settings, identifier);
+    if (!types.length) fail('rejectedIdentifier', `${identifier.value}: ${identifier.value.startsWith('*.') ? 'wildcard names need dns-01, which this directory does not offer' : 'no challenge type offered here can prove this identifier'}`);
+    offered.set(identifier, types);
   }
+  // Claimed last, once nothing else can refuse the order.
+  if (replaced && !(await state.claimReplacement(replaced.serial, orderId))) fail('alreadyReplaced', 'another order already replaces this certificate', 409);
   for (const identifier of identifiers) {
     const id = randomId(12);
     authorizations.push(id);
-    // trust_authenticated: the account's own authentication is the authorization; otherwise http-01 proves it.
-    await state.saveAuthz(id, { account: auth.accountId, order: orderId, identifier, status: trusted ? 'valid' : 'pending', expires, token: randomId(32) });
+    // trust_authenticated: the account's own authentication is the authorization; otherwise a challenge proves it.
+    await state.saveAuthz(id, { account: auth.accountId, order: orderId, identifier, status: trusted ? 'valid' : 'pending', expires, token: randomId(32), ...(settings ? { challenges: offered.get(identifier) } : {}) });
   }
   const order: Order = {
     account: auth.accountId, profileKey: r.profileKey, status: trusted ? 'ready' : 'pending', expires, identifiers, authorizations,
     ...(p.notBefore ? { notBefore: p.notBefore as string } : {}), ...(p.notAfter ? { notAfter: p.notAfter as string } : {}),
+    // A renewal keeps the managed certificate (finalize enrols with its id), unless that one is revoked.
+    ...(replaced ? { replaces: replaced.certId, ...(replaced.renewable ? { certificateId: replaced.certificateId } : {}) } : {}),
   };
   await state.saveOrder(orderId, order);
   return json(201, orderJson(r, orderId, order), { Location: orderUrl(r, orderId) });
+}
+
+/**
+ * The certificate a new order `replaces` (RFC 9773 5): one this server issued to
+ * the same account, sharing an identifier with the order. Whether another order
+ * already replaces it is settled by the claim in newOrder.
+ */
+async function replacedCertificate(r: AcmeRequest, state: AcmeState, accountId: string, identifiers: Identifier[], replaces: unknown) {
+  const certId = parseCertId(replaces);
+  if (!certId) return fail('malformed', 'replaces must be the ARI certID of a certificate');
+  const issued = await findIssued(state, certId);
+  if (!issued) return fail('malformed', 'replaces names no certificate issued here', 404);
+  if (issued.account !== accountId) return fail('unauthorized', 'the certificate to replace was not issued to this account', 403);
+  const names = new Set(identifiers.map((i) => i.value));
+  const sans = (issued.leaf.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '').toLowerCase());
+  if (!sans.some((n) => names.has(n))) return fail('malformed', 'the order shares no identifier with the certificate it replaces');
+  const status = await r.ctx.issuance.certificateStatus({ certificateId: issued.certificateId, serialNumber: issued.serial });
+  const renewable = status !== null && status.status !== 'Revoked' && status.status !== 'Archived';
+  return { certId: certId.text, serial: issued.serial, certificateId: issued.certificateId, renewable };
 }
 
 /** An order, authorization or challenge of the caller's account, or accountDoesNotExist-style refusal. */

@@ -3,18 +3,22 @@ import type { Json, PluginContext } from '@certctl/sdk';
 import { randomId } from './acme-http.js';
 
 /*
- * ACME state in ctx.kv (plugin_kv: shared by every kernel, with TTLs):
- *   nonce:<n>   one-use nonces (1 h)
+ * ACME state in ctx.kv (plugin_kv: shared by every kernel, with TTLs, so several
+ * kernels serve one endpoint; the kernel's sweep loop deletes expired rows):
+ *   nonce:<n>   one-use nonces (1 h), taken atomically (kv.take): one use wins
  *   acct:<id>   accounts, keyed by the JWK thumbprint of their first key
  *   key:<tp>    the account of a key that replaced the first one (key rollover)
  *   order:<id>  orders (7 days; 90 once valid), authz:<id> authorizations
- *   cert:<id>   the issued chain of an order; serial:<hex> -> order (revocation)
- * kv caps a plugin at 10,000 keys and has no atomic take, so two kernels can in a
- * very narrow window both accept one nonce; tables of their own are the next step.
+ *   cert:<id>   the issued chain of an order; serial:<hex> -> order (revocation, ARI)
+ *   replaced:<hex>, replacedBy:<hex>  the order that replaces a certificate (RFC 9773)
+ *   rl:<kind>:<hour>:<subject>        rate-limit counters (kv.increment)
+ * The manifest asks for a kv quota (capabilities.kv.maxKeys) to match.
  */
 
 const HOUR = 3600;
 const DAY = 86_400;
+/** How long a replacement claim waits for its order to be saved before others may take it over. */
+const CLAIM_GRACE_MS = 60_000;
 
 export interface Account { status: 'valid' | 'deactivated'; jwk: JsonWebKey; contact: string[]; createdAt: string; /** The EAB key id the account was bound with. */ eab?: string }
 export interface Identifier { type: 'dns' | 'ip'; value: string }
@@ -29,6 +33,8 @@ export interface Order {
   notAfter?: string;
   certificateId?: string;
   csrPem?: string;
+  /** The ARI certID of the certificate this order replaces (RFC 9773 5). */
+  replaces?: string;
   error?: { type: string; detail: string };
 }
 export interface Authz {
@@ -38,6 +44,10 @@ export interface Authz {
   status: 'pending' | 'valid' | 'invalid';
   expires: string;
   token: string;
+  /** Challenge types offered (challenge-types.ts); absent: http-01 only. */
+  challenges?: ('http-01' | 'dns-01' | 'tls-alpn-01')[];
+  /** The challenge the client asked to validate. */
+  chosen?: 'http-01' | 'dns-01' | 'tls-alpn-01';
   validated?: string;
   error?: { type: string; detail: string };
 }
@@ -53,13 +63,10 @@ export class AcmeState {
     return nonce;
   }
 
-  /** True once per issued nonce. */
+  /** True once per issued nonce, even for requests racing on several kernels (one atomic take). */
   async useNonce(nonce: string): Promise<boolean> {
     if (!/^[A-Za-z0-9_-]{16,64}$/.test(nonce)) return false;
-    const key = `nonce:${nonce}`;
-    if ((await this.ctx.kv.get(key)) === undefined) return false;
-    await this.ctx.kv.delete(key);
-    return true;
+    return (await this.ctx.kv.take(`nonce:${nonce}`)) !== undefined;
   }
 
   account = async (id: string) => (await this.ctx.kv.get(`acct:${id}`)) as unknown as Account | undefined;
@@ -82,4 +89,26 @@ export class AcmeState {
   ]);
 
   serial = async (serial: string) => (await this.ctx.kv.get(`serial:${serial}`)) as { order: string } | undefined;
+
+  /**
+   * Marks the certificate with this serial as replaced by an order (RFC 9773 5),
+   * false when another order holds it. The counter makes the claim atomic across
+   * kernels. A holder whose order failed (invalid), or that never saved its order
+   * (refused after claiming) within CLAIM_GRACE_MS, gives the claim up.
+   */
+  async claimReplacement(serial: string, orderId: string, retry = true): Promise<boolean> {
+    const ttlSeconds = 90 * DAY;
+    const now = this.ctx.clock.now();
+    if ((await this.ctx.kv.increment(`replaced:${serial}`, { ttlSeconds })) === 1) {
+      await this.ctx.kv.set(`replacedBy:${serial}`, { order: orderId, at: now }, { ttlSeconds });
+      return true;
+    }
+    const holder = (await this.ctx.kv.get(`replacedBy:${serial}`)) as { order: string; at: number } | undefined;
+    if (!holder || !retry) return false; // just claimed, its holder not written yet: alive
+    const order = await this.order(holder.order);
+    if (order ? order.status !== 'invalid' : now - holder.at < CLAIM_GRACE_MS) return false;
+    // Of kernels racing to reclaim, only the one that takes the counter tries again.
+    if ((await this.ctx.kv.take(`replaced:${serial}`)) === undefined) return false;
+    return this.claimReplacement(serial, orderId, false);
+  }
 }

@@ -5,9 +5,9 @@
  * (Signature and key checks are the kernel's: it verifies every CSR.)
  */
 
-interface Tlv { tag: number; start: number; end: number }
+export interface Tlv { tag: number; start: number; end: number }
 
-function readTlv(buf: Buffer, at: number, limit = buf.length): Tlv | null {
+export function readTlv(buf: Buffer, at: number, limit = buf.length): Tlv | null {
   if (at + 2 > limit) return null;
   const tag = buf[at];
   let len = buf[at + 1];
@@ -22,7 +22,7 @@ function readTlv(buf: Buffer, at: number, limit = buf.length): Tlv | null {
   return start + len <= limit ? { tag, start, end: start + len } : null;
 }
 
-function kids(buf: Buffer, outer: Tlv): Tlv[] {
+export function kids(buf: Buffer, outer: Tlv): Tlv[] {
   const out: Tlv[] = [];
   for (let at = outer.start; at < outer.end;) {
     const c = readTlv(buf, at, outer.end);

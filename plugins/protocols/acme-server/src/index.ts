@@ -5,6 +5,7 @@ import { respondToChallenge } from './acme-challenge.js';
 import { getAuthz, newAccount, newOrder, updateAccount } from './acme-orders.js';
 import { AcmeState } from './acme-state.js';
 import { keyChange } from './key-change.js';
+import { renewalInfo } from './ari.js';
 
 /*
  * The ACME server (RFC 8555) at /acme/directory, and per configured certctl
@@ -31,6 +32,7 @@ function directory(r: AcmeRequest): ProtocolHttpResponse {
     newOrder: `${r.dirBase}/new-order`,
     revokeCert: `${r.dirBase}/revoke-cert`,
     keyChange: `${r.dirBase}/key-change`,
+    renewalInfo: `${r.dirBase}/renewal-info`,
     meta: { externalAccountRequired: r.eabRequired, ...(typeof tos === 'string' ? { termsOfService: tos } : {}) },
   });
 }
@@ -54,6 +56,7 @@ async function route(r: AcmeRequest, state: AcmeState, rest: string[]): Promise<
         return keyChange(r, state);
     }
   }
+  if (rest.length === 2 && rest[0] === 'renewal-info') return renewalInfo(r, state, rest[1]);
   if (r.profileKey === null && rest.length >= 2 && /^[A-Za-z0-9_-]{1,64}$/.test(rest[1])) {
     if (rest.length === 2 && Object.hasOwn(RESOURCES, rest[0])) return RESOURCES[rest[0]](r, state, rest[1]);
     if (rest.length === 3 && rest[0] === 'order' && rest[2] === 'finalize') return finalize(r, state, rest[1]);
@@ -98,7 +101,9 @@ async function handle(req: ProtocolHttpRequest, ctx: PluginContext): Promise<Pro
   }
   // Every answer carries a fresh nonce and the directory link (RFC 8555 6.5, 7.1).
   const directoryUrl = scoped?.profileKey ? `${root}/profile/${scoped.profileKey}/directory` : `${root}/directory`;
-  return { ...res, headers: { ...res.headers, 'Replay-Nonce': await state.newNonce(), Link: `<${directoryUrl}>;rel="index"`, 'Cache-Control': 'no-store' } };
+  // A handler's own links (a challenge's rel="up", which certbot needs) stay beside the index link.
+  const link = [res.headers?.Link, `<${directoryUrl}>;rel="index"`].filter(Boolean).join(', ');
+  return { ...res, headers: { ...res.headers, 'Replay-Nonce': await state.newNonce(), Link: link, 'Cache-Control': 'no-store' } };
 }
 
 export default definePlugin({ kind: 'protocol', handle });

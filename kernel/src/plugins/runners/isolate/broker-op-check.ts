@@ -38,11 +38,16 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
       return isRecord(v.request) ? { ok: true, op: { op: 'http.fetch', request: v.request } } : bad('http.fetch: the request must be an object');
     case 'kv.get':
     case 'kv.delete':
+    case 'kv.take':
       return isName(v.key) ? { ok: true, op: { op: v.op, key: v.key } } : bad(`${v.op}: key must be a string`);
     case 'kv.set':
       if (!isName(v.key)) return bad('kv.set: key must be a string');
       if (!isOptNumber(v.ttlSeconds)) return bad('kv.set: ttlSeconds must be a number');
       return { ok: true, op: { op: 'kv.set', key: v.key, value: (v.value ?? null) as Json, ...(v.ttlSeconds !== undefined ? { ttlSeconds: v.ttlSeconds as number } : {}) } };
+    case 'kv.increment':
+      if (!isName(v.key)) return bad('kv.increment: key must be a string');
+      if (!isOptNumber(v.by) || !isOptNumber(v.ttlSeconds)) return bad('kv.increment: by and ttlSeconds must be numbers');
+      return { ok: true, op: { op: 'kv.increment', key: v.key, ...(v.by !== undefined ? { by: v.by as number } : {}), ...(v.ttlSeconds !== undefined ? { ttlSeconds: v.ttlSeconds as number } : {}) } };
     case 'kv.list':
       if (v.prefix !== undefined && !isName(v.prefix)) return bad('kv.list: prefix must be a string');
       return { ok: true, op: { op: 'kv.list', ...(v.prefix !== undefined ? { prefix: v.prefix as string } : {}) } };
@@ -56,6 +61,12 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
     case 'issuance.revoke':
     case 'issuance.caChain':
     case 'issuance.checkHttp01':
+    case 'issuance.checkDns01':
+    case 'issuance.checkTlsAlpn01':
+    case 'issuance.certificateStatus':
+    case 'issuance.raCertificate':
+    case 'issuance.raDecrypt':
+    case 'issuance.raSign':
       return isRecord(v.request) ? { ok: true, op: { op: v.op, request: v.request } } : bad(`${v.op}: the request must be an object`);
     case 'fs.remove':
       return isName(v.path) ? { ok: true, op: { op: 'fs.remove', path: v.path } } : bad('fs.remove: path must be a string');

@@ -221,6 +221,16 @@ export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, 
           await hostOp(op);
         },
         delete: async function del(key) { await hostOp({ op: 'kv.delete', key: StringCtor(key) }); },
+        take: async function take(key) {
+          const v = await hostOp({ op: 'kv.take', key: StringCtor(key) });
+          return v !== null && typeof v === 'object' && !isArray(v) && hasOwn(v, 'value') ? v.value : undefined;
+        },
+        increment: function increment(key, options) {
+          const op = { op: 'kv.increment', key: StringCtor(key) };
+          if (options && options.by !== undefined) op.by = NumberCtor(options.by);
+          if (options && options.ttlSeconds !== undefined) op.ttlSeconds = NumberCtor(options.ttlSeconds);
+          return hostOp(op);
+        },
         list: function list(prefix) {
           return hostOp(prefix === undefined ? { op: 'kv.list' } : { op: 'kv.list', prefix: StringCtor(prefix) });
         },
@@ -241,6 +251,12 @@ export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, 
         revoke: function revoke(request) { return hostOp({ op: 'issuance.revoke', request: jsonArg(request) }); },
         caChain: function caChain(request) { return hostOp({ op: 'issuance.caChain', request: jsonArg(request) }); },
         checkHttp01: function checkHttp01(request) { return hostOp({ op: 'issuance.checkHttp01', request: jsonArg(request) }); },
+        checkDns01: function checkDns01(request) { return hostOp({ op: 'issuance.checkDns01', request: jsonArg(request) }); },
+        checkTlsAlpn01: function checkTlsAlpn01(request) { return hostOp({ op: 'issuance.checkTlsAlpn01', request: jsonArg(request) }); },
+        certificateStatus: function certificateStatus(request) { return hostOp({ op: 'issuance.certificateStatus', request: jsonArg(request) }); },
+        raCertificate: function raCertificate(request) { return hostOp({ op: 'issuance.raCertificate', request: jsonArg(request) }); },
+        raDecrypt: function raDecrypt(request) { return hostOp({ op: 'issuance.raDecrypt', request: jsonArg(request) }); },
+        raSign: function raSign(request) { return hostOp({ op: 'issuance.raSign', request: jsonArg(request) }); },
       },
       fs: {
         read: function read(path) { return hostOp({ op: 'fs.read', path: StringCtor(path) }); },

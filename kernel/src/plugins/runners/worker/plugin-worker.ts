@@ -59,9 +59,11 @@ export default async function runPluginTask(task: PluginTask): Promise<PluginTas
   current = call;
   try {
     const outcome = await runMethod(task, call);
-    // Log lines travel without replies; make sure the kernel has them before the port closes.
+    // Lines already posted travel without replies: make sure the kernel has them before the
+    // port closes (no message when a later reply confirmed them). The rest ride on the outcome.
     await call.flush();
-    return outcome;
+    const logs = call.takeLogs();
+    return logs.length ? { ...outcome, logs } : outcome;
   } finally {
     if (current === call) current = null;
     call.dispose();

@@ -24,14 +24,19 @@ export interface PluginTask {
   port: MessagePort;
 }
 
+/**
+ * `logs`: log lines the call made that were not posted yet; the kernel handles
+ * them with the outcome (one message instead of a line and a flush round trip).
+ */
 export type PluginTaskOutcome =
-  | { ok: true; json: string }
-  | { ok: false; code: PluginFailureCode; message: string };
+  | { ok: true; json: string; logs?: BrokerOp[] }
+  | { ok: false; code: PluginFailureCode; message: string; logs?: BrokerOp[] };
 
 /**
  * Worker -> kernel. `id` is absent for fire-and-forget ops (log lines). A
  * `flush` (no op) is answered once everything sent before it was handled: the
- * worker sends one before returning, so no log line is lost to the port closing.
+ * worker sends one before returning when lines went out that no later reply
+ * confirmed, so no log line is lost to the port closing.
  */
 export type BrokerRequestMessage = { id?: number; op: BrokerOp } | { id: number; flush: true };
 

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Json, PluginContext } from '@certctl/sdk';
 import type { BrokerOp } from '../../host/contracts.js';
+import { forgetEnsuredAfter, memoisedEnsure } from './ca-ensure-memo.js';
 import type { BrokerReplyMessage, BrokerRequestMessage } from './protocol.js';
 
 /**
@@ -50,13 +51,19 @@ function deepFreeze<T>(value: T): T {
 
 export interface WorkerCallContext {
   ctx: PluginContext;
-  /** Posts a log line with no reply (used for console output too). */
+  /** Queues a log line with no reply (used for console output too); see takeLogs. */
   log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: unknown): void;
-  /** Resolves once the kernel has handled every fire-and-forget message sent so far (bounded wait). */
+  /** Resolves once the kernel has handled every fire-and-forget message posted so far (bounded wait). */
   flush(maxWaitMs?: number): Promise<void>;
+  /** The log lines not posted yet, for the call's outcome (they are not posted afterwards). */
+  takeLogs(): BrokerOp[];
   /** Rejects ops still waiting and stops listening. */
   dispose(): void;
 }
+
+/** Queued log lines are posted after this long, or once this many wait. */
+const LOG_DELAY_MS = 100;
+const LOG_BATCH = 50;
 
 export function createWorkerContext(opts: { port: MessagePort; pluginId: string; instanceId: string | null; config: Record<string, Json>; deadline: number }): WorkerCallContext {
   const { port } = opts;
@@ -64,11 +71,35 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
   let disposed = false;
   let unflushed = 0;
   const pending = new Map<number, { resolve(v: Json): void; reject(e: Error): void }>();
+  // Log lines wait here: posted ahead of the next host call (the port keeps order), by a
+  // timer in a long call, or else returned with the outcome. A call that logs then
+  // returns costs no extra messages.
+  let queued: BrokerOp[] = [];
+  let logTimer: NodeJS.Timeout | undefined;
+  /** Ids at or below this were sent after every posted line: their replies confirm the lines were handled. */
+  let confirmingId = 0;
+  const postQueued = () => {
+    clearTimeout(logTimer);
+    logTimer = undefined;
+    if (!queued.length || disposed) return;
+    const lines = queued;
+    queued = [];
+    for (const op of lines) {
+      try {
+        port.postMessage({ op } satisfies BrokerRequestMessage);
+        unflushed++;
+      } catch {
+        // A closed port only loses the line.
+      }
+    }
+    confirmingId = nextId;
+  };
 
   port.on('message', (msg: BrokerReplyMessage) => {
     const waiter = pending.get(msg.id);
     if (!waiter) return;
     pending.delete(msg.id);
+    if (msg.id >= confirmingId) unflushed = 0;
     if (msg.ok) waiter.resolve(msg.value);
     else {
       const err = new PluginHostError(msg.message, msg.code);
@@ -81,6 +112,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
 
   const send = (op: BrokerOp): Promise<Json> => {
     if (disposed) return Promise.reject(new Error('the plugin call has ended; the host no longer answers'));
+    postQueued();
     const id = nextId++;
     return new Promise<Json>((resolve, reject) => {
       pending.set(id, { resolve, reject });
@@ -100,12 +132,10 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       }
     }
     const op: BrokerOp = { op: 'log', level, message: typeof message === 'string' ? message : String(message), ...(clean ? { fields: clean } : {}) };
-    try {
-      port.postMessage({ op } satisfies BrokerRequestMessage);
-      unflushed++;
-    } catch {
-      // A closed port only loses the line.
-    }
+    queued.push(op);
+    // A long call's lines still reach the kernel while it runs; a busy one's in batches.
+    if (queued.length >= LOG_BATCH) postQueued();
+    else logTimer ??= setTimeout(postQueued, LOG_DELAY_MS);
   };
 
   const ctx: PluginContext = {
@@ -141,6 +171,15 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
         await send({ op: 'kv.delete', key: String(key) });
       },
       list: async (prefix) => (await send({ op: 'kv.list', ...(prefix !== undefined ? { prefix: String(prefix) } : {}) })) as string[],
+      take: async (key) => {
+        const v = await send({ op: 'kv.take', key: String(key) });
+        return v && typeof v === 'object' && !Array.isArray(v) && 'value' in v ? v.value : undefined;
+      },
+      increment: async (key, options) => {
+        const by = options?.by;
+        const ttl = options?.ttlSeconds;
+        return (await send({ op: 'kv.increment', key: String(key), ...(by !== undefined ? { by: Number(by) } : {}), ...(ttl !== undefined ? { ttlSeconds: Number(ttl) } : {}) })) as number;
+      },
     },
     events: {
       emit: async (type, data) => {
@@ -149,14 +188,30 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
     },
     clock: { now: () => Date.now(), deadline: () => opts.deadline },
     ca: {
-      ensure: async (request) => (await send({ op: 'ca.ensure', request: asJson(request, 'ca.ensure request') })) as never,
-      sign: async (request) => (await send({ op: 'ca.sign', request: asJson(request, 'ca.sign request') })) as never,
+      ensure: async (request) => {
+        const json = asJson(request, 'ca.ensure request');
+        return (await memoisedEnsure(opts.instanceId, json, () => send({ op: 'ca.ensure', request: json }))) as never;
+      },
+      sign: async (request) => {
+        try {
+          return (await send({ op: 'ca.sign', request: asJson(request, 'ca.sign request') })) as never;
+        } catch (err) {
+          forgetEnsuredAfter(opts.instanceId, err);
+          throw err;
+        }
+      },
     },
     issuance: {
       enroll: async (request) => (await send({ op: 'issuance.enroll', request: asJson(request, 'issuance.enroll request') })) as never,
       revoke: async (request) => (await send({ op: 'issuance.revoke', request: asJson(request, 'issuance.revoke request') })) as never,
       caChain: async (request) => (await send({ op: 'issuance.caChain', request: asJson(request, 'issuance.caChain request') })) as never,
       checkHttp01: async (request) => (await send({ op: 'issuance.checkHttp01', request: asJson(request, 'issuance.checkHttp01 request') })) as never,
+      checkDns01: async (request) => (await send({ op: 'issuance.checkDns01', request: asJson(request, 'issuance.checkDns01 request') })) as never,
+      checkTlsAlpn01: async (request) => (await send({ op: 'issuance.checkTlsAlpn01', request: asJson(request, 'issuance.checkTlsAlpn01 request') })) as never,
+      certificateStatus: async (request) => (await send({ op: 'issuance.certificateStatus', request: asJson(request, 'issuance.certificateStatus request') })) as never,
+      raCertificate: async (request) => (await send({ op: 'issuance.raCertificate', request: asJson(request, 'issuance.raCertificate request') })) as never,
+      raDecrypt: async (request) => (await send({ op: 'issuance.raDecrypt', request: asJson(request, 'issuance.raDecrypt request') })) as never,
+      raSign: async (request) => (await send({ op: 'issuance.raSign', request: asJson(request, 'issuance.raSign request') })) as never,
     },
     fs: {
       read: async (path) => (await send({ op: 'fs.read', path: String(path) })) as string,
@@ -181,6 +236,13 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
   return {
     ctx,
     log,
+    takeLogs() {
+      clearTimeout(logTimer);
+      logTimer = undefined;
+      const lines = queued;
+      queued = [];
+      return lines;
+    },
     async flush(maxWaitMs = 1000) {
       if (disposed || unflushed === 0) return;
       unflushed = 0;
@@ -198,6 +260,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
     },
     dispose() {
       disposed = true;
+      clearTimeout(logTimer);
       for (const w of pending.values()) w.reject(new Error('the plugin call has ended; the host no longer answers'));
       pending.clear();
       port.removeAllListeners('message');

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Piscina } from 'piscina';
 import type { Json } from '@certctl/sdk';
 import type { PluginEntry } from '../../catalog.js';
-import { PluginCallError, type BrokerCallContext, type CapabilityBroker, type GrantedCapabilities, type PluginCall, type PluginRunner } from '../../host/contracts.js';
+import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker, type GrantedCapabilities, type PluginCall, type PluginRunner } from '../../host/contracts.js';
 import { fromJsonText } from '../../host/json-value.js';
 import { pluginEntryFile } from '../../host/plugin-entry-file.js';
 import { serveBrokerPort } from './broker-port.js';
@@ -232,6 +232,7 @@ export class WorkerRunner implements PluginRunner {
         }
         run.then(
           (outcome) => {
+            logLines(this.broker, brokerCtx, outcome?.logs);
             finishTask();
             settle(() => {
               if (!outcome || typeof outcome !== 'object') return reject(this.fail('crashed', `${label}: the worker returned no outcome`));
@@ -275,5 +276,21 @@ export class WorkerRunner implements PluginRunner {
     const pool = this.pool;
     this.pool = null;
     if (pool) await pool.destroy().catch(() => {});
+  }
+}
+
+/** Most lines an outcome may carry (the broker's per-call line limit applies on top). */
+const MAX_OUTCOME_LOGS = 1000;
+
+/**
+ * The log lines a call returned with its outcome, through the broker like the
+ * lines posted during the call (same sanitising and per-call limit). Only `log`
+ * ops are taken from there: anything else is ignored.
+ */
+function logLines(broker: CapabilityBroker, ctx: BrokerCallContext, logs: unknown): void {
+  if (!Array.isArray(logs)) return;
+  for (const op of logs.slice(0, MAX_OUTCOME_LOGS)) {
+    if ((op as { op?: unknown } | null)?.op !== 'log') continue;
+    broker.handle(ctx, op as BrokerOp).catch(() => {});
   }
 }
