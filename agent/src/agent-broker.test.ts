@@ -105,6 +105,20 @@ describe('agent capability broker', () => {
     await denied(b.handle(ctx, { op: 'nope' } as unknown as BrokerOp), /unknown host call/);
   });
 
+  it('path arguments of a command lie in the call\'s granted paths, by their real path too', async () => {
+    const out = path.join(site, 'bundle.p12');
+    const victim = path.join(root, 'victim.txt');
+    fs.writeFileSync(victim, 'precious');
+    fs.symlinkSync(victim, path.join(site, 'sneaky.p12'));
+    const b = broker({ fsWrite: [site], fsRead: [keyFile], exec: [{ command: '/bin/echo', args: [['-inkey', { path: 'read' }, '-out', { path: 'write' }]] }] }, [site]);
+    expect(await b.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['-inkey', keyFile, '-out', out] })).toMatchObject({ exitCode: 0 });
+    await denied(b.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['-inkey', keyFile, '-out', victim] }), /not granted with these arguments/);
+    await denied(b.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['-inkey', keyFile, '-out', keyFile] }), /not granted with these arguments/);
+    await denied(b.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['-inkey', path.join(keyDir, 'mc-b', 'k2.key'), '-out', out] }), /not granted with these arguments/);
+    // Inside the grant as written, outside by its real path: refused before the command starts.
+    await denied(b.handle(ctx, { op: 'exec.run', command: '/bin/echo', args: ['-inkey', keyFile, '-out', path.join(site, 'sneaky.p12')] }), /outside the granted paths/);
+  });
+
   it('refuses always-refused paths on the real path, even inside a granted and allowed folder', async () => {
     const b = broker({ fsWrite: [root] }, [root]);
     fs.mkdirSync(path.join(site, '.ssh'), { recursive: true });

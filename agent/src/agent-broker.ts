@@ -2,9 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Json } from '@certctl/sdk';
-import { alwaysRefusedPath, pathWithin as within } from '@certctl/sdk/policy';
+import { alwaysRefusedPath, pathArgCheck, pathWithin as within, type PathAccess } from '@certctl/sdk/policy';
 import {
-  ExecFailed, ExecRefused, FetchRefused, FsRefused, PluginCallError, pinnedFetch, readDeclaredFile, removeDeclaredFile, resolveDeclaredPath,
+  checkExec, ExecFailed, ExecRefused, FetchRefused, FsRefused, PluginCallError, pinnedFetch, readDeclaredFile, removeDeclaredFile, resolveDeclaredPath,
   runDeclaredCommand, sanitizeLogFields, sanitizeLogMessage, writeDeclaredFile,
   type BrokerCallContext, type BrokerOp, type CapabilityBroker,
 } from './kernel-parts.js';
@@ -105,9 +105,32 @@ export class AgentCapabilityBroker implements CapabilityBroker {
       }
       case 'exec.run': {
         if (!g.exec.length) throw this.deny(ctx, name, 'exec.run: no commands are granted for this call');
+        // `{ "path": ... }` arguments lie (as written) inside this call's granted paths; their
+        // real paths are checked like fs.* paths before the command starts, so a symlink cannot lead out.
+        const lexical = pathArgCheck({ write: g.fsWrite, read: g.fsRead });
+        const pathArgs = new Map<string, PathAccess>();
+        const pathOk = (arg: string, access: PathAccess) => {
+          if (!lexical(arg, access)) return false;
+          if (pathArgs.get(arg) !== 'write') pathArgs.set(arg, access);
+          return true;
+        };
+        try {
+          checkExec(op.command, op.args, g.exec, pathOk);
+        } catch (err) {
+          if (err instanceof ExecRefused) throw this.deny(ctx, name, err.message);
+          throw err;
+        }
+        for (const [arg, access] of pathArgs) {
+          try {
+            await this.checkPath(ctx, name, arg, access === 'write' ? g.fsWrite : [...g.fsWrite, ...g.fsRead], access === 'write');
+          } catch (err) {
+            // A missing file to read: its folder was checked; the command reports the absence itself.
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          }
+        }
         try {
           const timeoutMs = Math.min(op.timeoutMs ?? 30_000, Math.max(1, ctx.deadline - Date.now()));
-          return (await runDeclaredCommand(op.command, op.args, g.exec, { timeoutMs, ...(op.input !== undefined ? { input: op.input } : {}) })) as unknown as Json;
+          return (await runDeclaredCommand(op.command, op.args, g.exec, { timeoutMs, pathOk: lexical, ...(op.input !== undefined ? { input: op.input } : {}) })) as unknown as Json;
         } catch (err) {
           if (err instanceof ExecRefused) throw this.deny(ctx, name, err.message);
           if (err instanceof ExecFailed) throw Object.assign(new Error(err.message), { code: err.code });

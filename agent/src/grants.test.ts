@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from './config.js';
-import { commandProblem, deriveCallGrants, markedValues, parseAllowlist, pathProblem, urlHostRule, type LocalGrantPolicy } from './grants.js';
+import fs from 'node:fs';
+import { execProblem, markedValues, pathArgCheck } from '@certctl/sdk/policy';
+import { commandProblem, deriveCallGrants, parseAllowlist, pathProblem, urlHostRule, type LocalGrantPolicy } from './grants.js';
 
 const schema = {
   type: 'object',
@@ -123,6 +125,47 @@ describe('config-derived grants', () => {
       { command: '/usr/bin/keytool', args: null },
       { command: '/usr/bin/keytool', args: [['-J-Xmx64m', '-list', { regex: '/[^\\r\\n]*' }]] },
     ]);
+  });
+
+  it('a configured command line of a command the manifest declares with lists must be one of them', () => {
+    const haproxy = { exec: { commands: ['/usr/sbin/haproxy', '/usr/bin/systemctl'], args: { '/usr/sbin/haproxy': [['-c', '-f', { regex: '/[^\\r\\n]*' }]], '/usr/bin/systemctl': [['reload', 'haproxy']] } } };
+    const grant = (reload: string[], policy = open) => deriveCallGrants({ manifest: haproxy, configSchema: schema, config: { reload }, policy });
+    expect(grant(['/usr/bin/systemctl', 'reload', 'haproxy']).exec).toContainEqual({ command: '/usr/bin/systemctl', args: [['reload', 'haproxy']] });
+    for (const argv of [['/usr/bin/systemctl', 'stop', 'sshd'], ['/usr/bin/systemctl'], ['/usr/sbin/haproxy', '-f', '/tmp/evil.cfg', '-db'], ['/bin/systemctl', 'stop', 'sshd']]) {
+      const g = grant(argv);
+      // Only the manifest's own grants remain: nothing runs `systemctl stop sshd`.
+      expect(g.exec, argv.join(' ')).toEqual([{ command: '/usr/sbin/haproxy', args: haproxy.exec.args['/usr/sbin/haproxy'] }, { command: '/usr/bin/systemctl', args: [['reload', 'haproxy']] }]);
+      if (argv[0] !== '/bin/systemctl') expect(g.refused, argv.join(' ')).toEqual([expect.stringMatching(/only with its argument lists \(capabilities\.exec\.args\)/)]);
+      expect(g.exec.some((e) => execProblem(e.command, ['stop', 'sshd'], [e]) === null)).toBe(false);
+    }
+    // Listing the declared command on the agent does not lift its lists; the administrator widens by listing another command.
+    expect(grant(['/usr/bin/systemctl', 'stop', 'sshd'], { ...open, allowedCommands: ['/usr/bin/systemctl'] }).refused).toEqual([expect.stringMatching(/only with its argument lists/)]);
+    expect(grant(['/usr/local/sbin/restart-haproxy', '--now'], { ...open, allowedCommands: ['/usr/local/sbin/restart-haproxy'] }).exec)
+      .toContainEqual({ command: '/usr/local/sbin/restart-haproxy', args: [['--now']] });
+  });
+
+  it('the jks manifest\'s file arguments admit only the call\'s granted paths', () => {
+    const jks = JSON.parse(fs.readFileSync(new URL('../../plugins/targets/jks/package.json', import.meta.url), 'utf8')).certctl;
+    const work = '/var/lib/certctl/jks';
+    const key = '/var/lib/certctl/keys/mc-1/k1.pem';
+    const g = deriveCallGrants({ manifest: jks.capabilities, configSchema: jks.configSchema, config: { keystore_path: '/opt/app/keystore.jks', work_dir: work, keytool_command: ['/usr/bin/keytool'], openssl_command: ['/usr/bin/openssl'] },
+      keyPath: key, policy: { ...open, allowedPaths: ['/opt/app', work] } });
+    expect(g.refused).toEqual([]);
+    const pathOk = pathArgCheck({ write: g.fsWrite, read: g.fsRead });
+    const pkcs12 = (inFile: string, keyFile: string, out: string) => ['pkcs12', '-export', '-in', inFile, '-inkey', keyFile, '-name', 'server', '-out', out, '-passout', `file:${work}/.certctl-a.pass`];
+    const keytool = (src: string, dest: string) => ['-importkeystore', '-noprompt', '-srckeystore', src, '-srcstoretype', 'PKCS12', '-srcstorepass:file', `${work}/.certctl-a.pass`, '-srcalias', 'server',
+      '-destkeystore', dest, '-deststoretype', 'JKS', '-deststorepass:file', `${work}/.certctl-a.pass`, '-destalias', 'server'];
+    expect(execProblem('/usr/bin/openssl', pkcs12(`${work}/chain.pem`, key, `${work}/bundle.p12`), g.exec, pathOk)).toBeNull();
+    expect(execProblem('/usr/bin/keytool', keytool(`${work}/bundle.p12`, '/opt/app/keystore.jks'), g.exec, pathOk)).toBeNull();
+    for (const [cmd, args] of [
+      ['/usr/bin/openssl', pkcs12('/etc/shadow', key, `${work}/bundle.p12`)],
+      ['/usr/bin/openssl', pkcs12(`${work}/chain.pem`, '/var/lib/certctl/keys/mc-2/other.pem', `${work}/bundle.p12`)],
+      ['/usr/bin/openssl', pkcs12(`${work}/chain.pem`, key, '/etc/cron.d/certctl')],
+      ['/usr/bin/openssl', pkcs12(`${work}/chain.pem`, key, key)],
+      ['/usr/bin/keytool', keytool('/root/.keystore', '/opt/app/keystore.jks')],
+      ['/usr/bin/keytool', keytool(`${work}/bundle.p12`, '/etc/ssl/other.jks')],
+      ['/usr/bin/keytool', keytool(`${work}/bundle.p12`, `${work}/../../../../etc/x.jks`)],
+    ] as const) expect(execProblem(cmd, args, g.exec, pathOk), args.join(' ')).toMatch(/not granted with these arguments/);
   });
 
   describe('deny by default (no CERTCTL_AGENT_ALLOWED_PATHS / _COMMANDS)', () => {

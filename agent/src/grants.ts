@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { PluginCapabilities } from '@certctl/sdk';
 import { argvProblem } from '@certctl/sdk/deploy';
-import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configOriginRule, manifestExecGrants, pathWithin as within, type ExecGrant } from '@certctl/sdk/policy';
+import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configCommandProblem, configOriginRule, manifestExecGrants, markedFields, markedValues, pathArgCheck, pathWithin as within, type ExecGrant } from '@certctl/sdk/policy';
 
 /**
  * What one target-plugin call on this agent may touch. The plugin's manifest
@@ -27,7 +27,9 @@ import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configOrigi
  *   exact path. Arguments are always an argv array, never a shell line, and only
  *   the granted ones: the manifest's argument lists for its commands
  *   (capabilities.exec.args), and for a configured argv exactly that argv (or it
- *   followed by the lists its schema field names).
+ *   followed by the lists its schema field names), which must itself be one of
+ *   the manifest's lists when the manifest declares lists for that command. An
+ *   argument position `{ "path": ... }` admits only this call's granted paths.
  * - http.fetch: the manifest's hosts plus the origin of each config URL; config
  *   never grants cloud metadata or unspecified addresses (configOriginRule).
  */
@@ -87,37 +89,6 @@ export function urlHostRule(raw: unknown): string | { problem: string } {
   return 'rule' in r ? r.rule : r;
 }
 
-type SchemaNode = Record<string, unknown>;
-const asNode = (v: unknown): SchemaNode | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as SchemaNode) : null);
-
-/** Config fields whose schema carries `keyword` (through object properties and array items): each value with the keyword's own value. */
-function markedFields(schema: unknown, value: unknown, keyword: 'x-certctl-path' | 'x-certctl-command' | 'x-certctl-url'): { value: unknown; mark: unknown }[] {
-  const out: { value: unknown; mark: unknown }[] = [];
-  const walk = (node: SchemaNode | null, v: unknown, depth: number) => {
-    if (!node || v === undefined || v === null || depth > 16) return;
-    const mark = node[keyword];
-    // A command field's mark may carry the argument lists the plugin adds ({ args }).
-    if (mark === true || (keyword === 'x-certctl-command' && asNode(mark))) {
-      // A command is one argv array; a path or URL field may also be a list of them.
-      if (keyword === 'x-certctl-command' || !Array.isArray(v)) out.push({ value: v, mark });
-      else out.push(...v.map((x) => ({ value: x, mark })));
-      return;
-    }
-    const props = asNode(node.properties);
-    const obj = asNode(v);
-    if (props && obj) for (const [name, sub] of Object.entries(props)) walk(asNode(sub), obj[name], depth + 1);
-    const items = asNode(node.items);
-    if (items && Array.isArray(v)) for (const item of v) walk(items, item, depth + 1);
-  };
-  walk(asNode(schema), value, 0);
-  return out;
-}
-
-/** Values of the config fields whose schema carries `keyword`. */
-export function markedValues(schema: unknown, value: unknown, keyword: 'x-certctl-path' | 'x-certctl-command' | 'x-certctl-url'): unknown[] {
-  return markedFields(schema, value, keyword).map((f) => f.value);
-}
-
 /** Narrows granted paths to the allowlist: a path inside an allowed root stays; an allowed root inside a granted path replaces it. */
 function intersectPaths(granted: string[], allowed: string[], refused: string[]): string[] {
   const out: string[] = [];
@@ -162,6 +133,14 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
   for (const p of input.manifest.fs?.paths ?? []) addPath(p, 'manifest');
   for (const p of markedValues(input.configSchema, input.config, 'x-certctl-path')) addPath(p, 'config');
 
+  const fsWrite = unique(intersectPaths(unique(paths), policy.allowedPaths, refused));
+  const fsRead: string[] = [];
+  if (input.keyPath !== undefined) {
+    const problem = pathProblem(input.keyPath);
+    if (problem) refused.push(`key file: ${problem}`);
+    else fsRead.push(path.resolve(input.keyPath));
+  }
+
   const commands: ExecGrant[] = [];
   const manifestCommands = (input.manifest.exec?.commands ?? []).filter((c) => typeof c === 'string').map((c) => path.resolve(c));
   const addCommand = (grant: ExecGrant, from: string) => {
@@ -173,9 +152,19 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
     commands.push({ command: cmd, args: grant.args });
   };
   // The manifest's commands with their argument lists; a configured argv runs exactly as configured.
-  for (const g of manifestExecGrants(input.manifest.exec)) addCommand(g, 'manifest');
+  const manifestGrants = manifestExecGrants(input.manifest.exec);
+  for (const g of manifestGrants) addCommand(g, 'manifest');
+  // A command the manifest declares with argument lists keeps them when a config names it:
+  // to run it otherwise, the agent's administrator lists another command (a wrapper script).
+  const pathOk = pathArgCheck({ write: fsWrite, read: fsRead });
   for (const { value: argv, mark } of markedFields(input.configSchema, input.config, 'x-certctl-command')) {
-    if (!Array.isArray(argv) || !argv.length || argv.some((a) => typeof a !== 'string')) refused.push('exec (config): a command must be a non-empty argv array of strings');
+    if (!Array.isArray(argv) || !argv.length || argv.some((a) => typeof a !== 'string')) {
+      refused.push('exec (config): a command must be a non-empty argv array of strings');
+      continue;
+    }
+    const declared = typeof argv[0] === 'string' && path.isAbsolute(argv[0]) ? manifestGrants.find((g) => path.resolve(g.command) === path.resolve(argv[0])) : undefined;
+    const problem = configCommandProblem(argv as string[], mark, declared?.args ?? null, pathOk);
+    if (problem) refused.push(`exec (config): ${problem}`);
     else addCommand(configCommandGrant(argv as string[], mark), 'config');
   }
 
@@ -186,15 +175,8 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
     else refused.push(`http (config): ${rule.problem}`);
   }
 
-  const fsRead: string[] = [];
-  if (input.keyPath !== undefined) {
-    const problem = pathProblem(input.keyPath);
-    if (problem) refused.push(`key file: ${problem}`);
-    else fsRead.push(path.resolve(input.keyPath));
-  }
-
   return {
-    fsWrite: unique(intersectPaths(unique(paths), policy.allowedPaths, refused)),
+    fsWrite,
     fsRead,
     exec: commands,
     httpHosts: unique(hosts),

@@ -11,6 +11,6 @@ export { loadPluginCatalog, type PluginCatalog, type PluginEntry } from '@certct
 export { WorkerRunner } from '@certctl/kernel/dist/plugins/runners/worker/worker-runner.js';
 export { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker } from '@certctl/kernel/dist/plugins/host/contracts.js';
 export { FsRefused, readDeclaredFile, removeDeclaredFile, resolveDeclaredPath, writeDeclaredFile } from '@certctl/kernel/dist/plugins/broker/agent-fs.js';
-export { ExecFailed, ExecRefused, runDeclaredCommand } from '@certctl/kernel/dist/plugins/broker/agent-exec.js';
+export { checkExec, ExecFailed, ExecRefused, runDeclaredCommand } from '@certctl/kernel/dist/plugins/broker/agent-exec.js';
 export { FetchRefused, pinnedFetch } from '@certctl/kernel/dist/plugins/broker/pinned-fetch.js';
 export { sanitizeLogFields, sanitizeLogMessage } from '@certctl/kernel/dist/plugins/broker/log-fields.js';

@@ -99,7 +99,17 @@ export interface PluginContext {
   /** The instance's validated config without its secrets; frozen. */
   config: Readonly<Record<string, Json>>;
   /** The instance's own secrets (schema fields marked writeOnly / x-secret), by dot path. */
-  secrets: { get(path: string): Promise<string | undefined> };
+  secrets: {
+    get(path: string): Promise<string | undefined>;
+    /**
+     * A key for `label` (1-64 printable ASCII characters): base64url of 32 bytes the
+     * host derives from its own master key, bound to this plugin, this call's
+     * instance and the label. Never stored; the same on every kernel sharing the
+     * master key; no other plugin or instance can get it. For MACs over tokens the
+     * plugin hands out (stateless nonces), not for data that must outlive a key change.
+     */
+    deriveKey(label: string): Promise<string>;
+  };
   log: PluginLogger;
   /** Capability `http`: only the hosts the manifest declared and the operator granted. */
   http: { fetch(request: HttpRequest): Promise<HttpResponse> };
@@ -186,7 +196,7 @@ export interface PluginContext {
     certificateStatus(request: { certificateId: string; serialNumber: string }): Promise<EnrolledCertificateStatus | null>;
     /**
      * The issuer's registration-authority (RA) certificate (SCEP, RFC 8894): an RSA key
-     * the kernel keeps per issuer, certified by the issuer's kernel-kept CA (keyUsage
+     * the kernel keeps per issuer and calling plugin, certified by the issuer's kernel-kept CA (keyUsage
      * digitalSignature + keyEncipherment, EKU id-kp-cmcRA), made on first use and
      * replaced before it expires or when the CA changes. The key never leaves the kernel.
      */
@@ -196,7 +206,9 @@ export interface PluginContext {
     /**
      * A CMS SignedData (DER ContentInfo) signed by the issuer's RA with SHA-256/RSA over
      * `contentBase64` (absent: no encapsulated content). The kernel adds contentType,
-     * signingTime and messageDigest; `signedAttributes` adds others (DER values).
+     * signingTime and messageDigest; `signedAttributes` adds SCEP's (DER values). Only a
+     * SCEP CertRep is signed: SCEP attributes each once, messageType "3", content absent
+     * or a CMS EnvelopedData; anything else is refused.
      */
     raSign(request: { issuerId: string; contentBase64?: string; signedAttributes?: Array<{ type: string; valuesBase64: string[] }> }): Promise<RaSignResult>;
   };
@@ -208,9 +220,13 @@ export interface RaCertificate {
   chainPem: string[];
 }
 
-/** `decrypt_failed` is the one answer for every failure after the recipient was found (no padding oracle). */
+/**
+ * `contentCipher`: the content encryption the client chose (node cipher names); the
+ * reply is encrypted the same way, so single DES only ever answers a client that sent it.
+ * `decrypt_failed` is the one answer for every failure after the recipient was found (no padding oracle).
+ */
 export type RaDecryptResult =
-  | { ok: true; contentBase64: string }
+  | { ok: true; contentBase64: string; contentCipher: 'des-cbc' | 'des-ede3-cbc' | 'aes-128-cbc' | 'aes-192-cbc' | 'aes-256-cbc' }
   | { ok: false; code: 'bad_message' | 'not_for_ra' | 'bad_alg' | 'decrypt_failed'; reason: string };
 
 export interface RaSignResult {

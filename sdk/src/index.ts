@@ -15,3 +15,4 @@ export {
 } from './manifest.js';
 export { MANIFEST_SCHEMA } from './manifest-schema.js';
 export * from './contract.js';
+export { labelSettings } from './label-settings.js';

@@ -73,7 +73,11 @@ export const MANIFEST_SCHEMA = {
                 type: 'array', maxItems: 64,
                 items: {
                   type: 'array', maxItems: 64,
-                  items: { oneOf: [{ type: 'string', maxLength: 4096 }, { type: 'object', additionalProperties: false, required: ['regex'], properties: { regex: { type: 'string', minLength: 1, maxLength: 512 } } }] },
+                  items: { oneOf: [
+                    { type: 'string', maxLength: 4096 },
+                    { type: 'object', additionalProperties: false, required: ['regex'], properties: { regex: { type: 'string', minLength: 1, maxLength: 512 } } },
+                    { type: 'object', additionalProperties: false, required: ['path'], properties: { path: { enum: ['read', 'write'] } } },
+                  ] },
                 },
               },
             },

@@ -45,12 +45,13 @@ export interface PluginCapabilities {
   /**
    * Agent-side command execution, limited to these commands (arguments always as
    * arrays). `args` lists, per declared command, the argument lists the plugin runs
-   * it with (each position a literal or `{ regex }` matching the whole argument; see
-   * @certctl/sdk/policy exec-args): any other arguments are refused. A command
-   * without an entry runs with any arguments (discouraged); an empty list means the
-   * command only runs as an operator configures it (x-certctl-command fields).
+   * it with (each position a literal, `{ regex }` matching the whole argument, or
+   * `{ path: "read" | "write" }`: a path inside the call's granted paths; see
+   * @certctl/sdk/policy exec-args): any other arguments are refused, and a config
+   * field (x-certctl-command) naming the command must be one of these lists too. A
+   * command without an entry runs with any arguments (discouraged).
    */
-  exec?: { commands: string[]; args?: Record<string, (string | { regex: string })[][]> };
+  exec?: { commands: string[]; args?: Record<string, (string | { regex: string } | { path: 'read' | 'write' })[][]> };
 }
 
 /** The most kv keys a manifest may ask for (`capabilities.kv: { maxKeys }`). */

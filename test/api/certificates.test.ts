@@ -262,6 +262,41 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('certificates API (agent key generation)',
     expect((await t.api.post(`${base}/mc-nope/renew`)).status).toBe(404);
   });
 
+  it('passes a renewal of a certificate its client renews on to the client: no job, status kept, audited, seen by ARI', async () => {
+    const knex = t.kernel.db.knex;
+    const { enrolledStatus } = await import('../../kernel/src/protocols/enrolled-status.js');
+    await knex('renewal_policies').insert({ id: 'rp-client-renewed', name: 'Renewed by the client', auto_renew: false }).onConflict('id').ignore();
+    const id = await insertIssuedCertificate(knex, { status: 'Expiring', renewal_policy_id: 'rp-client-renewed', tags: JSON.stringify({ protocol: 'acme-fixture' }) });
+    const serialNumber = ((await knex('managed_certificates').where({ id }).first('serial_number')) as { serial_number: string }).serial_number;
+    const ari = () => enrolledStatus(t.kernel as never, 'acme-fixture', { certificateId: id, serialNumber });
+    expect(await ari()).toMatchObject({ renewNow: false, revoked: false });
+
+    const before = await writeCounts(knex);
+    const res = await t.api.post(`${base}/${id}/renew`);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ certificate_id: id, renewed_by: 'client', requested_at: expect.any(String), message: expect.stringContaining('ARI') });
+    expect(await jobsOf(t, id)).toEqual([]);
+    expect((await t.api.get(`${base}/${id}`)).body.status).toBe('Expiring');
+    expect(await writeCounts(knex)).toEqual({ ...before, lifecycle_audit: before.lifecycle_audit + 1 });
+    const [event] = (await knex('audit_events').where({ resource_id: id, category: 'lifecycle' }).select('action', 'actor', 'details')) as { action: string; actor: string; details: unknown }[];
+    expect(event.action).toBe('certificate_renewal_requested');
+    expect(typeof event.details === 'string' ? JSON.parse(event.details) : event.details).toEqual({ renewed_by: 'client', status: 'Expiring', trigger: 'manual' });
+    expect(await ari()).toMatchObject({ renewNow: true, revoked: false });
+
+    // Asking again records it again (no job is open to refuse it); bulk renew takes the same path.
+    expect((await t.api.post(`${base}/${id}/renew`)).status).toBe(202);
+    const bulk = await t.api.post(`${base}/bulk-renew`, { certificate_ids: [id] });
+    expect(bulk.status).toBe(202);
+    expect(bulk.body).toMatchObject({ matched_count: 1, affected_count: 1, jobs: [], client_renewed: [id], failed: [] });
+    expect(await jobsOf(t, id)).toEqual([]);
+    expect(await auditActions(knex, id)).toEqual(['certificate_renewal_requested', 'certificate_renewal_requested', 'certificate_renewal_requested']);
+
+    // Revoked or archived: refused as for any certificate, nothing recorded.
+    const revoked = await insertIssuedCertificate(knex, { status: 'Revoked', revoked_at: new Date(), renewal_policy_id: 'rp-client-renewed' });
+    expect((await t.api.post(`${base}/${revoked}/renew`)).status).toBe(409);
+    expect(await auditActions(knex, revoked)).toEqual([]);
+  });
+
   it('retries issuance for a certificate that was never issued', async () => {
     const id = (await t.api.post(base, { name: 'retry', common_name: 'retry.example.com', issuer_id: 'iss-local' })).body.id;
     const [first] = await jobsOf(t, id);

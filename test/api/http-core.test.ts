@@ -54,6 +54,20 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('HTTP core', () => {
     expect((await t.api.get('/api/v1/auth/me', { key: mine })).status).toBe(200);
   });
 
+  it('protocol mounts (ACME, SCEP, EST) are limited per client address too, whatever credential they carry', async () => {
+    // A flood of nonce requests or wrong SCEP challenges must not run unbounded: the protocol's own
+    // Authorization headers (EST basic, made-up values) never buy a bucket, so all of them share the address's.
+    const paths = ['/acme/new-nonce', '/scep?operation=GetCACaps', '/.well-known/est/cacerts'];
+    const t0 = Date.now();
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => t.api.get(paths[i % 3], { key: null, headers: { authorization: `Basic ${Buffer.from(`u${i}:p`).toString('base64')}` } })));
+    const refilled = Math.ceil((Date.now() - t0) / 1000);
+    const limited = results.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(30 - 10 - refilled);
+    expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // The tests below call without a key, from this address: a second's refill lets them in.
+    await new Promise((r) => setTimeout(r, 1100));
+  });
+
   it('unknown routes and methods get catalogued JSON errors', async () => {
     const missing = await t.api.get('/api/v1/no-such-thing');
     expect(missing.status).toBe(404);

@@ -7,6 +7,8 @@ import { startSmtpSink, type SmtpSink } from '../notifications/smtp-sink.js';
 import { curl, newCsr, pemCerts, printCerts } from '../protocols/est-support.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { waitFor } from '../support/wait.js';
+import { applyEnvBootstrap } from '../../kernel/src/bootstrap/apply-env.js';
+import { runScheduledDigest } from '../../kernel/src/notifications/digest-send.js';
 import { RestartableKernel } from './env-support.js';
 
 /*
@@ -191,6 +193,24 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('configuration from CERTCTL_* environment 
     expect(digests()).toHaveLength(2);
   });
 
+  it('kernels starting or ticking together: one of them creates each env row, one sends each scheduled digest', async () => {
+    const k = rk.kernel!;
+    const knex = k.db.knex;
+    const created = async () => Number((await knex('audit_events').where({ resource_id: 'ntf-env-teams', action: 'notifier_created' }).count({ n: '*' }).first())!.n);
+    await knex('notifiers').where({ id: 'ntf-env-teams' }).delete();
+    const before = await created();
+    // Without the advisory lock both would find no row and insert it: one would fail on the key.
+    await Promise.all([applyEnvBootstrap(k), applyEnvBootstrap(k), applyEnvBootstrap(k)]);
+    expect(await created()).toBe(before + 1);
+    expect((await knex('notifiers').where({ id: 'ntf-env-teams' }).first('managed_by', 'enabled'))).toEqual({ managed_by: 'env', enabled: true });
+
+    await knex('digest_state').where({ id: 'digest' }).update({ claimed_at: null });
+    const sentBefore = digests().length;
+    const outcomes = await Promise.all([runScheduledDigest(k), runScheduledDigest(k), runScheduledDigest(k)]);
+    expect(outcomes.filter((o) => o !== null)).toEqual([{ status: 'sent', notifier_id: 'ntf-env-email', recipients: 2 }]);
+    await waitFor('the claimed digest', () => (digests().length === sentBefore + 1 ? true : null));
+  });
+
   it('a restart with variables removed disables what they made; the API then says the digest is off', async () => {
     await rk.stop();
     const { CERTCTL_EST_ENABLED: _e, CERTCTL_SLACK_WEBHOOK_URL: _s, CERTCTL_DIGEST_ENABLED: _d, ...rest } = env;
@@ -206,6 +226,10 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('configuration from CERTCTL_* environment 
     expect(res.status).toBeLessThan(500);
     expect((await api().get('/api/v1/digest/preview')).status).toBe(409);
     expect((await api().post('/api/v1/digest/send', {})).body.error.code).toBe('digest_not_configured');
+    // Disabled because its variable is gone, an env-managed row may be deleted; an enabled one may not.
+    expect((await api().delete('/api/v1/notifiers/ntf-env-email')).status).toBe(409);
+    expect((await api().delete('/api/v1/notifiers/ntf-env-slack')).status).toBe(204);
+    expect((await api().get('/api/v1/notifiers/ntf-env-slack')).status).toBe(404);
   });
 
   it('refuses to start when the environment names an issuer that does not exist', async () => {

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { caHierarchyOf } from '../../kernel/src/ca/ca-routes.js';
+import { CaStore } from '../../kernel/src/ca/ca-store.js';
 import { revocationOf } from '../../kernel/src/revocation/revocation-services.js';
 import { createCertificate, runJob, submitCsr, versionsOf } from '../lifecycle/issuance-support.js';
 import { issueManaged, raw, run, write, type Issued } from '../revocation/revocation-support.js';
@@ -134,6 +135,13 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('CA hierarchy: root -> intermediate -> iss
     const crls = write(tmp.dir, 'h-crls.pem', (await crlPemOf(root.id)) + (await crlPemOf(intermediate.id)) + (await crlPemOf(issuing.id)));
     const checked = await run(['verify', '-crl_check_all', '-CAfile', rootFile, '-untrusted', untrusted, '-CRLfile', crls, leafFile]);
     expect(checked.out).toContain(': OK');
+    // The JSON view names each CA's own CRL URL; the issuer's URL only for the issuing CA, whose CRL it serves.
+    const view = await t.api.get(`/api/v1/crl?issuer_id=${ISSUER}`);
+    expect(Object.fromEntries(view.body.crls.map((c: { ca_id: string; url: string }) => [c.ca_id, c.url]))).toEqual({
+      [root.id]: `${BASE}/.well-known/pki/crl/${ISSUER}/${root.id}`,
+      [intermediate.id]: `${BASE}/.well-known/pki/crl/${ISSUER}/${intermediate.id}`,
+      [issuing.id]: `${BASE}/.well-known/pki/crl/${ISSUER}`,
+    });
   });
 
   it('refuses leaves that break a name constraint of the chain before signing: no version, no signature', async () => {
@@ -154,6 +162,10 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('CA hierarchy: root -> intermediate -> iss
       expect(r.status, cn).toBe('denied');
       expect(r.reason).toMatch(why);
     }
+    // The CSR's subject is used when the caller gives none: its emailAddress is checked like an email SAN (RFC 5280, as openssl does).
+    const mailCsr = makeCsr(tmp.dir, { cn: 'ok.example.test/emailAddress=mallory@evil.test' });
+    await expect(t.kernel.caKeystore.sign(ISSUER, { csrPem: mailCsr, notAfter: new Date(Date.now() + 86_400_000).toISOString() }))
+      .rejects.toThrow(/subject emailAddress mallory@evil\.test is outside the permitted subtrees \(email:example\.test\)/);
     expect(sign).not.toHaveBeenCalled();
     const ok = await issue('fine.example.test', ['10.9.8.7', 'ops@example.test']);
     expect(ok.status).toBe('issued');
@@ -219,5 +231,21 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('CA hierarchy: root -> intermediate -> iss
     expect((await raw(t, 'GET', `/.well-known/pki/crl/${ISSUER}/${issuing.id}`)).status).toBe(404);
     expect(await auditCount('ca_retired')).toBe(1);
     expect((await t.api.post(`${PATH}/${issuing.id}/activate`)).status).toBe(409);
+    // A CA without an SKI cannot tell its leaves apart: it drains until its own expiry.
+    const secondRow = (await new CaStore(db()).byId(second.body.id))!;
+    expect(await caHierarchyOf(t.kernel).lastExpiry({ ...secondRow, subject_key_id: null })).toEqual(secondRow.not_after);
+  });
+
+  it('a child created while its parent is retired: one of the two is refused, never a retiring CA with a CA in service below it', async () => {
+    const spare = await t.api.post(PATH, { parent_id: root.id, subject: 'CN=Hier Spare', validity_days: 30 });
+    expect(spare.status, spare.text).toBe(201);
+    const [child, retired] = await Promise.all([
+      t.api.post(PATH, { parent_id: spare.body.id, subject: 'CN=Hier Spare Child', validity_days: 10 }),
+      t.api.post(`${PATH}/${spare.body.id}/retire`),
+    ]);
+    expect([child.status, retired.status].sort(), `${child.text} / ${retired.text}`).toEqual(child.status === 201 ? [201, 409] : [200, 409]);
+    const spareNow = await db()('certificate_authorities').where({ id: spare.body.id }).first('status');
+    const below = await db()('certificate_authorities').where({ parent_id: spare.body.id }).whereIn('status', ['active', 'standby']);
+    expect(spareNow.status === 'retiring' && below.length > 0).toBe(false);
   });
 });

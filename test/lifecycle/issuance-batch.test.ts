@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_ACTOR } from '../../kernel/src/audit/audit-log.js';
 import { IssuanceError } from '../../kernel/src/lifecycle/issuance-failure.js';
-import { IssuanceStoreQueue } from '../../kernel/src/lifecycle/issuance-batch.js';
+import { IssuanceStoreQueue, MAX_BATCH } from '../../kernel/src/lifecycle/issuance-batch.js';
 import type { IssuedRecord } from '../../kernel/src/lifecycle/issuance-store.js';
 import { issueCertificate } from '../../kernel/src/lifecycle/issuance-service.js';
 import { makeTestPki, type TestPki } from '../plugins/runtime/test-pki.js';
@@ -67,6 +67,53 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     expect(events.map((e) => e.resource_id).sort()).toEqual([...ids].sort());
     for (const id of ids) expect((await knex('managed_certificates').where({ id }).first()).status).toBe('Active');
     expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+
+  it('routes each stored certificate\'s notifications by its owner and renewal policy, with the notifiers enabled at that store', async () => {
+    const tag = `${process.pid}-${++n}`;
+    await knex('owners').insert({ id: `owner-${tag}`, name: 'Batch owner', email: 'batch-owner@example.com' });
+    await knex('renewal_policies').insert({ id: `rp-${tag}`, name: `batch policy ${tag}` });
+    const everyone = `ntf-all-${tag}`;
+    const byPolicy = `ntf-policy-${tag}`;
+    await knex('notifiers').insert([
+      { id: everyone, name: `all ${tag}`, type: 'webhook', event_types: JSON.stringify(['RenewalSuccess']) },
+      { id: byPolicy, name: `policy ${tag}`, type: 'webhook', renewal_policy_ids: JSON.stringify([`rp-${tag}`]), recipients: JSON.stringify(['pki@example.com']) },
+      { id: `ntf-off-${tag}`, name: `off ${tag}`, type: 'webhook', enabled: false },
+    ]);
+    try {
+      const [owned, plain, later] = await certificates(3);
+      await knex('managed_certificates').where({ id: owned }).update({ owner_id: `owner-${tag}`, renewal_policy_id: `rp-${tag}` });
+      const queue = new IssuanceStoreQueue(t.kernel);
+      await Promise.all([owned, plain].map((id) => queue.store(record(id), SYSTEM_ACTOR)));
+      const routed = async (id: string) => (await knex('notifications').where({ certificate_id: id, type: 'RenewalSuccess' }).select('notifier_id', 'recipient'))
+        .map((r) => [r.notifier_id, r.recipient]).sort();
+      expect(await routed(owned)).toEqual([[everyone, 'batch-owner@example.com'], [byPolicy, 'pki@example.com']]);
+      expect(await routed(plain)).toEqual([[everyone, '']]);
+      // A notifier disabled now is not used by the next store.
+      await knex('notifiers').where({ id: everyone }).update({ enabled: false });
+      await queue.store(record(later), SYSTEM_ACTOR);
+      expect((await routed(later)).map(([notifier]) => notifier)).toEqual([null]);
+    } finally {
+      await knex('notifiers').where('id', 'like', `%-${tag}`).update({ enabled: false });
+    }
+  });
+
+  it('a store waits a moment for issuances still under way, which then share its batch; one that fails does not hold it up', async () => {
+    const queue = new IssuanceStoreQueue(t.kernel, MAX_BATCH, 5_000);
+    const ids = await certificates(2);
+    const [a, b, failing] = [queue.expect(), queue.expect(), queue.expect()];
+    const first = queue.store(record(ids[0]), SYSTEM_ACTOR);
+    a();
+    await new Promise((r) => setTimeout(r, 50));
+    const second = queue.store(record(ids[1]), SYSTEM_ACTOR);
+    b();
+    const released = Date.now();
+    // The third issuance fails before storing: the store goes ahead at once rather than after 5 s.
+    failing();
+    await Promise.all([first, second]);
+    expect(Date.now() - released).toBeLessThan(2_500);
+    const versions = await knex('certificate_versions').whereIn('certificate_id', ids).select('created_at');
+    expect(new Set(versions.map((v) => new Date(v.created_at).getTime())).size).toBe(1);
   });
 
   it('a record whose fence refuses is rejected alone; the others in its batch are stored', async () => {
@@ -148,5 +195,26 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     const serialOf = new Map(versions.map((v) => [v.certificate_id, v.serial_number]));
     for (const e of events) expect((typeof e.details === 'string' ? JSON.parse(e.details) : e.details).serial_number).toBe(serialOf.get(e.resource_id));
     expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+
+  it('profile and policy changes apply to the very next issuance (the context statement is compiled once; its rows are read each time)', async () => {
+    const [id1, id2, id3] = await certificates(3);
+    await knex('managed_certificates').whereIn('id', [id1, id2, id3]).update({ profile_id: 'prof-ec' });
+    const csr = pki.csr(`fresh-${n}`, { subject: '/CN=batch.example.com', sans: 'DNS:batch.example.com' });
+    const issue = (certificateId: string) => issueCertificate(t.kernel, { certificateId, type: 'Issuance', csrPem: csr });
+    expect((await issue(id1)).status).toBe('issued');
+    await knex('certificate_profiles').where({ id: 'prof-ec' }).update({ enabled: false });
+    await expect(issue(id2)).rejects.toMatchObject({ message: expect.stringContaining('profile prof-ec is disabled') });
+    await knex('certificate_profiles').where({ id: 'prof-ec' }).update({ enabled: true });
+    await knex('policies').insert({ id: 'pol-fresh', name: 'RSA only (fresh reads)', type: 'key_algorithm', config: JSON.stringify({ allowed_algorithms: ['RSA'] }), severity: 'Error' });
+    try {
+      await expect(issue(id2)).rejects.toMatchObject({ message: expect.stringContaining('blocked by policy') });
+      await knex('policies').where({ id: 'pol-fresh' }).update({ enabled: false });
+      expect((await issue(id3)).status).toBe('issued');
+    } finally {
+      await knex('policies').where({ id: 'pol-fresh' }).delete();
+    }
+    expect(await knex('certificate_versions').whereIn('certificate_id', [id1, id2, id3]).pluck('certificate_id')).toEqual(expect.arrayContaining([id1, id3]));
+    expect(Number((await knex('certificate_versions').where({ certificate_id: id2 }).count({ n: '*' }).first())?.n)).toBe(0);
   });
 });

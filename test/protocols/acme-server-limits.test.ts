@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import pino from 'pino';
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KV_MAX_KEYS_CEILING } from '@certctl/sdk/policy';
 import { AuditLog } from '../../kernel/src/audit/audit-log.js';
 import { KernelCapabilityBroker } from '../../kernel/src/plugins/broker/capability-broker.js';
+import { deriveInstanceKey } from '../../kernel/src/plugins/broker/instance-secrets.js';
 import { PluginKv } from '../../kernel/src/plugins/broker/plugin-kv.js';
 import { capabilityItems, fromItems } from '../../kernel/src/plugins/install/capabilities.js';
 import { checkManifest } from '../../kernel/src/plugins/manifest-check.js';
@@ -20,6 +22,19 @@ import { RawAcme } from './acme-client.js';
 
 const ORDERS_PER_HOUR = 3;
 const ACCOUNTS_PER_IP = 4;
+const HOUR_MS = 3_600_000;
+/** The rate-limit tests take a few seconds; starting them this far from an hour's end keeps them in one window. */
+const WINDOW_MARGIN_MS = 30_000;
+
+/**
+ * The limits count in fixed one-hour windows of the server's clock (this
+ * machine's): a run that crossed a window's end would start counting afresh
+ * and see 201 where 429 is due. Too close to the end, wait for the next window.
+ */
+async function awayFromWindowEnd(): Promise<void> {
+  const left = HOUR_MS - (Date.now() % HOUR_MS);
+  if (left < WINDOW_MARGIN_MS) await new Promise((r) => setTimeout(r, left + 50));
+}
 
 /*
  * What lets several kernels serve one ACME endpoint from the database: per-account
@@ -32,6 +47,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server: rate limits, nonces and the 
   let knex: Knex;
   let ca: string;
   let directory: string;
+  let endpointId: string;
 
   beforeAll(async () => {
     t = await startTestKernel();
@@ -43,7 +59,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server: rate limits, nonces and the 
       config: { issuer_id: 'iss-limits', mode: 'trust_authenticated', rate_limits: { orders_per_hour: ORDERS_PER_HOUR, new_accounts_per_ip_per_hour: ACCOUNTS_PER_IP } },
     });
     expect(ep.status, ep.text).toBe(201);
+    endpointId = ep.body.id;
     directory = `${t.kernel.url}/acme/directory`;
+    await awayFromWindowEnd();
   });
   afterAll(async () => {
     await t?.stop();
@@ -105,8 +123,67 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server: rate limits, nonces and the 
     const types = answers.map((a) => String(a.body.type).replace('urn:ietf:params:acme:error:', ''));
     expect(types.filter((x) => x === 'badNonce')).toHaveLength(7);
     expect(types.filter((x) => x === 'accountDoesNotExist')).toHaveLength(1);
-    // The nonce row is gone, not just marked.
-    expect(await knex('plugin_kv').where({ plugin_id: 'acme-server', key: `nonce:${nonce}` }).first()).toBeUndefined();
+    // Only its use left a row: the count of uses, expiring with the nonce.
+    const used = await knex('plugin_kv').where({ plugin_id: 'acme-server', key: `nonce-used:${nonce}` }).first(knex.raw('value'), knex.raw('extract(epoch from expires_at - now()) AS ttl'));
+    expect(Number(used.value)).toBe(8);
+    expect(Number(used.ttl)).toBeGreaterThan(3500);
+    expect(Number(used.ttl)).toBeLessThanOrEqual(3601);
+  });
+
+  /** A nonce as any kernel holding the same master key would mint it (nonces.ts), with the expiry the test wants. */
+  const mintNonce = (expiresAtSeconds: number, key = Buffer.from(deriveInstanceKey(t.kernel.cipher, 'acme-server', endpointId, 'acme-nonce'), 'base64url')) => {
+    const body = Buffer.alloc(20);
+    crypto.randomFillSync(body, 0, 16);
+    body.writeUInt32BE(expiresAtSeconds, 16);
+    return Buffer.concat([body, crypto.createHmac('sha256', key).update(body).digest().subarray(0, 16)]).toString('base64url');
+  };
+
+  it('accepts a nonce minted with the derived key elsewhere; forged, expired and reused nonces get badNonce', async () => {
+    const c = new RawAcme(directory, ca);
+    const dir = await c.directory();
+    const lookup = (nonce: string) => c.request('POST', dir.newAccount, c.jws(dir.newAccount, { onlyReturnExisting: true }, nonce));
+    const typeOf = async (nonce: string) => {
+      const res = await lookup(nonce);
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(res.headers['replay-nonce']).toMatch(/^[A-Za-z0-9_-]{48}$/);
+      return `${res.status} ${String(res.body.type).replace('urn:ietf:params:acme:error:', '')}`;
+    };
+    const inAnHour = Math.floor(Date.now() / 1000) + 3600;
+    // Another kernel sharing the master key: its nonce is good here, once.
+    const elsewhere = mintNonce(inAnHour);
+    expect(await typeOf(elsewhere)).toBe('400 accountDoesNotExist');
+    expect(await typeOf(elsewhere)).toBe('400 badNonce');
+    // Expired (a valid MAC), signed with another key, one bit flipped, cut short, made up: refused, nothing recorded.
+    const issued = await c.nonce();
+    const flipped = Buffer.from(issued, 'base64url');
+    flipped[3] ^= 1;
+    const bad = [mintNonce(Math.floor(Date.now() / 1000) - 1), mintNonce(inAnHour, crypto.randomBytes(32)), flipped.toString('base64url'), issued.slice(0, 40), 'made-up-nonce-value-123'];
+    for (const nonce of bad) expect(await typeOf(nonce), nonce).toBe('400 badNonce');
+    expect(await knex('plugin_kv').where({ plugin_id: 'acme-server' }).whereIn('key', bad.map((n) => `nonce-used:${n}`)).first()).toBeUndefined();
+    // The untouched original still works once, then is a replay.
+    expect(await typeOf(issued)).toBe('400 accountDoesNotExist');
+    expect(await typeOf(issued)).toBe('400 badNonce');
+  });
+
+  it('handing out nonces stores nothing: 1,000 HEAD new-nonce write no kv row', async () => {
+    const rows = async () => Number(((await knex('plugin_kv').where({ plugin_id: 'acme-server' }).count({ n: '*' }).first()) as { n: string | number }).n);
+    const before = await rows();
+    const newNonce = (await new RawAcme(directory, ca).directory()).newNonce;
+    const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 8 });
+    const head = () => new Promise<string>((resolve, reject) => {
+      https.request(newNonce, { method: 'HEAD', agent }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve(String(res.headers['replay-nonce'])) : reject(new Error(`HEAD new-nonce: ${res.statusCode}`))));
+      }).on('error', reject).end();
+    });
+    const nonces = new Set<string>();
+    try {
+      for (let i = 0; i < 125; i++) for (const n of await Promise.all(Array.from({ length: 8 }, head))) nonces.add(n);
+    } finally {
+      agent.destroy();
+    }
+    expect(nonces.size).toBe(1000);
+    expect(await rows()).toBe(before);
   });
 
   describe('kv', () => {

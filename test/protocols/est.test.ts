@@ -49,7 +49,10 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('EST server (RFC 7030)', () => {
     knex = t.kernel.db.knex;
     cacert = path.join(t.dataDir, 'tls', 'server.crt');
     expect((await t.api.post('/api/v1/issuers', { id: 'iss-est', name: 'EST CA', type: 'local-ca', config: {} })).status).toBe(201);
-    await knex('certificate_profiles').insert({ id: 'prof-est-gated', name: 'EST with approval', requires_approval: true });
+    await knex('certificate_profiles').insert([
+      { id: 'prof-est-gated', name: 'EST with approval', requires_approval: true },
+      { id: 'prof-est-strict', name: 'EST RSA-4096 only', allowed_key_algorithms: JSON.stringify([{ algorithm: 'RSA', min_size: 4096 }]) },
+    ]);
     const res = await t.api.post('/api/v1/protocol-endpoints', {
       name: 'EST', type: 'est',
       config: {
@@ -58,6 +61,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('EST server (RFC 7030)', () => {
           devices: { auth: 'client-certificate', csr_attributes: 'ecdsa-p256' },
           keygen: { server_keygen: true },
           gated: { profile_id: 'prof-est-gated' },
+          strict: { profile_id: 'prof-est-strict' },
         },
       },
     });
@@ -114,6 +118,23 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('EST server (RFC 7030)', () => {
       expect(res.headers['www-authenticate']).toMatch(/^Basic realm=/);
     }
     expect(await estCertificates()).toBe(before);
+  });
+
+  it('an enrolment the kernel refuses (profile) is a 403 and leaves no managed certificate, each time; the refusal is audited', async () => {
+    const before = await estCertificates();
+    const refusals = () => knex('audit_events').where({ action: 'certificate_enrolment_refused' }).whereRaw("actor like 'est/%'").select('details');
+    const audited = (await refusals()).length;
+    const csr = await newCsr(tmp.dir, 'weak.est.test');
+    for (let i = 0; i < 2; i++) {
+      const res = await enroll('/strict/simpleenroll', csr.b64File, { user: `device:${PASSWORD}` });
+      expect(res.status, res.body.toString()).toBe(403);
+      expect(res.body.toString()).toMatch(/RSA/);
+    }
+    expect(await estCertificates()).toBe(before);
+    expect(await knex('managed_certificates').where({ common_name: 'weak.est.test' })).toEqual([]);
+    const refused = (await refusals()).slice(audited);
+    expect(refused).toHaveLength(2);
+    expect(JSON.stringify(refused[0])).toMatch(/breaks the rules/);
   });
 
   it('simplereenroll with the certificate being renewed as TLS client certificate renews the same managed certificate', async () => {

@@ -103,12 +103,13 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ctx.issuance (protocol plugins -> issuanc
     expect(await count('certificate_versions', { certificate_id: r.certificateId })).toBe(3);
   });
 
-  it('a CSR the profile refuses: denied with the reason, the new certificate left Failed', async () => {
+  it('a CSR the profile refuses: denied with the reason, no managed certificate left, the refusal audited', async () => {
     const r = await call('issuance.enroll', enrollReq(makeCsr(tmp.dir, { cn: 'ec.pi.test' }), { profileId: 'prof-pi-rsa' }));
     expect(r.status).toBe('denied');
     expect(r.reason).toMatch(/rules for certificate/);
-    const row = (await knex('managed_certificates').where({ common_name: 'ec.pi.test' }).first('status')) as { status: string };
-    expect(row.status).toBe('Failed');
+    expect(await knex('managed_certificates').where({ common_name: 'ec.pi.test' })).toEqual([]);
+    const audit = (await knex('audit_events').where({ action: 'certificate_enrolment_refused' }).whereRaw("details->>'reason' like '%rules for certificate%'").first('actor_type')) as { actor_type: string } | undefined;
+    expect(audit?.actor_type).toBe('protocol');
   });
 
   it('will not touch certificates the plugin did not enrol', async () => {

@@ -86,6 +86,10 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
     const caps = res.text.trim().split('\n');
     expect(caps).toEqual(expect.arrayContaining(['POSTPKIOperation', 'Renewal', 'SHA-256', 'AES', 'SCEPStandard']));
     expect(caps).not.toContain('GetNextCACert');
+    // An endpoint that refuses renewals does not offer them.
+    const norenew = (await get('/scep/norenew?operation=GetCACaps')).text.trim().split('\n');
+    expect(norenew).toContain('SCEPStandard');
+    expect(norenew).not.toContain('Renewal');
   });
 
   it('GetCACert: the RA certificate (RSA, keyEncipherment, id-kp-cmcRA) and the CA, as certs-only PKCS#7; the RA key is sealed at rest', async () => {
@@ -181,9 +185,11 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
       expect(run.output).toMatch(/failInfo: 2|badRequest/);
     }
     expect(await replays()).toBe(before);
-    // The kernel records the refused enrolment (its own audit trail), but nothing is issued.
-    const rows = (await knex('managed_certificates').where({ common_name: 'weak-key.scep.test' }).select('status', 'serial_number')) as Array<{ status: string; serial_number: string | null }>;
-    expect(rows.every((r) => r.status !== 'Active' && !r.serial_number)).toBe(true);
+    // The kernel audits each refusal, and leaves no managed certificate behind.
+    expect(await knex('managed_certificates').where({ common_name: 'weak-key.scep.test' })).toEqual([]);
+    const refused = (await knex('audit_events').where({ action: 'certificate_enrolment_refused', actor: 'scep/scep-challenge:weak-key.scep.test' }).select('details')) as Array<{ details: unknown }>;
+    expect(refused).toHaveLength(2);
+    expect(JSON.stringify(refused[0].details)).toMatch(/breaks the rules/);
   }, 60_000);
 
   it('renewal: scepclient holding its certificate sends a RenewalReq signed by it and gets a new certificate for the same managed certificate', async () => {
@@ -218,6 +224,17 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
     const run = await client('stranger', { challenge: undefined });
     expect(run.code).not.toBe(0);
     expect(run.output).toMatch(/failInfo: 4|badCertID/i);
+
+    // A certificate this server issued but that was revoked since (key compromise) cannot renew itself.
+    const revoked = await client('revoked-renewer');
+    expect(revoked.code, revoked.output).toBe(0);
+    const row = (await knex('managed_certificates').where({ common_name: 'revoked-renewer.scep.test' }).first('id')) as { id: string };
+    expect((await t.api.post(`/api/v1/certificates/${row.id}/revoke`, { reason: 'keyCompromise' })).status).toBeLessThan(300);
+    const versions = async () => Number(((await knex('certificate_versions').where({ certificate_id: row.id }).count({ n: '*' }).first()) as { n: string }).n);
+    const renewAttempt = await client('revoked-renewer', { challenge: undefined });
+    expect(renewAttempt.code).not.toBe(0);
+    expect(renewAttempt.output).toMatch(/failInfo: 4|badCertID/i);
+    expect(await versions()).toBe(1);
 
     const first = await client('no-renew', { url: `${t.kernel.url}/scep/norenew` });
     expect(first.code, first.output).toBe(0);
@@ -292,11 +309,40 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
     const root = await rootOf();
     fs.writeFileSync(path.join(d, 'root.pem'), root);
     openssl(['cms', '-verify', '-inform', 'DER', '-in', 'rep.der', '-CAfile', 'root.pem', '-purpose', 'any', '-binary', '-out', 'inner.der'], { cwd: d });
-    openssl(['cms', '-decrypt', '-inform', 'DER', '-in', 'inner.der', '-inkey', 'key.pem', '-binary', '-out', 'certs.der'], { cwd: d });
+    // The reply uses the content cipher of scepclient's request: single DES (its default), which OpenSSL 3 keeps in its legacy provider.
+    expect(openssl(['cms', '-cmsout', '-print', '-inform', 'DER', '-in', 'inner.der'], { cwd: d })).toMatch(/algorithm: des-cbc/i);
+    openssl(['cms', '-decrypt', '-inform', 'DER', '-in', 'inner.der', '-inkey', 'key.pem', '-binary', '-provider', 'legacy', '-provider', 'default', '-out', 'certs.der'], { cwd: d });
     const leaf = openssl(['pkcs7', '-inform', 'DER', '-in', 'certs.der', '-print_certs'], { cwd: d }).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/)![0];
     expect(opensslVerifies(tmp.dir, root, leaf).ok).toBe(true);
     expect(openssl(['x509', '-noout', '-pubkey'], { input: leaf })).toBe(openssl(['pkey', '-in', path.join(d, 'key.pem'), '-pubout']));
   }, 90_000);
+
+  it.each([
+    ['des', 'des-cbc'],
+    ['des3', 'des-ede3-cbc'],
+    ['aes128', 'aes-128-cbc'],
+  ])('the certificate comes back encrypted with the client\'s own content cipher (%s): single DES only for a client that sent it', async (cipher, name) => {
+    const d = dir(`cipher-${cipher}`);
+    fs.mkdirSync(d, { recursive: true });
+    const legacy = ['-provider', 'legacy', '-provider', 'default'];
+    fs.writeFileSync(path.join(d, 'req.cnf'), `[req]\nprompt = no\ndistinguished_name = dn\nattributes = attrs\n[dn]\nCN = cipher-${cipher}.scep.test\n[attrs]\nchallengePassword = ${CHALLENGE}\n`);
+    openssl(['genrsa', '-out', 'key.pem', '2048'], { cwd: d });
+    openssl(['req', '-new', '-key', 'key.pem', '-config', 'req.cnf', '-outform', 'DER', '-out', 'csr.der'], { cwd: d });
+    const certPem = openssl(['req', '-x509', '-key', 'key.pem', '-subj', `/CN=cipher-${cipher}`, '-days', '1'], { cwd: d });
+    fs.writeFileSync(path.join(d, 'ra.pem'), certsOfP7((await get('/scep?operation=GetCACert')).raw)[0]);
+    const envelope = execFileSync('openssl', ['cms', '-encrypt', `-${cipher}`, '-binary', '-outform', 'DER', ...legacy, '-in', 'csr.der', 'ra.pem'], { cwd: d });
+    const msg = await signedPkiMessage({ certPem, keyPem: fs.readFileSync(path.join(d, 'key.pem'), 'utf8'), messageType: 19, transactionId: `cipher-${cipher}`, content: envelope });
+    const res = await post('/scep?operation=PKIOperation', msg);
+    expect(certRepFields(res.raw), res.text).toMatchObject({ pkiStatus: '0', hasContent: true });
+    fs.writeFileSync(path.join(d, 'rep.der'), res.raw);
+    const root = await rootOf();
+    fs.writeFileSync(path.join(d, 'root.pem'), root);
+    openssl(['cms', '-verify', '-inform', 'DER', '-in', 'rep.der', '-CAfile', 'root.pem', '-purpose', 'any', '-binary', '-out', 'inner.der'], { cwd: d });
+    expect(openssl(['cms', '-cmsout', '-print', '-inform', 'DER', '-in', 'inner.der'], { cwd: d })).toMatch(new RegExp(`algorithm: ${name}`, 'i'));
+    openssl(['cms', '-decrypt', '-inform', 'DER', '-in', 'inner.der', '-inkey', 'key.pem', '-binary', ...legacy, '-out', 'certs.der'], { cwd: d });
+    const leaf = openssl(['pkcs7', '-inform', 'DER', '-in', 'certs.der', '-print_certs'], { cwd: d }).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/)![0];
+    expect(opensslVerifies(tmp.dir, root, leaf).ok).toBe(true);
+  }, 30_000);
 
   it('malformed requests get SCEP errors, never a 500: garbage, truncated and damaged CMS, oversized bodies, wrong operations and methods', async () => {
     const before = await scepCerts();
@@ -319,6 +365,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
     await expectStatus(get('/scep?operation=GetSomething'), 400);
     await expectStatus(get('/scep'), 400);
     await expectStatus(post('/scep?operation=GetCACert', Buffer.from('x')), 405);
+    await expectStatus(t.api.request('PUT', '/scep?operation=PKIOperation', { key: null, rawBody: good, headers: { 'content-type': PKI_MESSAGE } }), 405);
     await expectStatus(get('/scep/no-such-label?operation=GetCACaps'), 404);
 
     // A damaged signature: the message parses, so the answer is a signed CertRep FAILURE badMessageCheck.
@@ -343,8 +390,16 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
 
     await expect(call('issuance.raCertificate', { issuerId: 'iss-scep-ec' }, 'local-ca')).rejects.toThrow(/only protocol plugins/);
     await expect(call('issuance.raCertificate', { issuerId: '../etc' })).rejects.toBeInstanceOf(PluginCallError);
-    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [{ type: '1.2.840.113549.1.9.4', valuesBase64: ['BAA='] }] })).rejects.toThrow(/set by the kernel/);
-    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', contentBase64: '***' })).rejects.toThrow(/contentBase64/);
+    // The RA signs SCEP CertReps only: no attributes of the caller's choosing, no request types, no arbitrary content.
+    const certRep = { type: '2.16.840.1.113733.1.9.2', valuesBase64: ['EwEz'] };
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [certRep, { type: '1.2.840.113549.1.9.4', valuesBase64: ['BAA='] }] })).rejects.toThrow(/not a SCEP attribute/);
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [certRep, { type: '1.3.6.1.5.5.7.12.2', valuesBase64: ['BAA='] }] })).rejects.toThrow(/not a SCEP attribute/);
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [{ type: '2.16.840.1.113733.1.9.2', valuesBase64: ['EwIxOQ=='] }] })).rejects.toThrow(/only CertRep/);
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [] })).rejects.toThrow(/only CertRep/);
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [certRep, certRep] })).rejects.toThrow(/twice/);
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [certRep], contentBase64: '***' })).rejects.toThrow(/contentBase64/);
+    await expect(call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [certRep], contentBase64: Buffer.from('a document to vouch for').toString('base64') })).rejects.toThrow(/EnvelopedData/);
+    expect((await call('issuance.raSign', { issuerId: 'iss-scep-ec', signedAttributes: [certRep] })).signedDataBase64).toEqual(expect.any(String));
     expect(await call('issuance.raDecrypt', { issuerId: 'iss-scep-ec', envelopedDataBase64: Buffer.from('garbage').toString('base64') })).toMatchObject({ ok: false, code: 'bad_message' });
 
     const old = await call('issuance.raCertificate', { issuerId: 'iss-scep-ec' });
@@ -360,5 +415,26 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('SCEP server (RFC 8894)', () => {
     expect(Number(((await knex('audit_events').where({ action: 'ra_certificate_created', resource_id: 'iss-scep-ec' }).count({ n: '*' }).first()) as { n: string }).n)).toBe(2);
     const opened = await call('issuance.raDecrypt', { issuerId: 'iss-scep-ec', envelopedDataBase64: forOld.toString('base64') });
     expect(Buffer.from(opened.contentBase64, 'base64').toString()).toBe('for the old RA');
+    expect(opened.contentCipher).toBe('aes-256-cbc');
+
+    // The current RA is the newest made, not the one that expires last: an older RA of another CA
+    // (as after a CA change to one that ends sooner) lasting longer is neither served nor replaced again.
+    const foreignCa = openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(tmp.dir, 'foreign-ra.key'), '-subj', '/CN=old CA RA', '-days', '3'], { cwd: tmp.dir });
+    await knex('protocol_ra_keys').where({ issuer_id: 'iss-scep-ec' }).whereNot({ certificate_pem: renewed.certificatePem }).update({ certificate_pem: foreignCa, not_after: new Date(Date.now() + 5 * 365 * 86_400_000) });
+    const third = new KernelCapabilityBroker({ knex, cipher: t.kernel.cipher, audit: t.kernel.audit, log: capturingLogger().log, issuance: new ProtocolIssuanceOps(() => t.kernel) });
+    const current = (await third.handle(ctxFor('scep'), { op: 'issuance.raCertificate', request: { issuerId: 'iss-scep-ec' } })) as Record<string, any>;
+    expect(current.certificatePem).toBe(renewed.certificatePem);
+    expect(Number(((await knex('protocol_ra_keys').where({ issuer_id: 'iss-scep-ec' }).count({ n: '*' }).first()) as { n: string }).n)).toBe(2);
+    const reply = (await third.handle(ctxFor('scep'), { op: 'issuance.raSign', request: { issuerId: 'iss-scep-ec', signedAttributes: [certRep] } })) as Record<string, any>;
+    const [signer] = certsOfP7(Buffer.from(reply.signedDataBase64, 'base64'));
+    expect(new crypto.X509Certificate(signer).fingerprint256).toBe(new crypto.X509Certificate(renewed.certificatePem).fingerprint256);
+
+    // Each protocol plugin has its own RA: another one (EST here) cannot open what clients encrypted for the SCEP server's.
+    const currentFile = path.join(tmp.dir, 'current-ra.pem');
+    fs.writeFileSync(currentFile, renewed.certificatePem);
+    const forScep = execFileSync('openssl', ['cms', '-encrypt', '-binary', '-aes128', '-outform', 'DER', currentFile], { input: 'challengePassword inside' });
+    expect((await call('issuance.raDecrypt', { issuerId: 'iss-scep-ec', envelopedDataBase64: forScep.toString('base64') }, 'est'))).toMatchObject({ ok: false, code: 'not_for_ra' });
+    expect((await call('issuance.raCertificate', { issuerId: 'iss-scep-ec' }, 'est')).certificatePem).not.toBe(renewed.certificatePem);
+    expect(Buffer.from((await call('issuance.raDecrypt', { issuerId: 'iss-scep-ec', envelopedDataBase64: forScep.toString('base64') })).contentBase64, 'base64').toString()).toBe('challengePassword inside');
   }, 60_000);
 });

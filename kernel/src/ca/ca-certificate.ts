@@ -15,6 +15,8 @@ export interface CaCertificateFacts {
   isCa: boolean;
   pathLength: number | undefined;
   keyCertSign: boolean;
+  /** Whether the KeyUsage extension is there at all (RFC 5280: without it, every usage is allowed). */
+  hasKeyUsage: boolean;
   /** SubjectPublicKeyInfo, DER: compared with a key to prove they belong together. */
   spki: Buffer;
 }
@@ -34,6 +36,7 @@ export function certificateFacts(pem: string): CaCertificateFacts {
     isCa: Boolean(bc?.ca),
     pathLength: bc?.pathLength,
     keyCertSign: Boolean(ku && (ku.usages & x509.KeyUsageFlags.keyCertSign)),
+    hasKeyUsage: Boolean(ku),
     spki: Buffer.from(cert.publicKey.rawData),
   };
 }

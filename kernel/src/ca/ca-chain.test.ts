@@ -43,6 +43,38 @@ describe('CA chain validation before use (RFC 5280 6.1)', () => {
     expect(() => validateCaChain([other], now + 60 * 86_400_000)).toThrow(expect.objectContaining({ code: 'ca_expired' }));
   });
 
+  it('counts path length as RFC 5280 does: self-issued links are not counted, and the budget left is reported', () => {
+    // A key-rollover link: subject and issuer both CN=lroot, a new key, signed by the old root (pathlen:1).
+    ca('lroot', caExt(',pathlen:1'));
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('link.key'), '-subj', '/CN=lroot', '-out', f('link.csr')]);
+    fs.writeFileSync(f('link.ext'), `${caExt().join('\n')}\nsubjectKeyIdentifier=hash\n`);
+    openssl(['x509', '-req', '-in', f('link.csr'), '-CA', f('lroot.crt'), '-CAkey', f('lroot.key'), '-set_serial', '0x77', '-days', '30', '-extfile', f('link.ext'), '-out', f('link.crt')]);
+    const link = fs.readFileSync(f('link.crt'), 'utf8');
+    const lroot = fs.readFileSync(f('lroot.crt'), 'utf8');
+    const below = ca('under-link', caExt(), 'link');
+    const v = validateCaChain([below, link, lroot], now);
+    expect(v.pathBudget).toBe(0);
+    // openssl agrees the path is valid.
+    fs.writeFileSync(f('leaf.ext'), 'basicConstraints=critical,CA:FALSE\n');
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('lleaf.key'), '-subj', '/CN=leaf', '-out', f('lleaf.csr')]);
+    openssl(['x509', '-req', '-in', f('lleaf.csr'), '-CA', f('under-link.crt'), '-CAkey', f('under-link.key'), '-set_serial', '0x78', '-days', '5', '-extfile', f('leaf.ext'), '-out', f('lleaf.crt')]);
+    fs.writeFileSync(f('lchain.pem'), below + link);
+    expect(openssl(['verify', '-CAfile', f('lroot.crt'), '-untrusted', f('lchain.pem'), f('lleaf.crt')]).toString()).toContain(': OK');
+    expect(validateCaChain([root], now).pathBudget).toBe(0);
+    expect(validateCaChain([other], now).pathBudget).toBe(Infinity);
+  });
+
+  it('accepts what RFC 5280 and openssl accept: no KeyUsage extension, a version 1 self-signed root', () => {
+    const noKu = ca('noku', ['basicConstraints=critical,CA:TRUE']);
+    expect(validateCaChain([ca('under-noku', caExt(), 'noku'), noKu], now).constraints).toEqual([]);
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('v1root.key'), '-subj', '/CN=v1root', '-out', f('v1root.csr')]);
+    openssl(['x509', '-req', '-in', f('v1root.csr'), '-key', f('v1root.key'), '-days', '30', '-out', f('v1root.crt')]);
+    const v1 = fs.readFileSync(f('v1root.crt'), 'utf8');
+    expect(validateCaChain([ca('under-v1', caExt(), 'v1root'), v1], now).pathBudget).toBe(Infinity);
+    // Only as the anchor: a version 1 certificate below is no CA.
+    expect(() => validateCaChain([v1, noKu], now)).toThrow(/is not a CA|is not signed by/);
+  });
+
   it('refuses name constraints it cannot enforce rather than ignoring them', () => {
     const dirName = ca('dirname', [...caExt(), 'nameConstraints=critical,permitted;dirName:dir_sect', '[dir_sect]', 'O=Acme'], 'other');
     expect(() => validateCaChain([dirName, other], now)).toThrow(/cannot enforce/);

@@ -120,11 +120,7 @@ export class CaHierarchy {
     const validated = keystore.validate(chain);
     if (validated instanceof CaError) throw appError('INVALID_STATE', `CA ${parent.id} cannot sign: ${validated.message}`);
     // Path length: with the child below it, every CA of the parent's chain has one more CA under it.
-    let allowed = Infinity;
-    chain.forEach((pem, i) => {
-      const limit = certificateFacts(pem).pathLength;
-      if (limit !== undefined) allowed = Math.min(allowed, limit - (i + 1));
-    });
+    const allowed = validated.pathBudget - 1;
     if (allowed < 0) throw appError('INVALID_STATE', `CA ${parent.id} (${parent.subject}) may not sign CA certificates: a pathLenConstraint in its chain allows no further CA below it`);
     const requested = body.path_len_constraint ?? undefined;
     if (requested !== undefined && requested > allowed) {
@@ -155,6 +151,11 @@ export class CaHierarchy {
     const f = certificateFacts(made.certificatePem);
     const actor = actorOf(principal);
     const created = await this.knex.transaction(async (trx) => {
+      // Re-read under a row lock: a retirement of the parent racing this request either
+      // waits for this child (and then sees it) or has already moved the parent on. (Not a
+      // share lock: two creations that both move an active parent aside would deadlock.)
+      const locked = (await trx('certificate_authorities').where({ id: parent.id }).forUpdate().first('status')) as { status: string } | undefined;
+      if (locked?.status !== 'active' && locked?.status !== 'standby') throw appError('CONFLICT', `CA ${parent.id} changed meanwhile (now ${locked?.status ?? 'gone'}); nothing was created`);
       const current = body.activate ? await this.store.active(issuerId, trx) : null;
       if (current && !(await this.store.move(current.id, 'active', 'standby', trx))) throw appError('CONFLICT', 'the issuing CA changed meanwhile; try again');
       const row = await this.store.insert({
@@ -204,12 +205,13 @@ export class CaHierarchy {
     const target = await this.caOf(issuerId, caId);
     if (target.status === 'active') throw appError('INVALID_STATE', `CA ${caId} is the issuer's issuing CA: activate another CA first (POST .../intermediates/{ca_id}/activate)`);
     if (target.status !== 'standby') throw appError('INVALID_STATE', `CA ${caId} is already ${target.status}`);
-    const live = (await this.store.liveChildren(caId)).filter((c) => c.status === 'active' || c.status === 'standby');
-    if (live.length) throw appError('INVALID_STATE', `CA ${caId} still has CAs in service below it (${live.map((c) => c.id).join(', ')}): retire them first`);
     const drainUntil = await this.lastExpiry(target);
     const actor = actorOf(principal);
     const row = await this.knex.transaction(async (trx) => {
       if (!(await this.store.move(caId, 'standby', 'retiring', trx, { retiring_at: trx.fn.now(), drain_until: drainUntil }))) throw appError('CONFLICT', `CA ${caId} changed meanwhile; try again`);
+      // After the move (which waits for a child being created under this CA to commit), so such a child is seen.
+      const live = (await this.store.liveChildren(caId, trx)).filter((c) => c.status === 'active' || c.status === 'standby');
+      if (live.length) throw appError('INVALID_STATE', `CA ${caId} still has CAs in service below it (${live.map((c) => c.id).join(', ')}): retire them first`);
       await this.k.audit.append({
         category: 'lifecycle', ...actor, action: 'ca_retiring', resource_type: 'certificate_authority', resource_id: caId,
         details: { issuer_id: issuerId, drain_until: drainUntil?.toISOString() ?? null },
@@ -227,19 +229,19 @@ export class CaHierarchy {
   async lastExpiry(ca: CaRow): Promise<Date | null> {
     const revoked = (await this.knex('certificate_revocations').where({ ca_id: ca.id }).where('not_after', '>', new Date()).max({ at: 'not_after' }).first()) as { at: Date | string | null } | undefined;
     let latest = revoked?.at ? new Date(revoked.at) : null;
-    if (ca.subject_key_id) {
-      for (let offset = 0; ; offset += DRAIN_PAGE) {
-        const page = (await this.knex('certificate_versions as v').join('managed_certificates as c', 'c.id', 'v.certificate_id')
-          .where('c.issuer_id', ca.issuer_id).where('v.not_after', '>', new Date()).where('v.created_at', '>=', new Date(ca.created_at.getTime() - 60_000))
-          .orderBy('v.not_after', 'desc').orderBy('v.id').offset(offset).limit(DRAIN_PAGE).select('v.pem_chain', 'v.not_after')) as { pem_chain: string | null; not_after: Date | string }[];
-        const hit = page.find((v) => v.pem_chain && authorityKeyIdOf(v.pem_chain) === ca.subject_key_id);
-        if (hit) {
-          const at = new Date(hit.not_after);
-          if (!latest || at > latest) latest = at;
-          break;
-        }
-        if (page.length < DRAIN_PAGE) break;
+    // Without an SKI its leaves cannot be told apart: it drains until its own expiry, which none outlives.
+    if (!ca.subject_key_id) return ca.not_after > new Date() ? ca.not_after : latest;
+    for (let offset = 0; ; offset += DRAIN_PAGE) {
+      const page = (await this.knex('certificate_versions as v').join('managed_certificates as c', 'c.id', 'v.certificate_id')
+        .where('c.issuer_id', ca.issuer_id).where('v.not_after', '>', new Date()).where('v.created_at', '>=', new Date(ca.created_at.getTime() - 60_000))
+        .orderBy('v.not_after', 'desc').orderBy('v.id').offset(offset).limit(DRAIN_PAGE).select('v.pem_chain', 'v.not_after')) as { pem_chain: string | null; not_after: Date | string }[];
+      const hit = page.find((v) => v.pem_chain && authorityKeyIdOf(v.pem_chain) === ca.subject_key_id);
+      if (hit) {
+        const at = new Date(hit.not_after);
+        if (!latest || at > latest) latest = at;
+        break;
       }
+      if (page.length < DRAIN_PAGE) break;
     }
     return latest;
   }

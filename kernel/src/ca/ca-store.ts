@@ -1,5 +1,5 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
+import { newId } from '../db/ids.js';
 
 export type CaSource = 'generated' | 'configured';
 /** `active`: the issuer's issuing CA; `standby`: in service, signs no leaves; `retiring`: draining; `retired`. */
@@ -32,8 +32,6 @@ export interface CaRow {
 }
 
 export type NewCaRow = Omit<CaRow, 'id' | 'status' | 'created_at' | 'updated_at' | 'retiring_at' | 'drain_until' | 'retired_at'>;
-
-export const newCaId = () => `ca-${crypto.randomBytes(8).toString('hex')}`;
 
 const asDate = (v: unknown) => (v instanceof Date ? v : new Date(String(v)));
 const asDateOrNull = (v: unknown) => (v === null || v === undefined ? null : asDate(v));
@@ -78,7 +76,7 @@ export class CaStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)
        ON CONFLICT (issuer_id) WHERE status = 'active' DO NOTHING
        RETURNING *`,
-      [newCaId(), row.issuer_id, row.parent_id, row.subject, row.source, row.key_algorithm, row.certificate_pem, row.chain_pem, row.encrypted_key,
+      [newId('ca'), row.issuer_id, row.parent_id, row.subject, row.source, row.key_algorithm, row.certificate_pem, row.chain_pem, row.encrypted_key,
         row.serial_number, row.subject_key_id, row.fingerprint_sha256, row.not_before, row.not_after],
     );
     const inserted = (result as { rows: CaRow[] }).rows[0];
@@ -87,7 +85,7 @@ export class CaStore {
 
   /** Inserts a CA with the given status (a child CA: `standby`, or `active` once the previous active one was moved aside in `trx`). */
   async insert(row: NewCaRow, status: 'active' | 'standby', trx: Knex.Transaction): Promise<CaRow> {
-    const [inserted] = (await trx('certificate_authorities').insert({ id: newCaId(), ...row, status }).returning('*')) as CaRow[];
+    const [inserted] = (await trx('certificate_authorities').insert({ id: newId('ca'), ...row, status }).returning('*')) as CaRow[];
     return normalise(inserted);
   }
 

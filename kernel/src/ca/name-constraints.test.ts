@@ -21,6 +21,21 @@ describe('name constraints (RFC 5280 4.2.1.10)', () => {
     expect(check(c, ['*.secret.example.com'])).toMatch(/excluded/);
     expect(check(c, ['*.pub.example.com'])).toBeNull();
     expect(check(c, ['public.example.com'])).toBeNull();
+    // `.secret.example.com` excludes only names below secret.example.com, none of which *.example.com covers.
+    const dot = nc({ dns: ['example.com'] }, { dns: ['.secret.example.com'] });
+    expect(check(dot, ['*.example.com'])).toBeNull();
+    expect(check(dot, ['secret.example.com'])).toBeNull();
+    expect(check(dot, ['*.secret.example.com'])).toMatch(/excluded/);
+  });
+
+  it('email: the local part is case-sensitive and kept as given, the host is not; subject emailAddress attributes count', () => {
+    const parsed = parseNameConstraints({ permitted: { email: ['Ops@Example.COM', 'MAIL.test'] } });
+    expect(parsed).toEqual({ ok: true, value: nc({ email: ['Ops@example.com', 'mail.test'] }) });
+    const c = (parsed as { value: NameConstraints }).value;
+    expect(check(c, ['Ops@EXAMPLE.com', 'x@Mail.Test'])).toBeNull();
+    expect(check(c, ['ops@example.com'])).toMatch(/outside/);
+    expect(constrainedNames([], [], ['mallory@evil.test']).map((n) => violation(c, n))[0]).toMatch(/subject emailAddress mallory@evil\.test is outside/);
+    expect(constrainedNames([], [], ['Ops@example.com']).map((n) => violation(c, n))).toEqual([null]);
   });
 
   it('IP ranges by family; email by mailbox, host or domain; the CN counts when it is a host name or address', () => {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { generalNameFor } from '../crypto/certificate-sign.js';
 import { children, contentOf, implicitPrim, oidToString, pemToDer, readTlv, seq, tlv, type Tlv } from '../crypto/der.js';
 
 /**
@@ -95,7 +96,9 @@ export function parseNameConstraints(v: unknown): { ok: true; value: NameConstra
       if (kind !== 'dns' && kind !== 'ip' && kind !== 'email') return { ok: false, problem: `name_constraints.${side}: unknown field ${JSON.stringify(kind.slice(0, 40))} (dns, ip, email)` };
       if (!Array.isArray(list) || list.length > MAX_ENTRIES) return { ok: false, problem: `${where} must be an array of at most ${MAX_ENTRIES} strings` };
       for (const raw of list) {
-        const s = typeof raw === 'string' ? raw.trim().toLowerCase().replace(/\.$/, '') : '';
+        // Host names compare without case; an email's local part keeps its case (RFC 5280 7.5).
+        const t = typeof raw === 'string' ? raw.trim().replace(/\.$/, '') : '';
+        const s = kind === 'email' ? lowerEmailHost(t) : t.toLowerCase();
         let norm: string | null = null;
         if (kind === 'dns' && s.length <= 253 && DNS_BASE.test(s)) norm = s;
         if (kind === 'ip') {
@@ -112,6 +115,12 @@ export function parseNameConstraints(v: unknown): { ok: true; value: NameConstra
     }
   }
   return { ok: true, value: out };
+}
+
+/** An email constraint or mailbox with its host part lowercased (the local part is case-sensitive). */
+function lowerEmailHost(s: string): string {
+  const at = s.lastIndexOf('@');
+  return at < 0 ? s.toLowerCase() : `${s.slice(0, at + 1)}${s.slice(at + 1).toLowerCase()}`;
 }
 
 const ia5 = (s: string) => Buffer.from(s, 'ascii');
@@ -152,7 +161,7 @@ export function nameConstraintsOf(pem: string): (NameConstraints & { unsupported
         const [base] = children(der, subtree) as [Tlv];
         const bytes = contentOf(der, base);
         if (base.tag === 0x82) into.dns.push(bytes.toString('latin1').toLowerCase());
-        else if (base.tag === 0x81) into.email.push(bytes.toString('latin1').toLowerCase());
+        else if (base.tag === 0x81) into.email.push(lowerEmailHost(bytes.toString('latin1')));
         else if (base.tag === 0x87 && (bytes.length === 8 || bytes.length === 32)) into.ip.push(cidrOf(bytes.subarray(0, bytes.length / 2), bytes.subarray(bytes.length / 2)));
         else out.unsupported = true;
       }
@@ -176,8 +185,9 @@ function dnsPermitted(name: string, base: string): boolean {
 function dnsExcluded(name: string, base: string): boolean {
   if (!name.startsWith('*.')) return dnsWithin(name, base);
   const parent = name.slice(2);
-  const b = base.replace(/^\./, '');
-  return dnsWithin(`${WILDCARD_PROBE}.${parent}`, base) || (b.endsWith(`.${parent}`) && !b.slice(0, -parent.length - 1).includes('.'));
+  // Either the wildcard's names are below the base, or the base is itself one of them
+  // (one label below the parent; `.base` excludes only names below the base, which the wildcard does not cover).
+  return dnsWithin(`${WILDCARD_PROBE}.${parent}`, base) || (!base.startsWith('.') && base.endsWith(`.${parent}`) && !base.slice(0, -parent.length - 1).includes('.'));
 }
 
 function ipWithin(ip: string, cidr: string): boolean {
@@ -192,30 +202,42 @@ function emailWithin(mailbox: string, base: string): boolean {
   const local = mailbox.slice(0, at);
   const host = mailbox.slice(at + 1).toLowerCase();
   const bat = base.lastIndexOf('@');
-  if (bat >= 0) return local === base.slice(0, bat) && host === base.slice(bat + 1).toLowerCase();
+  if (bat >= 0) return local === base.slice(0, bat) && host === base.slice(bat + 1);
   return base.startsWith('.') ? host.endsWith(base) : host === base;
 }
 
-export type LeafName = { kind: 'dns' | 'ip' | 'email'; value: string; from: 'san' | 'cn' };
+export type LeafName = { kind: 'dns' | 'ip' | 'email'; value: string; from: 'san' | 'cn' | 'subject email' };
 
-/** The names of a leaf that name constraints apply to: its SANs (DNS, IP, email; URIs are not constrained here) and a CN that is a host name or address. */
-export function constrainedNames(sans: readonly string[], commonNames: readonly string[]): LeafName[] {
+/**
+ * The names of a leaf that name constraints apply to: its SANs, typed as the signer
+ * types them (generalNameFor; URIs are not constrained here, and a chain with URI
+ * constraints is refused), a CN that is a host name or address, and the subject's
+ * emailAddress attributes (which RFC 5280 4.2.1.10 and OpenSSL check against email constraints).
+ */
+export function constrainedNames(sans: readonly string[], commonNames: readonly string[], subjectEmails: readonly string[] = []): LeafName[] {
   const out: LeafName[] = [];
-  const add = (value: string, from: 'san' | 'cn') => {
-    const v = value.trim();
-    if (net.isIP(v)) out.push({ kind: 'ip', value: v, from });
-    else if (/^[^@\s]+@[^@\s]+$/.test(v)) out.push({ kind: 'email', value: v, from });
-    else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return;
-    else if (from === 'san' || /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)+\.?$/i.test(v)) out.push({ kind: 'dns', value: v.toLowerCase().replace(/\.$/, ''), from });
-  };
-  for (const s of sans) add(s, 'san');
-  for (const cn of commonNames) add(cn, 'cn');
+  for (const value of sans) {
+    let type: string;
+    try {
+      type = generalNameFor(value).type;
+    } catch {
+      type = 'dns'; // the signer refuses it anyway; checked as the DNS name it claims to be
+    }
+    if (type === 'dns') out.push({ kind: 'dns', value: value.toLowerCase().replace(/\.$/, ''), from: 'san' });
+    else if (type === 'ip' || type === 'email') out.push({ kind: type, value, from: 'san' });
+  }
+  for (const raw of commonNames) {
+    const v = raw.trim();
+    if (net.isIP(v)) out.push({ kind: 'ip', value: v, from: 'cn' });
+    else if (/^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)+\.?$/i.test(v)) out.push({ kind: 'dns', value: v.toLowerCase().replace(/\.$/, ''), from: 'cn' });
+  }
+  for (const e of subjectEmails) out.push({ kind: 'email', value: e.trim(), from: 'subject email' });
   return out;
 }
 
 /** Why `name` breaks `nc`, or null when it may be signed. */
 export function violation(nc: NameConstraints, name: LeafName): string | null {
-  const label = `${name.from === 'cn' ? 'subject CN' : 'SAN'} ${name.value}`;
+  const label = `${name.from === 'cn' ? 'subject CN' : name.from === 'san' ? 'SAN' : 'subject emailAddress'} ${name.value}`;
   const within = (base: string) => (name.kind === 'dns' ? dnsPermitted(name.value, base) : name.kind === 'ip' ? ipWithin(name.value, base) : emailWithin(name.value, base));
   const hit = (base: string) => (name.kind === 'dns' ? dnsExcluded(name.value, base) : within(base));
   const excluded = nc.excluded[name.kind].find(hit);

@@ -7,6 +7,7 @@ import {
   CryptoError, type CrlRequest, type CrlResult, type CryptoOutcome, type CryptoTask, type CsrInfo, type OcspResponderRequest, type OcspResponderResult,
   type OcspSignRequest, type SignCertificateRequest, type SignedCertificate,
 } from './crypto-types.js';
+import { CryptoTaskBatcher } from './crypto-batch.js';
 import { VerifiedCsrs } from './verified-csrs.js';
 
 export interface CryptoServiceOptions {
@@ -38,6 +39,7 @@ export class CryptoService {
   private pool: Piscina | null = null;
   private closed = false;
   private readonly verified = new VerifiedCsrs();
+  private readonly batcher = new CryptoTaskBatcher((tasks) => this.send(tasks), { maxBatch: 16, threads: () => this.pool?.options.maxThreads ?? 1 });
 
   constructor(private readonly opts: CryptoServiceOptions = {}) {}
 
@@ -62,23 +64,33 @@ export class CryptoService {
   }
 
   private async run<T>(task: CryptoTask): Promise<T> {
-    const pool = this.ensurePool();
+    this.ensurePool();
+    const outcome = (await this.batcher.submit(task)) as CryptoOutcome<T>;
+    if (!outcome.ok) throw new CryptoError(outcome.code, outcome.message);
+    return outcome.value;
+  }
+
+  /** One pool task for one task, one `batch` task for several; a failed pool task fails them all with a CryptoError. */
+  private async send(tasks: CryptoTask[]): Promise<CryptoOutcome<unknown>[]> {
+    const ops = [...new Set(tasks.map((t) => t.op))].join(', ');
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.opts.taskTimeoutMs ?? 30_000);
-    let outcome: CryptoOutcome<T>;
     try {
-      outcome = (await pool.run(task, { signal: abort.signal })) as CryptoOutcome<T>;
+      const pool = this.ensurePool();
+      if (tasks.length === 1) return [(await pool.run(tasks[0], { signal: abort.signal })) as CryptoOutcome<unknown>];
+      const outcome = (await pool.run({ op: 'batch', tasks } satisfies CryptoTask, { signal: abort.signal })) as CryptoOutcome<CryptoOutcome<unknown>[]>;
+      if (!outcome.ok) throw new CryptoError(outcome.code, outcome.message);
+      return outcome.value;
     } catch (err) {
+      if (err instanceof CryptoError) throw err;
       const e = err as { name?: string; message?: string };
-      if (e?.name === 'AbortError') throw new CryptoError('timeout', `crypto task ${task.op} did not finish in time`);
+      if (e?.name === 'AbortError') throw new CryptoError('timeout', `crypto task ${ops} did not finish in time`);
       if (this.closed) throw new CryptoError('unavailable', 'the crypto service is shut down');
       this.opts.log?.error({ err }, 'crypto worker died');
-      throw new CryptoError('crashed', `crypto task ${task.op} failed: ${e?.message ?? String(err)}`);
+      throw new CryptoError('crashed', `crypto task ${ops} failed: ${e?.message ?? String(err)}`);
     } finally {
       clearTimeout(timer);
     }
-    if (!outcome.ok) throw new CryptoError(outcome.code, outcome.message);
-    return outcome.value;
   }
 
   /** Parses a PKCS#10 CSR and checks its signature; `valid: false` with a reason rather than a throw. */

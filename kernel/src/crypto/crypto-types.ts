@@ -151,5 +151,7 @@ export type CryptoTask =
   | { op: 'signCertificate'; request: SignCertificateRequest; csrVerified?: boolean }
   | { op: 'encodeCrl'; request: CrlRequest }
   | { op: 'issueOcspResponder'; request: OcspResponderRequest }
-  | { op: 'signOcspResponse'; request: OcspSignRequest };
+  | { op: 'signOcspResponse'; request: OcspSignRequest }
+  /** Several tasks in one message (crypto-batch.ts); the value is one outcome per task, in order. */
+  | { op: 'batch'; tasks: CryptoTask[] };
 export type CryptoOutcome<T> = { ok: true; value: T } | { ok: false; code: CryptoErrorCode; message: string };

@@ -11,6 +11,13 @@ import { issueOcspResponder } from './ocsp-responder-cert.js';
 import { signOcspResponse } from './ocsp-response.js';
 
 export default async function runCryptoTask(task: CryptoTask): Promise<CryptoOutcome<unknown>> {
+  if (task?.op === 'batch') {
+    if (!Array.isArray(task.tasks)) return { ok: false, code: 'bad_request', message: 'a batch needs a list of tasks' };
+    const outcomes: CryptoOutcome<unknown>[] = [];
+    // One after another: each task's failure is its own outcome; batches do not nest.
+    for (const t of task.tasks) outcomes.push(t?.op === 'batch' ? { ok: false, code: 'bad_request', message: 'batches do not nest' } : await runCryptoTask(t));
+    return { ok: true, value: outcomes };
+  }
   try {
     switch (task?.op) {
       case 'verifyCsr':

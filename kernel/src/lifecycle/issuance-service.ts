@@ -7,7 +7,7 @@ import { loadIssuanceContext, type IssuanceContext } from './issuance-context.js
 import { fromPluginError, IssuanceError, refused } from './issuance-failure.js';
 import { parseIssued } from './issuance-leaf.js';
 import { leafProblems } from './issuance-leaf-check.js';
-import { issuanceStoreQueue, type StoreFence } from './issuance-batch.js';
+import { issuanceStoreQueue, type IssuanceStoreQueue, type StoreFence } from './issuance-batch.js';
 import type { StoredIssuance } from './issuance-store.js';
 import { evaluatePolicies, isBlocking, lifetimeLimitDays, recordPolicyOutcomes, type PolicyRow } from './policy-engine.js';
 import { enforceProfile, type IssuancePlan } from './profile-enforcement.js';
@@ -54,6 +54,17 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_RETRY_AFTER_MS = 6 * 3_600_000;
 
 export async function issueCertificate(k: KernelServices, input: IssueInput): Promise<IssueOutcome> {
+  // Counted as under way until it stores or fails: a store in progress waits a moment for it (group commit).
+  const queue = issuanceStoreQueue(k);
+  const arrived = queue.expect();
+  try {
+    return await issueUnderWay(k, input, queue, arrived);
+  } finally {
+    arrived();
+  }
+}
+
+async function issueUnderWay(k: KernelServices, input: IssueInput, queue: IssuanceStoreQueue, arrived: () => void): Promise<IssueOutcome> {
   const knex = k.db.knex;
   // Independent work overlaps: the context (with the applicable policies: one round trip) while the pool checks the CSR.
   const [ctx, csr] = await Promise.all([loadIssuanceContext(k, knex, input.certificateId), k.crypto.verifyCsr(input.csrPem)]);
@@ -103,11 +114,13 @@ export async function issueCertificate(k: KernelServices, input: IssueInput): Pr
   if (ttlExceeded) k.log.warn({ certificate_id: ctx.cert.id, issuer_id: ctx.issuer.id }, 'the issuer ignored the profile\'s max TTL');
 
   // Group commit: stored together with the issuances finishing meanwhile (issuance-batch.ts).
-  const stored = await issuanceStoreQueue(k).store({
+  const storing = queue.store({
     certificateId: ctx.cert.id, commonName: ctx.cert.common_name, type: input.type, jobId: input.jobId ?? null, csrPem: input.csrPem, leaf,
     serverKey: Boolean(input.serverKey), issuerId: ctx.issuer.id, profileId: ctx.profile?.id ?? null, policy: after,
     details: { ekus: plan.ekus, ttl_capped: plan.ttlCapped, ...(ttlExceeded ? { ttl_exceeded: true } : {}), ...input.details },
   }, actor, input.fence);
+  arrived();
+  const stored = await storing;
   return { status: 'issued', ...stored, serialNumber: leaf.serialNumber, fingerprintSha256: leaf.fingerprintSha256, notAfter: leaf.notAfter };
 }
 

@@ -3,6 +3,7 @@ import type { AuditActor, AuditInput } from '../audit/audit-log.js';
 import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
 import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
+import type { CertificateRouting, NotifierRoute } from '../notifications/notification-routing.js';
 import { refused } from './issuance-failure.js';
 import type { IssuedLeaf } from './issuance-leaf.js';
 import { recordPolicyOutcomes, type PolicyEvaluation } from './policy-engine.js';
@@ -60,7 +61,7 @@ export async function storeIssued(
   const now = opts.now ?? new Date();
   const versionIds = records.map(() => newId('version'));
   const col = <T>(f: (r: IssuedRecord) => T) => records.map(f);
-  const rows = rowsOf<{ kind: 'cert' | 'job' | 'superseded' | 'closed'; id: string; a: string | null; b: string | null; c: string | null }>(await trx.raw(
+  const rows = rowsOf<{ kind: 'cert' | 'notifiers' | 'job' | 'superseded' | 'closed'; id: string; a: string | null; b: string | null; c: string | null }>(await trx.raw(
     `WITH input AS (
        SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::int[], ?::text[], ?::text[], ?::boolean[], ?::boolean[])
          AS v(vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, renewal, server_key)
@@ -79,7 +80,7 @@ export async function storeIssued(
               not_before = v.nb, expires_at = v.na, key_algorithm = v.alg, key_size = v.size,
               last_renewal_at = CASE WHEN v.renewal THEN ?::timestamptz ELSE c.last_renewal_at END, updated_at = ?::timestamptz
          FROM ok v WHERE c.id = v.cert
-       RETURNING c.id, v.from_status
+       RETURNING c.id, v.from_status, c.renewal_policy_id, c.owner_id
      ), deployments AS (
        INSERT INTO jobs (id, type, status, certificate_id, target_id, agent_id, payload, scheduled_at, max_attempts, requested_by, created_at, updated_at)
        SELECT ${newIdSql('job')}, 'Deployment', 'Pending', v.cert, t.id, t.agent_id,
@@ -94,7 +95,12 @@ export async function storeIssued(
           AND j.target_id IN (SELECT d.target_id FROM deployments d WHERE d.certificate_id = v.cert)
        RETURNING j.id, j.certificate_id, v.vid, j.payload->>'version_id' AS old_version
      )
-     SELECT 'cert' AS kind, id, from_status AS a, NULL AS b, NULL AS c FROM updated
+     -- With each certificate, what routes its notifications (renewal policy, owner's email).
+     SELECT 'cert' AS kind, u.id, u.from_status AS a, u.renewal_policy_id AS b, o.email AS c FROM updated u LEFT JOIN owners o ON o.id = u.owner_id
+     UNION ALL
+     -- The enabled notifiers, read here rather than by one more statement (notification-events.ts).
+     SELECT 'notifiers', '', (SELECT coalesce(json_agg(n ORDER BY n.id), '[]'::json)::text
+       FROM (SELECT id, type, event_types, min_severity, renewal_policy_ids, recipients FROM notifiers WHERE enabled) n), NULL, NULL
      UNION ALL
      SELECT 'job', id, certificate_id, target_id, agent_id FROM deployments
      UNION ALL
@@ -105,9 +111,14 @@ export async function storeIssued(
       col((r) => r.leaf.notBefore.toISOString()), col((r) => r.leaf.notAfter.toISOString()), col((r) => r.leaf.keyAlgorithm), col((r) => r.leaf.keySize),
       col((r) => r.leaf.pemChain), col((r) => r.csrPem), col((r) => r.type === 'Renewal'), col((r) => r.serverKey && r.jobId !== null),
       now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now, now, now] as unknown as Knex.RawBinding[],
-  // Named: planned once per connection rather than once per batch (the text never varies; only the arrays do).
-  ).options({ name: 'certctl_store_issued_v1' }));
-  const fromStatus = new Map(rows.filter((r) => r.kind === 'cert').map((r) => [r.id, r.a]));
+  // Named: parsed once per connection (the text never varies; only the arrays do).
+  ).options({ name: 'certctl_store_issued_v2' }));
+  const certRows = rows.filter((r) => r.kind === 'cert');
+  const fromStatus = new Map(certRows.map((r) => [r.id, r.a]));
+  const routing = {
+    notifiers: JSON.parse(rows.find((r) => r.kind === 'notifiers')?.a ?? '[]') as NotifierRoute[],
+    certificates: new Map<string, CertificateRouting>(certRows.map((r) => [r.id, { renewal_policy_id: r.b, owner_email: r.c }])),
+  };
   const refusedRecords = refusals(records, fromStatus, rows.filter((r) => r.kind === 'closed'));
   // Nothing was written for these; the error rolls back the rest (the batch then stores record by record, so only they fail).
   if (refusedRecords.length) throw refused(refusedRecords.join('; '));
@@ -126,7 +137,7 @@ export async function storeIssued(
     message: `Certificate ${r.certificateId} (${r.commonName}) was ${r.type === 'Renewal' ? 'renewed' : 'issued'}: serial ${r.leaf.serialNumber}, valid until ${r.leaf.notAfter.toISOString()}.`,
     dedupe_key: `issued:${versionIds[i]}`,
   }));
-  await recordNotifications(k, trx, events, { now });
+  await recordNotifications(k, trx, events, { now, routing });
 
   const audit: AuditInput[] = records.map((r, i) => ({
     category: 'lifecycle', ...opts.actor,

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { AuditActor } from '../audit/audit-log.js';
 import type { JobRow } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
+import { CLIENT_RENEWED_POLICY } from '../protocols/protocol-enroll.js';
 import { enqueueIssuingJobs, type CertificateForJob } from './issuance-jobs.js';
 
 export interface RenewableCertificate extends CertificateForJob {
@@ -48,9 +49,42 @@ export async function requestNewVersions(
     const job = jobOf.get(c.id)!;
     const renewing = job.type === 'Renewal';
     return {
-      category: 'lifecycle' as const, ...opts.actor, action: renewing ? 'certificate_renewal_requested' : 'certificate_issuance_retried', resource_type: 'certificate', resource_id: c.id,
+      category: 'lifecycle' as const, ...opts.actor, action: renewing ? RENEWAL_REQUESTED : 'certificate_issuance_retried', resource_type: 'certificate', resource_id: c.id,
       details: { job_id: job.id, job_status: job.status, from: c.status, to: renewing ? 'RenewalInProgress' : 'Pending', trigger: opts.trigger },
     };
   }), trx);
   return jobs;
+}
+
+/**
+ * Whether the certificate's client renews it itself (enrolled through EST, SCEP or
+ * ACME: renewal policy rp-client-renewed). The kernel holds no key or CSR for it,
+ * so a Renewal job could only fail; a renewal request is passed on to the client
+ * instead (ACME renewal information reads it: protocols/enrolled-status.ts).
+ */
+export const renewedByClient = (cert: { renewal_policy_id: string | null }): boolean => cert.renewal_policy_id === CLIENT_RENEWED_POLICY;
+
+/** The audit action that records a request for a new version (with or without a job); ARI reads it. */
+export const RENEWAL_REQUESTED = 'certificate_renewal_requested';
+
+/**
+ * Records, in the caller's transaction, that an operator asked for a new version of
+ * a certificate its client renews: no job, no status change, one audit event.
+ */
+export async function askClientToRenew(
+  k: Pick<KernelServices, 'audit'>,
+  trx: Knex.Transaction,
+  cert: { id: string; status: string },
+  opts: { actor: AuditActor; trigger: string; now: Date },
+): Promise<{ certificate_id: string; renewed_by: 'client'; requested_at: string; message: string }> {
+  await k.audit.append({
+    category: 'lifecycle', ...opts.actor, action: RENEWAL_REQUESTED, resource_type: 'certificate', resource_id: cert.id, occurred_at: opts.now,
+    details: { renewed_by: 'client', status: cert.status, trigger: opts.trigger },
+  }, trx);
+  return {
+    certificate_id: cert.id,
+    renewed_by: 'client',
+    requested_at: opts.now.toISOString(),
+    message: 'The client holds this certificate\'s key and renews it itself: no renewal job is queued. ACME clients are told to renew now through renewal information (ARI); EST and SCEP clients renew on their own schedule.',
+  };
 }

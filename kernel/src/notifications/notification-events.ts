@@ -22,6 +22,12 @@ const INSERT_CHUNK = 2000;
 export interface RecordOptions {
   /** Written to created_at/updated_at; the database clock when absent. */
   now?: Date;
+  /**
+   * The enabled notifiers (by id) and the certificates' routing, when the caller read them
+   * in this transaction already (the issuance store does, in its one statement); a
+   * certificate missing from the map is still looked up.
+   */
+  routing?: { notifiers: NotifierRoute[]; certificates: ReadonlyMap<string, CertificateRouting> };
 }
 
 /**
@@ -42,10 +48,10 @@ export async function recordNotification(k: Pick<KernelServices, 'log'>, trx: Kn
  */
 export async function recordNotifications(k: Pick<KernelServices, 'log'>, trx: Knex.Transaction, events: readonly NotificationEvent[], opts: RecordOptions = {}): Promise<number> {
   if (!events.length) return 0;
-  const notifiers = (await trx('notifiers').where({ enabled: true }).orderBy('id')
-    .select('id', 'type', 'event_types', 'min_severity', 'renewal_policy_ids', 'recipients')) as NotifierRoute[];
-  const certIds = [...new Set(events.map((e) => e.certificate_id).filter((id): id is string => Boolean(id)))];
-  const certs = new Map<string, CertificateRouting>();
+  const notifiers = opts.routing?.notifiers ?? ((await trx('notifiers').where({ enabled: true }).orderBy('id')
+    .select('id', 'type', 'event_types', 'min_severity', 'renewal_policy_ids', 'recipients')) as NotifierRoute[]);
+  const certs = new Map<string, CertificateRouting>(opts.routing?.certificates ?? []);
+  const certIds = [...new Set(events.map((e) => e.certificate_id).filter((id): id is string => Boolean(id) && !certs.has(id!)))];
   if (certIds.length) {
     const found = (await trx('managed_certificates as c').leftJoin('owners as o', 'o.id', 'c.owner_id').whereIn('c.id', certIds)
       .select('c.id', 'c.renewal_policy_id', 'o.email as owner_email')) as (CertificateRouting & { id: string })[];

@@ -212,7 +212,7 @@ export function checkPluginCandidate(
     entry.reason = problem;
     return entry;
   }
-  const compiled = compileConfigSchema(opts.ajv, m.configSchema);
+  const compiled = compileConfigSchema(opts.ajv, m.configSchema, m.capabilities);
   if ('reason' in compiled) {
     entry.reason = compiled.reason;
     return entry;

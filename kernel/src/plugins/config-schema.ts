@@ -1,7 +1,8 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Logger } from 'pino';
-import { isSecretField, type JsonSchemaObject } from '@certctl/sdk';
+import { isSecretField, type JsonSchemaObject, type PluginCapabilities } from '@certctl/sdk';
+import { configuredCommandProblem } from '@certctl/sdk/policy';
 
 type AddFormats = (ajv: Ajv) => Ajv;
 const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
@@ -101,15 +102,36 @@ export function publicConfigSchema(schema: JsonSchemaObject): JsonSchemaObject {
   return strip(schema, false) as JsonSchemaObject;
 }
 
-/** Compiles a config schema, or says why it cannot be used. */
-export function compileConfigSchema(ajv: Ajv, schema: JsonSchemaObject): { validate: ValidateFunction } | { reason: string } {
+/**
+ * A validator that, once the schema passes, also refuses a configured command line
+ * (`x-certctl-command`) that the manifest's argument lists for that command refuse
+ * (@certctl/sdk/policy configuredCommandProblem), naming the field: a config picks
+ * one of the command lines the plugin declares, it cannot widen them. The agent
+ * checks again on every call; this answers the operator when the config is saved.
+ */
+function withCommandCheck(validate: ValidateFunction, schema: JsonSchemaObject, capabilities: PluginCapabilities): ValidateFunction {
+  const checked = ((data: unknown) => {
+    if (!validate(data)) {
+      checked.errors = validate.errors;
+      return false;
+    }
+    const refused = configuredCommandProblem(capabilities, schema, data);
+    checked.errors = refused ? [{ instancePath: refused.at, schemaPath: '#/x-certctl-command', keyword: 'x-certctl-command', params: {}, message: refused.problem }] : null;
+    return !refused;
+  }) as ValidateFunction;
+  return Object.assign(checked, { schema: validate.schema, schemaEnv: validate.schemaEnv });
+}
+
+/** Compiles a config schema (with the manifest's capabilities: configured command lines are checked too), or says why it cannot be used. */
+export function compileConfigSchema(ajv: Ajv, schema: JsonSchemaObject, capabilities?: PluginCapabilities): { validate: ValidateFunction } | { reason: string } {
   const misplaced = misplacedSecretMarkers(schema);
   if (misplaced.length) {
     return { reason: `configSchema marks secrets outside plain object properties (${misplaced.join(', ')}); they could not be encrypted` };
   }
   try {
     // A copy: ajv keeps a reference, and the manifest object stays the caller's.
-    return { validate: ajv.compile(structuredClone(schema)) };
+    const validate = ajv.compile(structuredClone(schema));
+    return { validate: capabilities?.exec?.args ? withCommandCheck(validate, schema, capabilities) : validate };
   } catch (err) {
     return { reason: `configSchema is not a valid strict JSON schema: ${(err as Error).message}` };
   }

@@ -1,5 +1,6 @@
 import type { EnrolledCertificateStatus, Json } from '@certctl/sdk';
 import type { KernelServices } from '../kernel-services.js';
+import { RENEWAL_REQUESTED } from '../lifecycle/renewal-requests.js';
 import { canonicalSerial } from '../revocation/leaf-facts.js';
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
@@ -18,9 +19,9 @@ export function parseStatusRequest(raw: Json): Parsed<{ certificateId: string; s
  * certificate the calling protocol enrolled, for ACME renewal information
  * (RFC 9773). `renewNow` when that version is revoked (by the API, a protocol
  * or a CA), the certificate is revoked, or an operator asked for a new version
- * since that one was issued (a Renewal job not opened by the protocol itself,
- * in any state: the kernel cannot renew a certificate whose key only the client
- * holds, so the request is passed on to the client). null for a certificate
+ * since that one was issued (its audited renewal request: the kernel cannot renew
+ * a certificate whose key only the client holds, so the request is passed on to
+ * the client). null for a certificate
  * this protocol did not enrol.
  */
 export async function enrolledStatus(k: KernelServices, pluginId: string, req: { certificateId: string; serialNumber: string }): Promise<EnrolledCertificateStatus | null> {
@@ -34,9 +35,11 @@ export async function enrolledStatus(k: KernelServices, pluginId: string, req: {
     knex('certificate_revocations').where({ certificate_id: cert.id }).whereIn('serial_number', serials).first('id'),
     knex('certificate_versions').where({ certificate_id: cert.id }).whereIn('serial_number', serials).orderBy('created_at').first('created_at') as Promise<{ created_at: Date } | undefined>,
   ]);
-  const asked = knex('jobs').where({ certificate_id: cert.id, type: 'Renewal' }).whereRaw(`coalesce(payload->>'trigger', '') <> 'protocol'`);
-  if (version) asked.where('created_at', '>=', version.created_at);
-  const renewal = await asked.first('id');
+  // Every operator request for a new version is audited (with a Renewal job, or for a certificate
+  // the client renews, without one: lifecycle/renewal-requests.ts); the protocol's own renewals are not.
+  const asked = knex('audit_events').where({ resource_type: 'certificate', resource_id: cert.id, action: RENEWAL_REQUESTED });
+  if (version) asked.where('occurred_at', '>=', version.created_at);
+  const renewal = await asked.first('seq');
   return {
     status: cert.status,
     serialNumber: cert.serial_number ? canonicalSerial(cert.serial_number) : null,

@@ -48,7 +48,7 @@ export class ProtocolIssuanceOps implements IssuanceOps {
       case 'issuance.raDecrypt':
       case 'issuance.raSign': {
         this.ra ??= new RaOps(this.services);
-        return this.ra.handle(op, request, refuse, (issuerId) => issuerChain(k, issuerId, timeoutMs));
+        return this.ra.handle(ctx.pluginId, op, request, refuse, (issuerId) => issuerChain(k, issuerId, timeoutMs));
       }
       case 'issuance.caChain': {
         const parsed = parseCaChainRequest(request);

@@ -4,6 +4,7 @@ import { derToPem } from '../crypto/der.js';
 import type { Ctx } from '../http/route.js';
 import type { KernelServices } from '../kernel-services.js';
 import { PluginCallError } from '../plugins/host/contracts.js';
+import type { InstanceRow } from '../plugins/host/instance-loader.js';
 import { DEFAULT_PROTOCOL_MAX_BODY, DEFAULT_PROTOCOL_TIMEOUT_MS, matchMount, type MountMatch } from './mounts.js';
 
 /*
@@ -77,9 +78,10 @@ function writeResponse(ctx: Ctx, res: ProtocolHttpResponse): void {
 export async function dispatchProtocol(k: KernelServices, ctx: Ctx): Promise<void> {
   const match = matchMount(k.plugins.list(), ctx.path);
   if (!match) return problem(ctx, 404, 'Not Found', 'no protocol is served at this path');
-  let endpoint: { id: string; enabled: boolean } | undefined;
+  let endpoint: InstanceRow | undefined;
   try {
-    endpoint = (await k.db.knex('protocol_endpoints').where({ type: match.plugin.id }).first('id', 'enabled')) as typeof endpoint;
+    // The whole row, handed to the plugin host: it is then not read a second time for the call's config.
+    endpoint = (await k.db.knex('protocol_endpoints').where({ type: match.plugin.id }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as typeof endpoint;
   } catch (err) {
     // The database is busy or away (pool exhausted, a timeout): a protocol client retries a 503, never sees a 500.
     k.log.warn({ plugin_id: match.plugin.id, err: (err as Error)?.message ?? String(err), request_id: ctx.state.requestId }, 'protocol endpoint lookup failed');
@@ -95,7 +97,7 @@ export async function dispatchProtocol(k: KernelServices, ctx: Ctx): Promise<voi
   let res: ProtocolHttpResponse;
   try {
     const request = buildProtocolRequest(k, ctx, match, body);
-    res = (await k.pluginHost.call(match.plugin.id, endpoint.id, 'handle', request as unknown as Json, { timeoutMs: spec.timeoutMs ?? DEFAULT_PROTOCOL_TIMEOUT_MS })) as unknown as ProtocolHttpResponse;
+    res = (await k.pluginHost.call(match.plugin.id, endpoint.id, 'handle', request as unknown as Json, { timeoutMs: spec.timeoutMs ?? DEFAULT_PROTOCOL_TIMEOUT_MS, instanceRow: endpoint })) as unknown as ProtocolHttpResponse;
   } catch (err) {
     const code = err instanceof PluginCallError ? err.code : 'error';
     k.log.warn({ plugin_id: match.plugin.id, endpoint_id: endpoint.id, code, err: (err as Error)?.message ?? String(err), request_id: ctx.state.requestId }, 'protocol request failed in its plugin');

@@ -108,7 +108,7 @@ async function enrollNew(k: KernelServices, pluginId: string, req: EnrollRequest
     return requiresApproval ? queueWithCsr(k, trx, cert, 'Issuance', req, actor, null) : null;
   });
   if (job) return pendingFor(knex, certificateId, job);
-  return issueNow(k, certificateId, 'Issuance', req, actor, timeoutMs);
+  return issueNow(k, certificateId, 'Issuance', req, actor, timeoutMs, true);
 }
 
 /** A re-enrolment of a certificate this protocol enrolled, or the collection of an earlier pending one. */
@@ -146,7 +146,8 @@ async function enrollAgain(k: KernelServices, pluginId: string, req: EnrollReque
   return issueNow(k, id, type, req, actor, timeoutMs);
 }
 
-async function issueNow(k: KernelServices, certificateId: string, type: 'Issuance' | 'Renewal', req: EnrollRequest, actor: AuditActor, timeoutMs: number): Promise<EnrollResult> {
+/** `created`: this call made the managed certificate (a first enrolment), so a refusal takes it away again. */
+async function issueNow(k: KernelServices, certificateId: string, type: 'Issuance' | 'Renewal', req: EnrollRequest, actor: AuditActor, timeoutMs: number, created = false): Promise<EnrollResult> {
   let outcome: IssueOutcome;
   try {
     outcome = await issueCertificate(k, {
@@ -155,8 +156,7 @@ async function issueNow(k: KernelServices, certificateId: string, type: 'Issuanc
       details: { protocol: actor.actor.split('/')[0], requester_kind: req.requester.kind },
     });
   } catch (err) {
-    // A first enrolment that did not get a certificate stays in the inventory as Failed (its audit trail explains why).
-    if (type === 'Issuance') await k.db.knex('managed_certificates').where({ id: certificateId, status: 'Pending' }).update({ status: 'Failed', updated_at: new Date() });
+    if (type === 'Issuance') await settleFailedFirst(k, certificateId, err, actor, created);
     throw err;
   }
   if (outcome.status === 'pending') {
@@ -170,6 +170,31 @@ async function issueNow(k: KernelServices, certificateId: string, type: 'Issuanc
   }
   const version = (await k.db.knex('certificate_versions').where({ id: outcome.versionId }).first('pem_chain')) as { pem_chain: string };
   return issuedFrom(certificateId, version.pem_chain);
+}
+
+/**
+ * A first issuance that got no certificate. Refused by the kernel or denied by the
+ * CA (profile, policy, the CA's own no) on the enrolment that made the managed
+ * certificate: the row goes, with what hangs off it (policy violations,
+ * notifications: ON DELETE CASCADE), in one transaction with an audit event of the
+ * refusal, so clients retrying refused requests do not fill the inventory. Any
+ * other failure (the CA unreachable, a faulty CA answer) leaves it Failed, its
+ * audit trail explaining why.
+ */
+async function settleFailedFirst(k: KernelServices, certificateId: string, err: unknown, actor: AuditActor, created: boolean): Promise<void> {
+  const refusal = created && err instanceof IssuanceError && (err.kind === 'refused' || err.kind === 'denied');
+  await k.db.knex.transaction(async (trx) => {
+    const pending = trx('managed_certificates').where({ id: certificateId, status: 'Pending' }).whereNull('serial_number');
+    if (!refusal) {
+      await pending.update({ status: 'Failed', updated_at: new Date() });
+      return;
+    }
+    if (!(await pending.delete())) return;
+    await k.audit.append({
+      category: 'lifecycle', ...actor, action: 'certificate_enrolment_refused', resource_type: 'certificate', resource_id: certificateId,
+      details: { reason: (err as IssuanceError).message.slice(0, 1000), kind: (err as IssuanceError).kind },
+    }, trx);
+  });
 }
 
 /**

@@ -2,6 +2,7 @@ import crypto, { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import forge from 'node-forge';
 import * as pkijs from 'pkijs';
+import type { RaDecryptResult } from '@certctl/sdk';
 
 /*
  * The two CMS (RFC 5652) operations that need an RA private key: opening an
@@ -10,6 +11,9 @@ import * as pkijs from 'pkijs';
  * symmetric operations use node's crypto (node-forge only for single DES, which
  * OpenSSL 3 keeps in its legacy provider and old SCEP clients still send).
  */
+
+/** The content encryption of an opened EnvelopedData (node cipher names): the protocol answers with the same. */
+type RaContentCipher = Extract<RaDecryptResult, { ok: true }>['contentCipher'];
 
 export class RaCmsError extends Error {
   constructor(readonly code: 'bad_message' | 'not_for_ra' | 'bad_alg' | 'decrypt_failed', message: string) {
@@ -33,16 +37,13 @@ const OID = {
 };
 
 /** Content-encryption algorithms an EnvelopedData may use: node cipher name, key and IV sizes. */
-const CONTENT_CIPHERS: Record<string, { cipher: string; keyLength: number; ivLength: number }> = {
+const CONTENT_CIPHERS: Record<string, { cipher: RaContentCipher; keyLength: number; ivLength: number }> = {
   '1.3.14.3.2.7': { cipher: 'des-cbc', keyLength: 8, ivLength: 8 },
   '1.2.840.113549.3.7': { cipher: 'des-ede3-cbc', keyLength: 24, ivLength: 8 },
   '2.16.840.1.101.3.4.1.2': { cipher: 'aes-128-cbc', keyLength: 16, ivLength: 16 },
   '2.16.840.1.101.3.4.1.22': { cipher: 'aes-192-cbc', keyLength: 24, ivLength: 16 },
   '2.16.840.1.101.3.4.1.42': { cipher: 'aes-256-cbc', keyLength: 32, ivLength: 16 },
 };
-
-/** The kernel-side attributes of a signature; a caller may not supply them. */
-export const RESERVED_SIGNED_ATTRIBUTES = new Set([OID.contentType, OID.messageDigest, OID.signingTime]);
 
 const ab = (b: Buffer | Uint8Array): ArrayBuffer => new Uint8Array(b).slice().buffer;
 
@@ -135,10 +136,10 @@ function decryptContent(cipher: string, key: Buffer, iv: Buffer, data: Buffer): 
  * The content of a CMS EnvelopedData (DER ContentInfo) addressed to one of `ras`
  * (newest first; a key may be given as a function, opened only for the RA that is
  * addressed): the recipient is found by issuer and serial number (or subject key
- * identifier). Every failure after the recipient is found is one error,
- * `decrypt_failed`, whatever went wrong.
+ * identifier), and its content-encryption algorithm. Every failure after the
+ * recipient is found is one error, `decrypt_failed`, whatever went wrong.
  */
-export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; key: crypto.KeyObject | (() => crypto.KeyObject) }>): Buffer {
+export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; key: crypto.KeyObject | (() => crypto.KeyObject) }>): { content: Buffer; cipher: RaContentCipher } {
   const info = pkiObject(() => new pkijs.ContentInfo({ schema: parseBer(der, 'the EnvelopedData') }), 'the EnvelopedData');
   if (info.contentType !== OID.envelopedData) throw new RaCmsError('bad_message', 'the content is not a CMS EnvelopedData');
   const env = pkiObject(() => new pkijs.EnvelopedData({ schema: info.content }), 'the EnvelopedData');
@@ -156,12 +157,24 @@ export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; k
     if (!recipient) continue;
     const cek = unwrapKey(recipient.value as pkijs.KeyTransRecipientInfo, typeof ra.key === 'function' ? ra.key() : ra.key, alg.keyLength);
     try {
-      return decryptContent(alg.cipher, cek, iv, data);
+      return { content: decryptContent(alg.cipher, cek, iv, data), cipher: alg.cipher };
     } catch {
       throw new RaCmsError('decrypt_failed', 'the EnvelopedData could not be decrypted');
     }
   }
   throw new RaCmsError('not_for_ra', 'the EnvelopedData has no recipient that is this issuer\'s RA certificate');
+}
+
+/** Whether `der` is one CMS ContentInfo holding an EnvelopedData. */
+export function isEnvelopedData(der: Buffer): boolean {
+  try {
+    const info = new pkijs.ContentInfo({ schema: parseBer(der, 'the content') });
+    if (info.contentType !== OID.envelopedData) return false;
+    new pkijs.EnvelopedData({ schema: info.content });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface SignedAttributeInput {

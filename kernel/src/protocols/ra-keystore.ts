@@ -1,19 +1,23 @@
 import crypto, { webcrypto, X509Certificate } from 'node:crypto';
 import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import { CaError } from '../ca/ca-errors.js';
+import { newId } from '../db/ids.js';
 import { x509 } from '../crypto/x509-setup.js';
 import type { KernelServices } from '../kernel-services.js';
 
 /*
  * The registration-authority (RA) keys of enrolment protocols (migration 016): one
- * RSA-2048 key and certificate per issuer, signed by the issuer's kernel-kept CA,
- * made on first use. The private key is sealed with the config cipher at rest and
+ * RSA-2048 key and certificate per protocol plugin and issuer, signed by the
+ * issuer's kernel-kept CA, made on first use. Per plugin, so one protocol plugin
+ * cannot open what clients encrypted for another (SCEP requests carry challenge
+ * passwords). The private key is sealed with the config cipher at rest and
  * opened only inside this process for one decryption or signature; it is never
  * returned, logged or handed to a plugin.
  */
 
 export interface RaRow {
   id: string;
+  plugin_id: string;
   issuer_id: string;
   certificate_pem: string;
   chain_pem: string[] | string;
@@ -21,6 +25,15 @@ export interface RaRow {
   not_before: Date;
   not_after: Date;
 }
+
+/** Whose RA: the protocol plugin using it and the issuer whose CA certifies it. */
+export interface RaOwner {
+  pluginId: string;
+  issuerId: string;
+}
+
+const ownerKey = (o: RaOwner) => `${o.pluginId}\u0000${o.issuerId}`;
+const ownerRows = (k: KernelServices, o: RaOwner) => k.db.knex('protocol_ra_keys').where({ plugin_id: o.pluginId, issuer_id: o.issuerId });
 
 export interface RaCredentials {
   id: string;
@@ -65,38 +78,39 @@ export class RaKeystore {
    * expiry, or the issuer's CA changed since it was signed. `caChainPem` is the
    * issuer's chain as its plugin reports it today.
    */
-  async ensure(issuerId: string, caChainPem: string[]): Promise<RaCredentials> {
-    const hit = this.current.get(issuerId);
+  async ensure(owner: RaOwner, caChainPem: string[]): Promise<RaCredentials> {
+    const key = ownerKey(owner);
+    const hit = this.current.get(key);
     if (hit && Date.now() - hit.at < CACHE_MS && this.fresh(hit.creds, caChainPem)) return hit.creds;
-    let pending = this.inflight.get(issuerId);
+    let pending = this.inflight.get(key);
     if (!pending) {
-      pending = this.ensureOnce(issuerId, caChainPem).finally(() => this.inflight.delete(issuerId));
-      this.inflight.set(issuerId, pending);
+      pending = this.ensureOnce(owner, caChainPem).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
     }
     const creds = await pending;
-    this.current.set(issuerId, { creds, at: Date.now() });
+    this.current.set(key, { creds, at: Date.now() });
     return creds;
   }
 
-  /** The newest unexpired RA of the issuer without creating one (signing replies). */
-  async latest(issuerId: string): Promise<RaCredentials | null> {
-    const hit = this.current.get(issuerId);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.creds;
-    const row = (await this.k().db.knex('protocol_ra_keys').where({ issuer_id: issuerId }).whereRaw('not_after > now()').orderBy('not_after', 'desc').first()) as RaRow | undefined;
-    return row ? credentialsOf(row) : null;
-  }
-
-  /** Every unexpired RA of the issuer, newest first, each with a function opening its key: candidates for decrypting a client's message. */
-  async unexpiredWithKeys(issuerId: string): Promise<Array<RaCredentials & { key: () => crypto.KeyObject }>> {
-    const rows = (await this.k().db.knex('protocol_ra_keys').where({ issuer_id: issuerId }).whereRaw('not_after > now()').orderBy('not_after', 'desc')) as RaRow[];
+  /**
+   * Every unexpired RA of the issuer, newest made first, each with a function
+   * opening its key: the candidates for decrypting a client's message; the first
+   * signs replies. (Newest made, not latest to expire: an RA made for a new CA that
+   * ends sooner is still the current one.)
+   */
+  async unexpiredWithKeys(owner: RaOwner): Promise<Array<RaCredentials & { key: () => crypto.KeyObject }>> {
+    const rows = (await ownerRows(this.k(), owner).whereRaw('not_after > now()').orderBy('created_at', 'desc')) as RaRow[];
     return rows.map((row) => ({ ...credentialsOf(row), key: () => this.open(row) }));
   }
 
-  /** The private key of one RA, for one signature. */
-  async keyOf(raId: string): Promise<crypto.KeyObject> {
-    const row = (await this.k().db.knex('protocol_ra_keys').where({ id: raId }).first()) as RaRow | undefined;
-    if (!row) throw new CaError('ca_missing', `RA ${raId} does not exist`);
-    return this.open(row);
+  /** The RA that signs a reply: the newest unexpired one, made first when there is none. */
+  async signer(owner: RaOwner, caChain: () => Promise<string[]>): Promise<RaCredentials & { key: () => crypto.KeyObject }> {
+    const [ra] = await this.unexpiredWithKeys(owner);
+    if (ra) return ra;
+    await this.ensure(owner, await caChain());
+    const [made] = await this.unexpiredWithKeys(owner);
+    if (!made) throw new CaError('ca_expired', `issuer ${owner.issuerId} has no unexpired RA`);
+    return made;
   }
 
   private open(row: RaRow): crypto.KeyObject {
@@ -112,10 +126,10 @@ export class RaKeystore {
     return end - Date.now() > ROTATE_AHEAD_MS || end >= caEnd - 1000;
   }
 
-  private async ensureOnce(issuerId: string, caChainPem: string[]): Promise<RaCredentials> {
-    const row = (await this.k().db.knex('protocol_ra_keys').where({ issuer_id: issuerId }).orderBy('not_after', 'desc').first()) as RaRow | undefined;
+  private async ensureOnce(owner: RaOwner, caChainPem: string[]): Promise<RaCredentials> {
+    const row = (await ownerRows(this.k(), owner).orderBy('created_at', 'desc').first()) as RaRow | undefined;
     if (row && this.fresh(credentialsOf(row), caChainPem)) return credentialsOf(row);
-    return this.create(issuerId, row?.id ?? null);
+    return this.create(owner, row?.id ?? null);
   }
 
   /**
@@ -123,12 +137,13 @@ export class RaKeystore {
    * keyEncipherment, EKU id-kp-cmcRA). Two replicas racing here each make one; both
    * are valid RAs of the issuer, and the newer is served.
    */
-  private async create(issuerId: string, replacing: string | null): Promise<RaCredentials> {
+  private async create(owner: RaOwner, replacing: string | null): Promise<RaCredentials> {
     const k = this.k();
+    const { pluginId, issuerId } = owner;
     const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
     const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-      name: `CN=${`certctl SCEP RA ${issuerId}`.slice(0, 64)}`,
+      name: `CN=${`certctl ${pluginId} RA ${issuerId}`.slice(0, 64)}`,
       keys: keys as never,
       signingAlgorithm: alg,
     });
@@ -139,9 +154,10 @@ export class RaKeystore {
       extendedKeyUsage: [EKU_CMC_RA],
     });
     const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-    const id = `ra-${crypto.randomBytes(8).toString('hex')}`;
+    const id = newId('raKey');
     const newRow = {
       id,
+      plugin_id: pluginId,
       issuer_id: issuerId,
       certificate_pem: signed.certificatePem,
       chain_pem: JSON.stringify(signed.chainPem),
@@ -153,10 +169,10 @@ export class RaKeystore {
       await trx('protocol_ra_keys').insert(newRow);
       await k.audit.append({
         category: 'lifecycle', ...SYSTEM_ACTOR, action: 'ra_certificate_created', resource_type: 'issuer', resource_id: issuerId,
-        details: { ra_id: id, serial_number: signed.serialNumberHex, not_after: signed.notAfter, fingerprint_sha256: signed.fingerprintSha256, ...(replacing ? { replaces: replacing } : {}) },
+        details: { ra_id: id, plugin_id: pluginId, serial_number: signed.serialNumberHex, not_after: signed.notAfter, fingerprint_sha256: signed.fingerprintSha256, ...(replacing ? { replaces: replacing } : {}) },
       }, trx);
     });
-    k.log.info({ issuer_id: issuerId, ra_id: id, not_after: signed.notAfter }, 'made a new RA certificate for enrolment protocols');
+    k.log.info({ plugin_id: pluginId, issuer_id: issuerId, ra_id: id, not_after: signed.notAfter }, 'made a new RA certificate for enrolment protocols');
     return { id, certificatePem: signed.certificatePem, chainPem: signed.chainPem, notAfter: new Date(signed.notAfter) };
   }
 }

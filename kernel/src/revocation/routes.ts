@@ -70,14 +70,20 @@ export function revocationRoutes(k: KernelServices): RouteDef[] {
         const scoped = (q: Knex.QueryBuilder) => (query.issuer_id ? q.where({ issuer_id: query.issuer_id }) : q);
         const entries = await scoped(knex('certificate_revocations')).orderBy([{ column: 'revoked_at', order: 'desc' }, { column: 'id' }]).limit(limit);
         const [{ n }] = (await scoped(knex('certificate_revocations')).count({ n: '*' })) as { n: string | number }[];
-        const crls = await scoped(knex('crl_state')).whereNotNull('crl_number').orderBy('issuer_id')
-          .select('issuer_id', 'ca_id', 'crl_number', 'this_update', 'next_update', 'entries', 'etag');
+        const crls = await knex('crl_state as s').join('certificate_authorities as ca', 'ca.id', 's.ca_id')
+          .modify((q) => { if (query.issuer_id) q.where('s.issuer_id', query.issuer_id); })
+          .whereNotNull('s.crl_number').orderBy('s.issuer_id')
+          .select('s.issuer_id', 's.ca_id', 's.crl_number', 's.this_update', 's.next_update', 's.entries', 's.etag', 'ca.status as ca_status');
         return {
           version: 2,
           generated_at: new Date().toISOString(),
           total: Number(n),
           entries: entries.map(serializeRevocation),
-          crls: crls.map((c: Record<string, unknown>) => ({ ...c, crl_number: String(c.crl_number), url: `${k.config.publicBaseUrl}/.well-known/pki/crl/${c.issuer_id}` })),
+          // The issuer's URL serves its active CA's CRL; every other CA's is at its own URL (the one its certificates name).
+          crls: crls.map(({ ca_status, ...c }: Record<string, unknown>) => ({
+            ...c, crl_number: String(c.crl_number),
+            url: `${k.config.publicBaseUrl}/.well-known/pki/crl/${encodeURIComponent(String(c.issuer_id))}${ca_status === 'active' ? '' : `/${encodeURIComponent(String(c.ca_id))}`}`,
+          })),
           reasons: REVOCATION_REASONS,
         };
       },

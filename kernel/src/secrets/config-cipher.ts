@@ -58,6 +58,16 @@ export class ConfigCipher {
     return new ConfigCipher(key);
   }
 
+  /**
+   * A 32-byte key for one purpose, derived with HKDF-SHA256 from this key and
+   * `info` (the caller binds it to its owner). Never stored: every kernel holding
+   * the same passphrase and salt derives the same bytes, and the sealing key
+   * itself never leaves this object.
+   */
+  deriveKey(info: string): Buffer {
+    return Buffer.from(crypto.hkdfSync('sha256', this.key, Buffer.from('certctl-derived-key-v1'), Buffer.from(info, 'utf8'), 32));
+  }
+
   encrypt(plaintext: string): string {
     const iv = crypto.randomBytes(12);
     const c = crypto.createCipheriv('aes-256-gcm', this.key, iv);

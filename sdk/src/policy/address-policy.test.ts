@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, normalizeAddress } from './address-policy.js';
+import { classifyAddress, clientAddressKey, normalizeAddress } from './address-policy.js';
 
 describe('classifyAddress', () => {
   it('classifies the address ranges a plugin must not reach by accident', () => {
@@ -26,5 +26,17 @@ describe('classifyAddress', () => {
 
   it('throws on something that is not an IP address', () => {
     expect(() => classifyAddress('example.com')).toThrow(/not an IP address/);
+  });
+});
+
+describe('clientAddressKey', () => {
+  it('keeps IPv4 (also IPv4-mapped) and cuts IPv6 to its /64, however it is written', () => {
+    expect(clientAddressKey('192.0.2.1')).toBe('192.0.2.1');
+    expect(clientAddressKey('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(clientAddressKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(clientAddressKey('2001:0DB8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(clientAddressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientAddressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(clientAddressKey('::1')).toBe('0:0:0:0::/64');
   });
 });

@@ -71,3 +71,18 @@ export function classifyAddress(address: string): AddressClass {
 export const ORDINARY_CLASSES: ReadonlySet<AddressClass> = new Set(['public', 'private']);
 /** Classes reachable only when the exact IP literal is declared (a hostname is not enough). */
 export const IP_LITERAL_ONLY_CLASSES: ReadonlySet<AddressClass> = new Set(['metadata', 'unspecified']);
+
+/**
+ * The key a client address is counted under by per-address limits: an IPv4
+ * address (also when IPv4-mapped) as is, an IPv6 address by its /64, since one
+ * host usually holds a whole /64 and could otherwise rotate through it.
+ */
+export function clientAddressKey(address: string): string {
+  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').replace(/%.*$/, '');
+  if (!a.includes(':')) return a;
+  const [head, tail = ''] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = a.includes('::') ? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t] : h;
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

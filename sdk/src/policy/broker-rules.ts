@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { KV_MAX_KEYS_CEILING } from '../manifest.js';
-import { argsAllowed, type ExecGrant } from './exec-args.js';
+import { argsAllowed, type ExecGrant, type PathArgCheck } from './exec-args.js';
 import { jsonProblem } from './json-value.js';
 
 /**
@@ -94,14 +94,29 @@ export function fsPathProblem(requested: unknown): string | null {
   return null;
 }
 
+/**
+ * The `{ "path": ... }` argument check (exec-args.ts) for a call's granted paths: the
+ * argument is a well-formed absolute path (fsPathProblem), already normalised, and lies
+ * at or below one of `write` (for "write") or of `write` and `read` (for "read"). The
+ * agent also checks the real path of each such argument before the command runs.
+ */
+export function pathArgCheck(granted: { write: readonly string[]; read?: readonly string[] }): PathArgCheck {
+  return (arg, access) => {
+    if (fsPathProblem(arg) || path.normalize(arg) !== arg) return false;
+    const roots = access === 'write' ? granted.write : [...granted.write, ...(granted.read ?? [])];
+    return roots.some((r) => pathWithin(path.normalize(r), arg));
+  };
+}
+
 export const EXEC_ARG_LIMITS = { maxArgs: 256, maxArgLength: 8192 } as const;
 
 /**
  * Why exec.run may not run `command` with `args` under the granted commands, or
  * null. A grant is an exact absolute path (a plain string: any arguments) or an
- * ExecGrant whose argument lists the arguments must match (exec-args.ts).
+ * ExecGrant whose argument lists the arguments must match (exec-args.ts; `pathOk`
+ * decides `{ "path": ... }` positions, see pathArgCheck).
  */
-export function execProblem(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[]): string | null {
+export function execProblem(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[], pathOk?: PathArgCheck): string | null {
   if (typeof command !== 'string' || !command || command.includes('\0')) return 'command must be a non-empty string';
   if (!path.isAbsolute(command)) return `command must be an absolute path: ${command}`;
   const grants = declared.map((d) => (typeof d === 'string' ? { command: d, args: null } : d))
@@ -113,6 +128,6 @@ export function execProblem(command: unknown, args: unknown, declared: readonly 
     if (typeof a !== 'string') return 'args must be an array of strings';
     if (a.includes('\0') || a.length > EXEC_ARG_LIMITS.maxArgLength) return `an argument is over ${EXEC_ARG_LIMITS.maxArgLength} characters or contains NUL`;
   }
-  if (!grants.some((g) => argsAllowed(g.args, args as string[]))) return `command ${command} is not granted with these arguments (${JSON.stringify(args).slice(0, 200)})`;
+  if (!grants.some((g) => argsAllowed(g.args, args as string[], pathOk))) return `command ${command} is not granted with these arguments (${JSON.stringify(args).slice(0, 200)})`;
   return null;
 }

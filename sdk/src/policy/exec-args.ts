@@ -9,11 +9,24 @@
  * that the plugin drives with arguments of its own).
  *
  * An argument list is matched position by position and must have the same length:
- * each position is a literal string, or `{ "regex": "..." }` matching the whole
- * argument (anchored; JavaScript syntax, unicode mode).
+ * each position is a literal string, `{ "regex": "..." }` matching the whole
+ * argument (anchored; JavaScript syntax, unicode mode), or `{ "path": "read" }` /
+ * `{ "path": "write" }`: an absolute, normalised path inside the paths granted for
+ * this call (the fs capability's: the manifest's plus the instance's
+ * `x-certctl-path` fields; "read" also admits the deploy's key file).
+ *
+ * A configured argv whose command the manifest declares with argument lists must
+ * satisfy them as well (configCommandProblem): a config names which declared
+ * command line to run, it does not widen what the command may be run with.
  */
 
-export type ExecArgMatcher = string | { regex: string };
+export type PathAccess = 'read' | 'write';
+export type ExecArgMatcher = string | { regex: string } | { path: PathAccess };
+/**
+ * Whether `arg` may stand for a `{ "path": access }` position: the caller's view of the
+ * call's granted paths (broker-rules pathArgCheck). Absent: no path position matches.
+ */
+export type PathArgCheck = (arg: string, access: PathAccess) => boolean;
 /** One allowed argument list (after the command). */
 export type ExecArgRule = ExecArgMatcher[];
 
@@ -36,8 +49,9 @@ export function execArgRulesProblem(rules: unknown): string | null {
         continue;
       }
       const keys = m && typeof m === 'object' && !Array.isArray(m) ? Object.keys(m) : [];
+      if (keys.length === 1 && keys[0] === 'path' && (m.path === 'read' || m.path === 'write')) continue;
       if (keys.length !== 1 || keys[0] !== 'regex' || typeof m.regex !== 'string' || !m.regex || m.regex.length > EXEC_RULE_LIMITS.maxRegexLength) {
-        return 'an argument is a literal string or { "regex": "..." }';
+        return 'an argument is a literal string or one of { "regex": "..." }, { "path": "read" | "write" }';
       }
       try {
         new RegExp(m.regex, 'u');
@@ -53,6 +67,9 @@ const compiled = new Map<string, RegExp>();
 function wholeMatch(pattern: string, value: string): boolean {
   let re = compiled.get(pattern);
   if (!re) {
+    // Compiled alone first: a pattern that is not a regular expression by itself (`a)|(b`)
+    // would otherwise close the anchoring group and match in part. Throws: no match.
+    new RegExp(pattern, 'u');
     re = new RegExp(`^(?:${pattern})$`, 'u');
     if (compiled.size > 1000) compiled.clear();
     compiled.set(pattern, re);
@@ -60,18 +77,22 @@ function wholeMatch(pattern: string, value: string): boolean {
   return re.test(value);
 }
 
-/** Whether `args` is one of the allowed lists (null: any arguments). A malformed rule matches nothing. */
-export function argsAllowed(rules: readonly ExecArgRule[] | null, args: readonly string[]): boolean {
+/** Whether one position allows `value`. A malformed matcher allows nothing. */
+function matcherAllows(m: ExecArgMatcher, value: string, pathOk?: PathArgCheck): boolean {
+  if (typeof m === 'string') return m === value;
+  if (m && typeof m === 'object' && 'path' in m) return (m.path === 'read' || m.path === 'write') && Boolean(pathOk?.(value, m.path));
+  try {
+    return typeof m?.regex === 'string' && wholeMatch(m.regex, value);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `args` is one of the allowed lists (null: any arguments). A malformed rule matches nothing; a path position needs `pathOk`. */
+export function argsAllowed(rules: readonly ExecArgRule[] | null, args: readonly string[], pathOk?: PathArgCheck): boolean {
   if (rules === null) return true;
   if (!Array.isArray(rules)) return false;
-  return rules.some((rule) => Array.isArray(rule) && rule.length === args.length && rule.every((m, i) => {
-    if (typeof m === 'string') return m === args[i];
-    try {
-      return typeof m?.regex === 'string' && wholeMatch(m.regex, args[i]);
-    } catch {
-      return false;
-    }
-  }));
+  return rules.some((rule) => Array.isArray(rule) && rule.length === args.length && rule.every((m, i) => matcherAllows(m, args[i], pathOk)));
 }
 
 /** A manifest's exec capability as grants: each declared command with its argument lists (none listed: any). */
@@ -92,6 +113,24 @@ export function configCommandGrant(argv: readonly string[], keyword: unknown): E
   const [command, ...fixed] = argv;
   const extra = keyword && typeof keyword === 'object' && Array.isArray((keyword as { args?: unknown }).args) ? ((keyword as { args: ExecArgRule[] }).args) : null;
   return { command, args: extra ? extra.map((rule) => [...fixed, ...rule]) : [[...fixed]] };
+}
+
+/**
+ * Why a configured argv may not run although its command is granted, or null: when the
+ * manifest declares argument lists for the command (`manifestRules`, null: none), every
+ * command line the config grants (configCommandGrant) must be one of them: the configured
+ * arguments match a list's first positions and the plugin's own list (an `{ args }`
+ * mark's) is that list's remaining positions, matcher for matcher.
+ */
+export function configCommandProblem(argv: readonly string[], keyword: unknown, manifestRules: readonly ExecArgRule[] | null, pathOk?: PathArgCheck): string | null {
+  if (manifestRules === null) return null;
+  const [command, ...fixed] = argv;
+  const extra = configCommandGrant(argv, keyword).args!.map((rule) => rule.slice(fixed.length));
+  const covered = (tail: ExecArgRule) => manifestRules.some((m) => Array.isArray(m) && m.length === fixed.length + tail.length
+    && fixed.every((a, i) => matcherAllows(m[i], a, pathOk))
+    && tail.every((x, j) => JSON.stringify(x) === JSON.stringify(m[fixed.length + j])));
+  if (extra.every(covered)) return null;
+  return `${command} ${JSON.stringify(fixed).slice(0, 200)}: the plugin's manifest allows ${command} only with its argument lists (capabilities.exec.args)`;
 }
 
 /** Why a schema's `x-certctl-command` value is unusable (true, or { args: [...] }), or null. */

@@ -11,3 +11,4 @@ export * from './origin-rule.js';
 export * from './agent-local-rules.js';
 export * from './broker-rules.js';
 export * from './exec-args.js';
+export * from './config-marks.js';

@@ -5,7 +5,7 @@ import { CapabilityError } from './errors.js';
 import { jsonProblem } from './json-check.js';
 import {
   addressAllowed, classifyAddress, eventProblem, execProblem, manifestExecGrants, FetchPolicyRefusal, fsPathProblem, kvIncrementProblem, kvKeyProblem, kvPrefixProblem, kvValueProblem, matchHostRule,
-  normalizeAddress, parseFetchRequest, parseHostRule, pathWithin, urlHost, type FetchRequestParts, type HostRule,
+  normalizeAddress, parseFetchRequest, parseHostRule, pathArgCheck, pathWithin, urlHost, type FetchRequestParts, type HostRule,
 } from '../policy/index.js';
 
 /**
@@ -91,6 +91,7 @@ export function checkFsPath(grants: PluginCapabilities, op: string, requested: u
 export function checkExec(grants: PluginCapabilities, command: unknown, args: unknown): void {
   const declared = grants.exec?.commands ?? [];
   if (!declared.length) throw new CapabilityError('exec.run is not granted to this plugin (capability exec)');
-  const problem = execProblem(command, args, manifestExecGrants(grants.exec));
+  // `{ "path": ... }` arguments: inside the granted fs paths (the test host keeps one list for reading and writing).
+  const problem = execProblem(command, args, manifestExecGrants(grants.exec), pathArgCheck({ write: grants.fs?.paths ?? [] }));
   if (problem) throw new CapabilityError(problem);
 }

@@ -107,6 +107,14 @@ describe('createTestHost: capabilities behind the host grant checks', () => {
     expect(await ctx.secrets.get('token')).toBe('s3cret');
     expect(await ctx.secrets.get('account.password')).toBe('pw');
     expect(await ctx.secrets.get('other')).toBeUndefined();
+    // deriveKey: stable per instance and label, another for another instance or label; labels checked.
+    const key = await ctx.secrets.deriveKey('nonce');
+    expect(Buffer.from(key, 'base64url')).toHaveLength(32);
+    expect(await ctx.secrets.deriveKey('nonce')).toBe(key);
+    expect(await ctx.secrets.deriveKey('other')).not.toBe(key);
+    expect(await createTestHost({ plugin: probe(async () => failed), instanceId: 'other-instance' }).ctx.secrets.deriveKey('nonce')).not.toBe(key);
+    await expect(ctx.secrets.deriveKey('')).rejects.toThrow(/printable ASCII/);
+    await expect(ctx.secrets.deriveKey('a\nb')).rejects.toThrow(/printable ASCII/);
     ctx.log.info('hello', { n: 1 });
     expect(host.logs).toEqual([{ level: 'info', message: 'hello', fields: { n: 1 } }]);
     await ctx.events.emit('cert.issued', { id: 'mc-1' });

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { AcmeValidationResult, CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, EnrollRequest, EnrollResult, EnrollRevokeRequest, EnrollRevokeResult, EnrolledCertificateStatus, ExecResult, RaCertificate, RaDecryptResult, RaSignResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
 import { CapabilityError, PluginCallFailure } from './errors.js';
 import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvIncrement, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
@@ -24,6 +25,8 @@ export interface FakeHttpResponse {
 
 export type FakeHttpHandler = (request: FakeHttpRequest) => FakeHttpResponse | Promise<FakeHttpResponse>;
 export type FakeExecHandler = (command: string, args: string[], options: { timeoutMs?: number; input?: string }) => ExecResult | Promise<ExecResult>;
+
+type FakeIssuance = NonNullable<TestHostOptions['issuance']>;
 
 export interface TestHostOptions<P extends Plugin = Plugin> {
   plugin: P;
@@ -134,6 +137,14 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
     if (!opts.issuance) throw new Error(`issuance.${op}: the test host has no fake issuance service (pass \`issuance\`)`);
     return opts.issuance;
   };
+  /** One ctx.issuance operation answered by the fake (granted, present), the request crossing as a JSON copy. */
+  const viaFakeIssuance = <K extends keyof FakeIssuance>(op: K) =>
+    (async (request: unknown) => {
+      const fake = fakeIssuance(op);
+      const fn = fake[op] as ((request: never) => Promise<unknown>) | undefined;
+      if (!fn) throw new Error(`issuance.${op}: the fake issuance service has no ${op}`);
+      return fn.call(fake, jsonCopy(request as Json) as never);
+    }) as unknown as PluginContext['issuance'][K];
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const pluginId = opts.pluginId ?? 'test-plugin';
   const kv = opts.kv instanceof Map ? opts.kv : new Map(Object.entries(opts.kv ?? {}));
@@ -165,6 +176,12 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
       async get(path: string) {
         if (typeof path !== 'string' || !path) throw new CapabilityError('secrets.get expects a dot path string');
         return Object.hasOwn(opts.secrets ?? {}, path) ? opts.secrets![path] : undefined;
+      },
+      async deriveKey(label: string) {
+        if (typeof label !== 'string' || !/^[\x20-\x7e]{1,64}$/.test(label)) throw new CapabilityError('secrets.deriveKey expects a label of 1-64 printable ASCII characters');
+        // Like the kernel: bound to plugin, instance and label (the test host's master key is fixed).
+        const info = ['certctl plugin key', pluginId, (opts.instanceId === undefined ? 'test-instance' : opts.instanceId) ?? '', label].join('\0');
+        return Buffer.from(crypto.hkdfSync('sha256', 'certctl test host master key', 'certctl-derived-key-v1', info, 32)).toString('base64url');
       },
     },
     log,
@@ -247,52 +264,16 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
       },
     },
     issuance: {
-      async enroll(request) {
-        return fakeIssuance('enroll').enroll(jsonCopy(request as unknown as Json) as never);
-      },
-      async revoke(request) {
-        const fake = fakeIssuance('revoke');
-        if (!fake.revoke) throw new Error('issuance.revoke: the fake issuance service has no revoke');
-        return fake.revoke(jsonCopy(request as unknown as Json) as never);
-      },
-      async caChain(request) {
-        return fakeIssuance('caChain').caChain(jsonCopy(request as unknown as Json) as never);
-      },
-      async checkHttp01(request) {
-        const fake = fakeIssuance('checkHttp01');
-        if (!fake.checkHttp01) throw new Error('issuance.checkHttp01: the fake issuance service has no checkHttp01');
-        return fake.checkHttp01(jsonCopy(request as unknown as Json) as never);
-      },
-      async checkDns01(request) {
-        const fake = fakeIssuance('checkDns01');
-        if (!fake.checkDns01) throw new Error('issuance.checkDns01: the fake issuance service has no checkDns01');
-        return fake.checkDns01(jsonCopy(request as unknown as Json) as never);
-      },
-      async checkTlsAlpn01(request) {
-        const fake = fakeIssuance('checkTlsAlpn01');
-        if (!fake.checkTlsAlpn01) throw new Error('issuance.checkTlsAlpn01: the fake issuance service has no checkTlsAlpn01');
-        return fake.checkTlsAlpn01(jsonCopy(request as unknown as Json) as never);
-      },
-      async certificateStatus(request) {
-        const fake = fakeIssuance('certificateStatus');
-        if (!fake.certificateStatus) throw new Error('issuance.certificateStatus: the fake issuance service has no certificateStatus');
-        return fake.certificateStatus(jsonCopy(request as unknown as Json) as never);
-      },
-      async raCertificate(request) {
-        const fake = fakeIssuance('raCertificate');
-        if (!fake.raCertificate) throw new Error('issuance.raCertificate: the fake issuance service has no raCertificate');
-        return fake.raCertificate(jsonCopy(request as unknown as Json) as never);
-      },
-      async raDecrypt(request) {
-        const fake = fakeIssuance('raDecrypt');
-        if (!fake.raDecrypt) throw new Error('issuance.raDecrypt: the fake issuance service has no raDecrypt');
-        return fake.raDecrypt(jsonCopy(request as unknown as Json) as never);
-      },
-      async raSign(request) {
-        const fake = fakeIssuance('raSign');
-        if (!fake.raSign) throw new Error('issuance.raSign: the fake issuance service has no raSign');
-        return fake.raSign(jsonCopy(request as unknown as Json) as never);
-      },
+      enroll: viaFakeIssuance('enroll'),
+      revoke: viaFakeIssuance('revoke'),
+      caChain: viaFakeIssuance('caChain'),
+      checkHttp01: viaFakeIssuance('checkHttp01'),
+      checkDns01: viaFakeIssuance('checkDns01'),
+      checkTlsAlpn01: viaFakeIssuance('checkTlsAlpn01'),
+      certificateStatus: viaFakeIssuance('certificateStatus'),
+      raCertificate: viaFakeIssuance('raCertificate'),
+      raDecrypt: viaFakeIssuance('raDecrypt'),
+      raSign: viaFakeIssuance('raSign'),
     },
     fs: {
       async remove(path) {

@@ -7,6 +7,7 @@ import { AuditLog } from '../../../kernel/src/audit/audit-log.js';
 import type { Database } from '../../../kernel/src/db/database.js';
 import { KernelCapabilityBroker } from '../../../kernel/src/plugins/broker/capability-broker.js';
 import type { PluginEvent } from '../../../kernel/src/plugins/broker/plugin-events.js';
+import { createIsolateRunner } from '../../../kernel/src/plugins/runners/isolate/index.js';
 import { PluginCallError, type BrokerCallContext, type BrokerOp, type GrantedCapabilities } from '../../../kernel/src/plugins/host/contracts.js';
 import { ConfigCipher } from '../../../kernel/src/secrets/config-cipher.js';
 import { freshDatabase, POSTGRES_UNAVAILABLE } from '../../support/test-db.js';
@@ -178,6 +179,55 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('KernelCapabilityBroker', () => {
       expect(await broker.handle(ctxFor({}, { instanceId: 'iss-other' }), { op: 'secrets.get', path: 'api_token' })).toBeNull();
       expect(await broker.handle(ctxFor({}), { op: 'secrets.get', path: 'api_token' })).toBeNull();
       expect(await denied(mine, { op: 'secrets.get', path: '__proto__..x' })).toContain('dot path');
+    });
+  });
+
+  describe('secrets.deriveKey', () => {
+    const master = crypto.randomBytes(32);
+    const kernelA = () => new KernelCapabilityBroker({ knex: db.knex, cipher: ConfigCipher.fromKey(master), audit, log: logs.log });
+    const derive = (b: KernelCapabilityBroker, ctx: BrokerCallContext, label: string) => b.handle(ctx, { op: 'secrets.deriveKey', label });
+
+    it('derives 32 bytes per plugin, instance and label, the same on every kernel sharing the master key, storing nothing', async () => {
+      const [a, b] = [kernelA(), kernelA()];
+      const mine = ctxFor({}, { instanceId: 'prt-1' });
+      const rows = async () => Number(((await db.knex('plugin_kv').count({ n: '*' }).first()) as { n: string | number }).n);
+      const before = await rows();
+      const key = (await derive(a, mine, 'acme-nonce')) as string;
+      expect(Buffer.from(key, 'base64url')).toHaveLength(32);
+      expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(await derive(b, mine, 'acme-nonce')).toBe(key);
+      expect(await rows()).toBe(before);
+      const others = await Promise.all([
+        derive(a, mine, 'acme-nonce2'),
+        derive(a, ctxFor({}, { instanceId: 'prt-2' }), 'acme-nonce'),
+        derive(a, ctxFor({}), 'acme-nonce'),
+        derive(a, ctxFor({}, { pluginId: 'plug-b', instanceId: 'prt-1' }), 'acme-nonce'),
+        // Another master key (another installation) derives another key.
+        derive(broker, mine, 'acme-nonce'),
+      ]);
+      expect(new Set([key, ...others]).size).toBe(others.length + 1);
+      // The op names only a label: whatever else it carries, plugin and instance come from the call.
+      expect(await a.handle(mine, { op: 'secrets.deriveKey', label: 'acme-nonce', pluginId: 'plug-b', instanceId: 'prt-2' } as BrokerOp)).toBe(key);
+    });
+
+    it('refuses labels that are empty, long, not printable ASCII or not strings', async () => {
+      for (const label of ['', 'x'.repeat(65), 'a\nb', 'a\0b', 'clé', 42 as unknown as string]) {
+        expect(await denied(ctxFor({}, { instanceId: 'prt-1' }), { op: 'secrets.deriveKey', label })).toContain('printable ASCII');
+      }
+      expect(await derive(broker, ctxFor({}), 'x'.repeat(64))).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    });
+
+    it('reaches a sandboxed (isolate) plugin as ctx.secrets.deriveKey, bound to that call', async () => {
+      const source = `module.exports = { kind: 'issuer', async validateConfig() { return { ok: true }; },
+        async probe(_req, ctx) { return { key: await ctx.secrets.deriveKey('acme-nonce') }; } };`;
+      const a = kernelA();
+      const runner = createIsolateRunner({ pluginId: 'plug-a', source, filename: 'plug-a/index.js', kind: 'issuer', grants: {}, broker: a, memoryLimitMb: 32, cpuTimeoutMs: 1000, deadlineGraceMs: 500 });
+      try {
+        const out = await runner.call({ pluginId: 'plug-a', instanceId: 'prt-1', method: 'probe', request: {}, config: {}, deadline: Date.now() + 20_000 });
+        expect(out).toEqual({ key: await derive(a, ctxFor({}, { instanceId: 'prt-1' }), 'acme-nonce') });
+      } finally {
+        await runner.close();
+      }
     });
   });
 

@@ -1,8 +1,12 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { PluginEntry } from '../../../kernel/src/plugins/catalog.js';
 import { WorkerRunner } from '../../../kernel/src/plugins/runners/worker/worker-runner.js';
 import { callError, issueCall, reason, recordingBroker, runtimeEntries } from './support.js';
+import { waitFor } from '../../support/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -167,6 +171,57 @@ describe('WorkerRunner (first-party plugins in a Piscina pool)', () => {
       expect(err.code).toBe('unavailable');
       expect(err.message).toContain(text);
       await r.close();
+    }
+  });
+
+  it('a protocol plugin\'s thread serves several calls at once, each with its own deadline and console lines', async () => {
+    // Each call waits on a host call (here: a broker that answers after 500 ms): one call per
+    // thread would take 4 x 500 ms on one thread; several at once take about 500 ms.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-protocol-worker-'));
+    fs.writeFileSync(path.join(dir, 'index.js'), `import { threadId } from 'node:worker_threads';
+      export default { kind: 'protocol', async handle(req, ctx) {
+        console.log('start', req.n);
+        if (req.n === 'hang') await new Promise(() => {});
+        if (req.n === 'spin') for (;;) { /* busy */ }
+        await ctx.secrets.get('slow');
+        console.log('end', req.n);
+        return { n: req.n, threadId };
+      } };`);
+    const entry = { ...notifier, id: 'runtime-protocol', kind: 'protocol', dir, manifest: { ...notifier.manifest!, id: 'runtime-protocol', kind: 'protocol', entry: { worker: 'index.js' } } } as PluginEntry;
+    const ops: { ctx: { deadline: number }; op: { op: string; message?: string } }[] = [];
+    const slow = { async handle(ctx: never, op: never) { ops.push({ ctx, op }); if ((op as { op: string }).op === 'secrets.get') await new Promise((r) => setTimeout(r, 500)); return null; } };
+    const r = new WorkerRunner(entry, {}, slow, { log, maxThreads: 1 });
+    try {
+      const call = (n: string, ms = 10_000) => r.call({ pluginId: 'runtime-protocol', instanceId: null, method: 'handle', request: { n }, config: {}, deadline: Date.now() + ms });
+      await call('warm');
+      const started = Date.now();
+      const results = (await Promise.all(['a', 'b', 'c', 'd'].map((n) => call(n)))) as { n: string; threadId: number }[];
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(results.map((x) => x.n)).toEqual(['a', 'b', 'c', 'd']);
+      expect(new Set(results.map((x) => x.threadId)).size).toBe(1);
+      // Console lines belong to the call that wrote them, although the calls interleaved.
+      for (const n of ['a', 'b', 'c', 'd']) {
+        const mine = ops.filter((o) => o.op.op === 'log' && / (\w+)$/.exec(o.op.message ?? '')?.[1] === n);
+        expect(mine.map((o) => o.op.message)).toEqual([`start ${n}`, `end ${n}`]);
+        expect(new Set(mine.map((o) => o.ctx.deadline)).size).toBe(1);
+      }
+      // A call past its deadline times out alone; its neighbours still answer.
+      const [hung, fine] = await Promise.allSettled([call('hang', 500), call('e')]);
+      expect(hung).toMatchObject({ status: 'rejected', reason: { code: 'timeout' } });
+      expect(fine).toMatchObject({ status: 'fulfilled', value: { n: 'e' } });
+      // One still busy after its deadline is stopped with its pool (a call that reached the
+      // stalled thread meanwhile fails too); calls after that are served by a fresh pool.
+      const spinning = new WorkerRunner(entry, {}, slow, { log, maxThreads: 1 });
+      const on = (n: string, ms = 10_000) => spinning.call({ pluginId: 'runtime-protocol', instanceId: null, method: 'handle', request: { n }, config: {}, deadline: Date.now() + ms });
+      try {
+        await expect(on('spin', 500)).rejects.toMatchObject({ code: 'timeout' });
+        expect(await waitFor('a call served after the busy one was stopped', () => on('f').catch(() => null))).toMatchObject({ n: 'f' });
+      } finally {
+        await spinning.close();
+      }
+    } finally {
+      await r.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -29,4 +29,17 @@ describe('rate limiter', () => {
       limit.stop();
     }
   });
+
+  it('counts an IPv6 client by its /64, an IPv4-mapped one as its IPv4 address', async () => {
+    const limit = rateLimiter({ rps: 1, burst: 2, exempt: () => false, recentKeys: new RecentKeys(), now: () => 1_000_000 });
+    const hit = (ip: string) => limit(ctx('/acme/new-nonce', ip), async () => {}).then(() => 200, () => 429);
+    try {
+      // Rotating addresses inside one /64 shares one bucket; the next /64 has its own.
+      expect([await hit('2001:db8:1:2::1'), await hit('2001:db8:1:2:ffff::9'), await hit('2001:0db8:0001:0002:0:0:0:abcd')]).toEqual([200, 200, 429]);
+      expect(await hit('2001:db8:1:3::1')).toBe(200);
+      expect([await hit('::ffff:192.0.2.7'), await hit('192.0.2.7'), await hit('::ffff:192.0.2.7')]).toEqual([200, 200, 429]);
+    } finally {
+      limit.stop();
+    }
+  });
 });

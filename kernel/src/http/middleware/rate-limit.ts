@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { clientAddressKey } from '@certctl/sdk/policy';
 import { appError } from '../../errors.js';
 import type { Ctx } from '../route.js';
 
@@ -10,7 +11,8 @@ interface Bucket {
 /**
  * Remembers digests of Authorization headers that authenticated recently. Only
  * those get a bucket of their own; anything else is limited by client address,
- * so rotating made-up keys does not buy a fresh bucket per request.
+ * so rotating made-up keys does not buy a fresh bucket per request (and IPv6
+ * clients by their /64, so rotating addresses within it buys none either).
  */
 export class RecentKeys {
   private readonly seen = new Map<string, number>();
@@ -45,7 +47,7 @@ export function rateLimiter(opts: { rps: number; burst: number; exempt: (path: s
     if (opts.exempt(ctx.path)) return next();
     const auth = ctx.get('authorization');
     const digest = auth ? RecentKeys.digest(auth) : null;
-    const key = digest && opts.recentKeys.has(digest) ? `k:${digest}` : `ip:${ctx.ip}`;
+    const key = digest && opts.recentKeys.has(digest) ? `k:${digest}` : `ip:${clientAddressKey(ctx.ip)}`;
     const now = clock();
     const b = buckets.get(key) ?? { tokens: opts.burst, at: now };
     b.tokens = Math.min(opts.burst, b.tokens + ((now - b.at) / 1000) * opts.rps);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { ExecResult } from '@certctl/sdk';
-import { EXEC_ARG_LIMITS, execProblem, type ExecGrant } from '@certctl/sdk/policy';
+import { EXEC_ARG_LIMITS, execProblem, type ExecGrant, type PathArgCheck } from '@certctl/sdk/policy';
 
 /**
  * The agent-side `exec` capability: a target plugin runs only the exact absolute
@@ -30,14 +30,14 @@ export const EXEC_LIMITS = { ...EXEC_ARG_LIMITS, defaultTimeoutMs: 30_000, maxTi
 const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Checks a command and its arguments against the grant (@certctl/sdk/policy's rule, as in the SDK's test host); returns them unchanged when allowed. */
-export function checkExec(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[]): { command: string; args: string[] } {
-  const problem = execProblem(command, args, declared);
+export function checkExec(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[], pathOk?: PathArgCheck): { command: string; args: string[] } {
+  const problem = execProblem(command, args, declared, pathOk);
   if (problem) throw new ExecRefused(problem);
   return { command: command as string, args: args as string[] };
 }
 
-export async function runDeclaredCommand(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[], opts: { timeoutMs?: number; input?: string; maxOutputBytes?: number } = {}): Promise<ExecResult> {
-  const checked = checkExec(command, args, declared);
+export async function runDeclaredCommand(command: unknown, args: unknown, declared: readonly (string | ExecGrant)[], opts: { timeoutMs?: number; input?: string; maxOutputBytes?: number; pathOk?: PathArgCheck } = {}): Promise<ExecResult> {
+  const checked = checkExec(command, args, declared, opts.pathOk);
   const timeoutMs = Math.min(Math.max(1, Number(opts.timeoutMs ?? EXEC_LIMITS.defaultTimeoutMs) || EXEC_LIMITS.defaultTimeoutMs), EXEC_LIMITS.maxTimeoutMs);
   const maxOut = opts.maxOutputBytes ?? EXEC_LIMITS.maxOutputBytes;
   if (opts.input !== undefined && (typeof opts.input !== 'string' || Buffer.byteLength(opts.input) > EXEC_LIMITS.maxInputBytes)) throw new ExecRefused('input must be a string of at most 1 MB');

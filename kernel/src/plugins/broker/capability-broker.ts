@@ -7,7 +7,7 @@ import { CaError } from '../../ca/ca-errors.js';
 import { parseEnsureRequest, parseSignRequest } from '../../ca/ca-requests.js';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
 import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker } from '../host/contracts.js';
-import { readInstanceSecret } from './instance-secrets.js';
+import { deriveInstanceKey, readInstanceSecret } from './instance-secrets.js';
 import { sanitizeLogFields, sanitizeLogMessage } from './log-fields.js';
 import { emitPluginEvent, eventProblem, PluginEventBus } from './plugin-events.js';
 import { KvRefused, PluginKv, type KvLimits } from './plugin-kv.js';
@@ -53,7 +53,7 @@ interface CallState {
  * errors for the plugin to handle. fs and exec exist only on the agent.
  *
  * Answers, by op (the runners' context shims rely on these shapes):
- *   log -> null; secrets.get -> string | null; http.fetch -> HttpResponse;
+ *   log -> null; secrets.get -> string | null; secrets.deriveKey -> string; http.fetch -> HttpResponse;
  *   kv.get -> { value } | null (null: absent or expired); kv.set, kv.delete -> null;
  *   kv.list -> string[]; kv.take -> { value } | null; kv.increment -> number; events.emit -> null; ca.ensure -> CaInfo; ca.sign -> CaSignResult;
  *   issuance.* -> see IssuanceOps.
@@ -101,6 +101,13 @@ export class KernelCapabilityBroker implements CapabilityBroker {
           throw err;
         }
       }
+      case 'secrets.deriveKey':
+        try {
+          return deriveInstanceKey(this.opts.cipher, ctx.pluginId, ctx.instanceId, op.label);
+        } catch (err) {
+          if (err instanceof TypeError) throw this.deny(ctx, name, err.message);
+          throw err;
+        }
       case 'http.fetch': {
         if (!g.http?.hosts?.length) throw this.deny(ctx, name, 'http.fetch is not granted to this plugin (capability http)');
         try {

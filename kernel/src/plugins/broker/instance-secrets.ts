@@ -32,3 +32,17 @@ export async function readInstanceSecret(knex: Knex, cipher: ConfigCipher, plugi
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return undefined;
 }
+
+/** A deriveKey label: short printable ASCII (no control characters, so the info string below cannot be forged by a label). */
+const LABEL = /^[\x20-\x7e]{1,64}$/;
+
+/**
+ * secrets.deriveKey for a plugin call: base64url of 32 bytes derived from the
+ * kernel's config-sealing key, bound to the calling plugin, the call's instance
+ * and the label. A plugin cannot name another plugin or instance (both come from
+ * the call), so it only ever gets its own keys; nothing is stored.
+ */
+export function deriveInstanceKey(cipher: ConfigCipher, pluginId: string, instanceId: string | null, label: string): string {
+  if (typeof label !== 'string' || !LABEL.test(label)) throw new TypeError('secrets.deriveKey expects a label of 1-64 printable ASCII characters');
+  return cipher.deriveKey(['certctl plugin key', pluginId, instanceId ?? '', label].join('\0')).toString('base64url');
+}

@@ -55,6 +55,7 @@ export interface PluginRunner {
 export type BrokerOp =
   | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields?: Record<string, Json> }
   | { op: 'secrets.get'; path: string }
+  | { op: 'secrets.deriveKey'; label: string }
   | { op: 'http.fetch'; request: Json }
   | { op: 'kv.get'; key: string }
   | { op: 'kv.set'; key: string; value: Json; ttlSeconds?: number }
@@ -89,7 +90,7 @@ export interface BrokerCallContext {
 
 /**
  * What handle() resolves to, per op (context shims in every runner rely on it):
- *   log -> null; secrets.get -> string | null (null: not set);
+ *   log -> null; secrets.get -> string | null (null: not set); secrets.deriveKey -> string;
  *   http.fetch -> HttpResponse (sdk); kv.get -> { value } | null (null: absent or expired,
  *   so a stored null stays distinguishable); kv.set, kv.delete, events.emit -> null;
  *   kv.list -> string[]; kv.take -> { value } | null; kv.increment -> number; ca.ensure -> CaInfo; ca.sign -> CaSignResult (sdk);

@@ -29,4 +29,40 @@ describe('capability grants', () => {
     expect(() => selectCapabilities(requested, ['exec'])).toThrow(/does not ask for "exec"/);
     expect(() => selectCapabilities(requested, ['shell'])).toThrow(/unknown capability "shell"/);
   });
+
+  it('keeps the argument lists of exec commands in the items, so a grant names what the plugin will run', () => {
+    const asked = {
+      exec: {
+        commands: ['/usr/sbin/nginx', '/usr/bin/caddy', '/usr/bin/tool'],
+        args: { '/usr/sbin/nginx': [['-t'], ['-s', 'reload']], '/usr/bin/caddy': [], '/usr/bin/tool': [['-f', { regex: '/[^ ]*' }]] },
+      },
+    };
+    expect(capabilityItems(asked)).toEqual([
+      'exec:/usr/bin/caddy listed',
+      'exec:/usr/bin/tool ["-f",{"regex":"/[^ ]*"}]',
+      'exec:/usr/bin/tool listed',
+      'exec:/usr/sbin/nginx ["-s","reload"]',
+      'exec:/usr/sbin/nginx ["-t"]',
+      'exec:/usr/sbin/nginx listed',
+    ]);
+    // The round trip keeps every list (a command with an empty list of lists stays: it runs only as configured).
+    expect(normalizeCapabilities(asked)).toEqual({
+      exec: {
+        commands: ['/usr/bin/caddy', '/usr/bin/tool', '/usr/sbin/nginx'],
+        args: { '/usr/bin/caddy': [], '/usr/bin/tool': [['-f', { regex: '/[^ ]*' }]], '/usr/sbin/nginx': [['-s', 'reload'], ['-t']] },
+      },
+    });
+    // A command without lists is granted with any arguments, and a grant of it is more than a request with lists.
+    expect(normalizeCapabilities({ exec: { commands: ['/usr/sbin/nginx'] } })).toEqual({ exec: { commands: ['/usr/sbin/nginx'] } });
+    expect(notRequested(asked, { exec: { commands: ['/usr/sbin/nginx'] } })).toEqual(['exec:/usr/sbin/nginx']);
+    // Other arguments, or a pattern widened, are not requested; a subset of the lists is a valid grant.
+    expect(notRequested(asked, { exec: { commands: ['/usr/sbin/nginx'], args: { '/usr/sbin/nginx': [['-s', 'stop']] } } })).toEqual(['exec:/usr/sbin/nginx ["-s","stop"]']);
+    expect(notRequested(asked, { exec: { commands: ['/usr/bin/tool'], args: { '/usr/bin/tool': [['-f', { regex: '.*' }]] } } })).toEqual(['exec:/usr/bin/tool ["-f",{"regex":".*"}]']);
+    expect(notRequested(asked, { exec: { commands: ['/usr/sbin/nginx'], args: { '/usr/sbin/nginx': [['-t']] } } })).toEqual([]);
+    // An upgrade that adds an argument list asks again, and the kept grant keeps only lists still asked for.
+    const next = { exec: { commands: ['/usr/sbin/nginx'], args: { '/usr/sbin/nginx': [['-t'], ['-s', 'reopen']] } } };
+    expect(newRequests(asked, next)).toEqual(['exec:/usr/sbin/nginx ["-s","reopen"]']);
+    expect(narrowGrant(asked, next)).toEqual({ exec: { commands: ['/usr/sbin/nginx'], args: { '/usr/sbin/nginx': [['-t']] } } });
+    expect(selectCapabilities(asked, ['exec'])).toEqual(normalizeCapabilities(asked));
+  });
 });

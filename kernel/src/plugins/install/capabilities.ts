@@ -2,8 +2,13 @@ import type { PluginCapabilities, PluginCapability } from '@certctl/sdk';
 
 /**
  * Capability sets as flat items, so grants can be compared and narrowed exactly:
- * `http:api.example.com`, `kv`, `kv:max-keys=N` (a larger kv quota), `events`, `fs:/etc/ssl`, `exec:nginx`. A grant is
- * always a subset of what the manifest asked for, item by item.
+ * `http:api.example.com`, `kv`, `kv:max-keys=N` (a larger kv quota), `events`, `fs:/etc/ssl`, and for
+ * exec either `exec:/usr/sbin/nginx` (any arguments: the manifest lists none for it) or, when the
+ * manifest lists argument lists for the command (capabilities.exec.args), `exec:/usr/sbin/nginx listed`
+ * (the command, run only with listed arguments, also when a config field names it) plus one item per list,
+ * `exec:/usr/sbin/nginx ["-s","reload"]`, so the operator grants, and an upgrade asks again for,
+ * exactly the argument lists the plugin will run. Command names hold no spaces (manifest schema), so
+ * the first space ends the command. A grant is always a subset of what the manifest asked for, item by item.
  */
 export function capabilityItems(c: PluginCapabilities | null | undefined): string[] {
   if (!c) return [];
@@ -15,17 +20,37 @@ export function capabilityItems(c: PluginCapabilities | null | undefined): strin
   if (c.events === true) items.push('events');
   if (c.issuance === true) items.push('issuance');
   for (const p of c.fs?.paths ?? []) items.push(`fs:${p}`);
-  for (const cmd of c.exec?.commands ?? []) items.push(`exec:${cmd}`);
+  const lists = c.exec?.args ?? {};
+  for (const cmd of c.exec?.commands ?? []) {
+    if (!Object.prototype.hasOwnProperty.call(lists, cmd)) {
+      items.push(`exec:${cmd}`);
+      continue;
+    }
+    items.push(`exec:${cmd} ${LISTED}`);
+    for (const rule of Array.isArray(lists[cmd]) ? lists[cmd] : []) items.push(`exec:${cmd} ${JSON.stringify(rule)}`);
+  }
   return [...new Set(items)].sort();
 }
+
+const LISTED = 'listed';
 
 /** The capability set made of these items (the inverse of capabilityItems). */
 export function fromItems(items: Iterable<string>): PluginCapabilities {
   const out: PluginCapabilities = {};
+  const anyArgs = new Set<string>();
   const list = (name: 'http' | 'fs' | 'exec', value: string) => {
     if (name === 'http') (out.http ??= { hosts: [] }).hosts.push(value);
     if (name === 'fs') (out.fs ??= { paths: [] }).paths.push(value);
-    if (name === 'exec') (out.exec ??= { commands: [] }).commands.push(value);
+    if (name === 'exec') {
+      const space = value.indexOf(' ');
+      const cmd = space < 0 ? value : value.slice(0, space);
+      const exec = (out.exec ??= { commands: [] });
+      if (!exec.commands.includes(cmd)) exec.commands.push(cmd);
+      if (space < 0) return void anyArgs.add(cmd);
+      const lists = ((exec.args ??= {})[cmd] ??= []);
+      const rest = value.slice(space + 1);
+      if (rest !== LISTED) lists.push(JSON.parse(rest) as (string | { regex: string })[]);
+    }
   };
   for (const item of [...new Set(items)].sort()) {
     if (item === 'kv') out.kv ??= true;
@@ -38,6 +63,9 @@ export function fromItems(items: Iterable<string>): PluginCapabilities {
       if (name === 'http' || name === 'fs' || name === 'exec') list(name, item.slice(at + 1));
     }
   }
+  // A command granted with any arguments keeps any arguments.
+  for (const cmd of anyArgs) delete out.exec?.args?.[cmd];
+  if (out.exec?.args && !Object.keys(out.exec.args).length) delete out.exec.args;
   return out;
 }
 

@@ -3,7 +3,7 @@ import { appError } from '../../errors.js';
 import { OPEN_JOB_STATUSES, type JobRow } from '../../jobs/job-states.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
-import { renewalRefusal, requestNewVersions } from '../../lifecycle/renewal-requests.js';
+import { askClientToRenew, renewalRefusal, renewedByClient, requestNewVersions } from '../../lifecycle/renewal-requests.js';
 import type { CertificateRow } from './certificate-model.js';
 import { loadVisibleCertificate } from './certificate-store.js';
 import { replaceTargets } from './certificate-targets.js';
@@ -43,16 +43,20 @@ export async function archiveCertificate(k: KernelServices, principal: Principal
  * RenewalInProgress; one that was never issued (its issuance failed or was
  * cancelled) gets a fresh Issuance job and stays Pending. Refused while an
  * Issuance or Renewal job is open, and for revoked or archived certificates.
+ * A certificate its client renews (protocol-enrolled) gets no job: the request
+ * is recorded for the client to see (ARI) and its status stays as it is.
  */
-export async function renewCertificate(k: KernelServices, principal: Principal, id: string): Promise<JobRow> {
+export async function renewCertificate(k: KernelServices, principal: Principal, id: string): Promise<{ job: JobRow } | { client: Awaited<ReturnType<typeof askClientToRenew>> }> {
   const now = new Date();
   return k.db.knex.transaction(async (trx) => {
     const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.renew'], { lock: true });
     principal.require('cert.renew', cert);
     const refusal = renewalRefusal(cert, (await openIssuingJobs(trx, [id])).get(id));
     if (refusal) throw appError('INVALID_STATE', refusal.message);
-    const [job] = await requestNewVersions(k, trx, [cert], { actor: actorOf(principal), trigger: 'manual', now });
-    return job;
+    const opts = { actor: actorOf(principal), trigger: 'manual', now };
+    if (renewedByClient(cert)) return { client: await askClientToRenew(k, trx, cert, opts) };
+    const [job] = await requestNewVersions(k, trx, [cert], opts);
+    return { job };
   });
 }
 

@@ -10,7 +10,7 @@ export function certificateBulkRoutes(k: KernelServices): RouteDef[] {
     {
       method: 'POST', path: `${base}/bulk-renew`, access: 'cert.renew', tag, body: bulkRenewBody,
       summary: 'Queue renewals for the certificates matching the criteria; failures reported per certificate',
-      response: { status: 202, description: '{criteria, matched_count, affected_count, jobs, failed}' },
+      response: { status: 202, description: '{criteria, matched_count, affected_count, jobs, client_renewed (certificates their clients renew: request recorded, no job), failed}' },
       handler: (_ctx, { body, principal }) => bulkRenew(k, principal, body),
     },
     {

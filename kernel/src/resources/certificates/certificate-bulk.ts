@@ -5,7 +5,7 @@ import type { Principal } from '../../auth/principal.js';
 import { appError } from '../../errors.js';
 import type { KernelServices } from '../../kernel-services.js';
 import { openIssuingJobs } from '../../lifecycle/issuance-jobs.js';
-import { renewalRefusal, requestNewVersions } from '../../lifecycle/renewal-requests.js';
+import { askClientToRenew, renewalRefusal, renewedByClient, requestNewVersions } from '../../lifecycle/renewal-requests.js';
 import { CERTIFICATE_STATUSES, scopeCertificates, type CertificateRow } from './certificate-model.js';
 import { checkReferences } from './certificate-store.js';
 
@@ -98,6 +98,8 @@ export interface BulkRenewResult {
   matched_count: number;
   affected_count: number;
   jobs: { certificate_id: string; job_id: string; type: string; status: string }[];
+  /** Certificates their clients renew (protocol-enrolled): the request is recorded for the client, no job. */
+  client_renewed: string[];
   failed: BulkFailure[];
 }
 
@@ -116,19 +118,22 @@ export async function bulkRenew(k: KernelServices, principal: Principal, body: R
     const failed = await missedIds(trx, principal, 'cert.renew', criteria, certs);
     const open = await openIssuingJobs(trx, certs.map((c) => c.id));
     const renewable: CertificateRow[] = [];
+    const clientRenewed: string[] = [];
     for (const c of certs) {
       const refusal = renewalRefusal(c, open.get(c.id));
       if (refusal) failed.push({ certificate_id: c.id, ...refusal });
+      else if (renewedByClient(c)) clientRenewed.push((await askClientToRenew(k, trx, c, { actor, trigger: 'bulk', now })).certificate_id);
       else renewable.push(c);
     }
     const jobs = await requestNewVersions(k, trx, renewable, { actor, trigger: 'bulk', now });
-    await auditBulk(k, trx, actor, 'bulk_renewal_initiated', { criteria, matched: certs.length, affected: jobs.length, failed: failed.map((f) => f.certificate_id) });
+    await auditBulk(k, trx, actor, 'bulk_renewal_initiated', { criteria, matched: certs.length, affected: jobs.length + clientRenewed.length, failed: failed.map((f) => f.certificate_id) });
     failed.sort((a, b) => a.certificate_id.localeCompare(b.certificate_id));
     return {
       criteria,
       matched_count: certs.length,
-      affected_count: jobs.length,
+      affected_count: jobs.length + clientRenewed.length,
       jobs: jobs.map((j) => ({ certificate_id: j.certificate_id!, job_id: j.id, type: j.type, status: j.status })).sort((a, b) => a.certificate_id.localeCompare(b.certificate_id)),
+      client_renewed: clientRenewed.sort(),
       failed,
     };
   });

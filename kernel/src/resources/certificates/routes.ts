@@ -86,11 +86,12 @@ export function certificateRoutes(k: KernelServices): RouteDef[] {
       },
     },
     {
-      method: 'POST', path: `${base}/:id/renew`, access: 'cert.renew', tag, summary: 'Queue a renewal now (an issuance if never issued)',
-      response: { status: 202, description: 'The queued job' },
+      method: 'POST', path: `${base}/:id/renew`, access: 'cert.renew', tag, summary: 'Queue a renewal now (an issuance if never issued); for a certificate its client renews (protocol-enrolled), record the request for the client instead',
+      response: { status: 202, description: 'The queued job; or, for a certificate its client renews, { certificate_id, renewed_by: "client", requested_at, message } (no job)' },
       handler: async (ctx, { params, principal }) => {
         mark(ctx, params.id);
-        return serializeJob(await renewCertificate(k, principal, params.id));
+        const renewal = await renewCertificate(k, principal, params.id);
+        return 'job' in renewal ? serializeJob(renewal.job) : renewal.client;
       },
     },
     {

@@ -7,7 +7,8 @@ import { challengesJson, offeredChallenges, validationSettings, type ChallengeTy
 import { findIssued, parseCertId } from './ari.js';
 import { checkBinding } from './eab.js';
 import { publicKeyOf, thumbprint } from './jws.js';
-import { addressKey, countAgainst } from './rate-limit.js';
+import { clientAddressKey } from '@certctl/sdk/policy';
+import { countAgainst } from './rate-limit.js';
 
 /*
  * Accounts, orders, authorizations and challenges (RFC 8555 7.3-7.5). In
@@ -76,7 +77,7 @@ export async function newAccount(r: AcmeRequest, state: AcmeState): Promise<Prot
   if (payload.onlyReturnExisting === true) fail('accountDoesNotExist', 'no account exists for this key');
   if (r.eabRequired && payload.externalAccountBinding === undefined) fail('externalAccountRequired', 'this directory needs an external account binding');
   const eab = payload.externalAccountBinding === undefined ? undefined : await checkBinding(r, payload.externalAccountBinding, auth.key);
-  await countAgainst(r, 'new_accounts_per_ip_per_hour', addressKey(r.req.remoteAddress), 'new accounts from this address');
+  await countAgainst(r, 'new_accounts_per_ip_per_hour', clientAddressKey(r.req.remoteAddress), 'new accounts from this address');
   const account = {
     status: 'valid' as const, jwk: auth.key.export({ format: 'jwk' }), contact: contactsOf(payload), createdAt: new Date(r.ctx.clock.now()).toISOString(),
     ...(eab ? { eab } : {}),

@@ -1,11 +1,11 @@
 import type { JsonWebKey } from 'node:crypto';
 import type { Json, PluginContext } from '@certctl/sdk';
-import { randomId } from './acme-http.js';
+import { consumeNonce, issueNonce } from './nonces.js';
 
 /*
  * ACME state in ctx.kv (plugin_kv: shared by every kernel, with TTLs, so several
  * kernels serve one endpoint; the kernel's sweep loop deletes expired rows):
- *   nonce:<n>   one-use nonces (1 h), taken atomically (kv.take): one use wins
+ *   nonce-used:<n>  nonces already used (until the nonce expires); handing one out stores nothing (nonces.ts)
  *   acct:<id>   accounts, keyed by the JWK thumbprint of their first key
  *   key:<tp>    the account of a key that replaced the first one (key rollover)
  *   order:<id>  orders (7 days; 90 once valid), authz:<id> authorizations
@@ -15,7 +15,6 @@ import { randomId } from './acme-http.js';
  * The manifest asks for a kv quota (capabilities.kv.maxKeys) to match.
  */
 
-const HOUR = 3600;
 const DAY = 86_400;
 /** How long a replacement claim waits for its order to be saved before others may take it over. */
 const CLAIM_GRACE_MS = 60_000;
@@ -57,17 +56,9 @@ const asJson = (v: unknown) => v as unknown as Json;
 export class AcmeState {
   constructor(private readonly ctx: PluginContext) {}
 
-  async newNonce(): Promise<string> {
-    const nonce = randomId(16);
-    await this.ctx.kv.set(`nonce:${nonce}`, 1, { ttlSeconds: HOUR });
-    return nonce;
-  }
-
-  /** True once per issued nonce, even for requests racing on several kernels (one atomic take). */
-  async useNonce(nonce: string): Promise<boolean> {
-    if (!/^[A-Za-z0-9_-]{16,64}$/.test(nonce)) return false;
-    return (await this.ctx.kv.take(`nonce:${nonce}`)) !== undefined;
-  }
+  newNonce = () => issueNonce(this.ctx);
+  /** True once per issued nonce, even for requests racing on several kernels (one atomic increment). */
+  useNonce = (nonce: string) => consumeNonce(this.ctx, nonce);
 
   account = async (id: string) => (await this.ctx.kv.get(`acct:${id}`)) as unknown as Account | undefined;
   /** The account whose key has this thumbprint: its own id, unless a key rollover moved the key (key:<thumbprint>). */

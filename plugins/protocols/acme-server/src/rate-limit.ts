@@ -20,17 +20,6 @@ function limitOf(r: AcmeRequest, name: LimitName): number {
   return typeof configured === 'number' ? configured : DEFAULT_LIMITS[name];
 }
 
-/** IPv6 clients are counted by /64 (one host usually holds a whole one). */
-export function addressKey(address: string): string {
-  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
-  if (!a.includes(':')) return a;
-  const [head, tail = ''] = a.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = a.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
-}
-
 /** Counts one more request against a limit; fails with rateLimited (429) past it. */
 export async function countAgainst(r: AcmeRequest, name: LimitName, subject: string, what: string): Promise<void> {
   const limit = limitOf(r, name);

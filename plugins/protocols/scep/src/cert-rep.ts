@@ -1,13 +1,14 @@
 import crypto from 'node:crypto';
 import * as asn1js from 'asn1js';
 import type { PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
-import { certsOnly, envelopeFor } from './cms.js';
+import { certsOnly, envelopeFor, type ContentCipher } from './cms.js';
 import { MESSAGE_TYPE, SCEP_OID, type PkiMessage } from './pki-message.js';
 
 /*
  * CertRep (RFC 8894 3.3.2): the server's answer to every pkiMessage, a SignedData
  * signed by the RA (a kernel call; the RA key never comes here) with pkiStatus
- * SUCCESS (content: the issued certificate, certs-only, enveloped for the client),
+ * SUCCESS (content: the issued certificate, certs-only, enveloped for the client
+ * with the content cipher its request used),
  * PENDING or FAILURE (no content, failInfo saying why).
  */
 
@@ -17,7 +18,7 @@ export type FailInfo = keyof typeof FAIL_INFO;
 const STATUS = { SUCCESS: '0', FAILURE: '2', PENDING: '3' } as const;
 
 export type Outcome =
-  | { status: 'SUCCESS'; certificatesDer: Buffer[] }
+  | { status: 'SUCCESS'; certificatesDer: Buffer[]; cipher: ContentCipher }
   | { status: 'PENDING' }
   | { status: 'FAILURE'; failInfo: FailInfo };
 
@@ -30,13 +31,13 @@ export const PKI_MESSAGE_TYPE = 'application/x-pki-message';
 export async function certRep(ctx: PluginContext, issuerId: string, request: PkiMessage, outcome: Outcome): Promise<ProtocolHttpResponse> {
   const attributes = [
     { type: SCEP_OID.messageType, valuesBase64: [printable(String(MESSAGE_TYPE.CertRep))] },
-    { type: SCEP_OID.transactionID, valuesBase64: [printable(request.transactionId)] },
+    { type: SCEP_OID.transactionID, valuesBase64: [request.transactionIdDer.toString('base64')] },
     { type: SCEP_OID.pkiStatus, valuesBase64: [printable(STATUS[outcome.status])] },
     { type: SCEP_OID.recipientNonce, valuesBase64: [octetString(request.senderNonce)] },
     { type: SCEP_OID.senderNonce, valuesBase64: [octetString(crypto.randomBytes(16))] },
     ...(outcome.status === 'FAILURE' ? [{ type: SCEP_OID.failInfo, valuesBase64: [printable(FAIL_INFO[outcome.failInfo])] }] : []),
   ];
-  const content = outcome.status === 'SUCCESS' ? envelopeFor(request.signer.raw, certsOnly(outcome.certificatesDer)).toString('base64') : undefined;
+  const content = outcome.status === 'SUCCESS' ? envelopeFor(request.signer.raw, certsOnly(outcome.certificatesDer), outcome.cipher).toString('base64') : undefined;
   const { signedDataBase64 } = await ctx.issuance.raSign({ issuerId, ...(content ? { contentBase64: content } : {}), signedAttributes: attributes });
   return { status: 200, headers: { 'Content-Type': PKI_MESSAGE_TYPE }, body: signedDataBase64, bodyEncoding: 'base64' };
 }

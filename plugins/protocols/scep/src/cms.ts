@@ -1,12 +1,14 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
+import forge from 'node-forge';
 import * as pkijs from 'pkijs';
+import type { RaDecryptResult } from '@certctl/sdk';
 
 /*
  * The CMS (RFC 5652) pieces of SCEP that need no RA key: reading a client's
  * SignedData and checking its signature, certs-only "degenerate" SignedData, and
  * an EnvelopedData for the client (RSA key transport to the client's own
- * certificate, AES-256-CBC). Anything needing the RA key is a kernel call.
+ * certificate, the client's content cipher). Anything needing the RA key is a kernel call.
  */
 
 export const OID = {
@@ -14,7 +16,6 @@ export const OID = {
   signedData: '1.2.840.113549.1.7.2',
   envelopedData: '1.2.840.113549.1.7.3',
   rsaEncryption: '1.2.840.113549.1.1.1',
-  aes256Cbc: '2.16.840.1.101.3.4.1.42',
   messageDigest: '1.2.840.113549.1.9.4',
   challengePassword: '1.2.840.113549.1.9.7',
   subjectKeyIdentifier: '2.5.29.14',
@@ -106,17 +107,43 @@ export function certsOnly(certificatesDer: Buffer[]): Buffer {
   return derOf(new pkijs.ContentInfo({ contentType: OID.signedData, content: signed.toSchema() }));
 }
 
+export type ContentCipher = Extract<RaDecryptResult, { ok: true }>['contentCipher'];
+
+/** Content encryption of a reply: OID, key and IV sizes. */
+const CIPHERS: Record<ContentCipher, { oid: string; keyLength: number; ivLength: number }> = {
+  'des-cbc': { oid: '1.3.14.3.2.7', keyLength: 8, ivLength: 8 },
+  'des-ede3-cbc': { oid: '1.2.840.113549.3.7', keyLength: 24, ivLength: 8 },
+  'aes-128-cbc': { oid: '2.16.840.1.101.3.4.1.2', keyLength: 16, ivLength: 16 },
+  'aes-192-cbc': { oid: '2.16.840.1.101.3.4.1.22', keyLength: 24, ivLength: 16 },
+  'aes-256-cbc': { oid: '2.16.840.1.101.3.4.1.42', keyLength: 32, ivLength: 16 },
+};
+
+function encrypt(cipher: ContentCipher, key: Buffer, iv: Buffer, content: Buffer): Buffer {
+  // Single DES is only in OpenSSL 3's legacy provider; node-forge has it.
+  if (cipher === 'des-cbc') {
+    const c = forge.cipher.createCipher('DES-CBC', forge.util.createBuffer(key.toString('binary')));
+    c.start({ iv: forge.util.createBuffer(iv.toString('binary')) });
+    c.update(forge.util.createBuffer(content.toString('binary')));
+    c.finish();
+    return Buffer.from(c.output.getBytes(), 'binary');
+  }
+  const c = crypto.createCipheriv(cipher, key, iv);
+  return Buffer.concat([c.update(content), c.final()]);
+}
+
 /**
  * An EnvelopedData of `content` for the holder of `recipientDer` (an RSA
- * certificate): AES-256-CBC content encryption, the key wrapped with RSAES-PKCS1-v1_5
- * (what SCEP clients implement), the recipient named by issuer and serial number.
+ * certificate): content encryption `cipher` (the one the client's request used, so a
+ * weak one only answers a client that chose it), the key wrapped with
+ * RSAES-PKCS1-v1_5 (what SCEP clients implement), the recipient named by issuer
+ * and serial number.
  */
-export function envelopeFor(recipientDer: Buffer, content: Buffer): Buffer {
+export function envelopeFor(recipientDer: Buffer, content: Buffer, cipher: ContentCipher): Buffer {
   const cert = pkijs.Certificate.fromBER(ab(recipientDer));
-  const key = crypto.randomBytes(32);
-  const iv = crypto.randomBytes(16);
-  const cipher = crypto.createCipheriv('aes-256-cbc', key, iv);
-  const encrypted = Buffer.concat([cipher.update(content), cipher.final()]);
+  const alg = CIPHERS[cipher];
+  const key = crypto.randomBytes(alg.keyLength);
+  const iv = crypto.randomBytes(alg.ivLength);
+  const encrypted = encrypt(cipher, key, iv, content);
   const wrapped = crypto.publicEncrypt({ key: new X509Certificate(recipientDer).publicKey, padding: crypto.constants.RSA_PKCS1_PADDING }, key);
   const env = new pkijs.EnvelopedData({
     version: 0,
@@ -131,7 +158,7 @@ export function envelopeFor(recipientDer: Buffer, content: Buffer): Buffer {
     })],
     encryptedContentInfo: new pkijs.EncryptedContentInfo({
       contentType: OID.data,
-      contentEncryptionAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: OID.aes256Cbc, algorithmParams: new asn1js.OctetString({ valueHex: ab(iv) }) }),
+      contentEncryptionAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: alg.oid, algorithmParams: new asn1js.OctetString({ valueHex: ab(iv) }) }),
       // One primitive string (DER): some clients do not read the constructed form.
       encryptedContent: new asn1js.OctetString({ valueHex: ab(encrypted) }),
       disableSplit: true,

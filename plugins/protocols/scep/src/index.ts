@@ -13,8 +13,11 @@ import { pkiOperation } from './scep-enroll.js';
  * decrypts requests and signs replies stays in the kernel (ctx.issuance.ra*).
  */
 
-/** What this server does (RFC 8894 3.5.2). No GetNextCACert: RA and CA changes are picked up by GetCACert. */
-const CAPABILITIES = ['AES', 'DES3', 'POSTPKIOperation', 'Renewal', 'SHA-1', 'SHA-256', 'SHA-512', 'SCEPStandard'];
+/**
+ * What an endpoint does (RFC 8894 3.5.2): Renewal only where it is allowed. No
+ * GetNextCACert: RA and CA changes are picked up by GetCACert.
+ */
+const capabilities = (ep: ScepEndpoint) => ['AES', 'DES3', 'POSTPKIOperation', ...(ep.allowRenewal ? ['Renewal'] : []), 'SHA-1', 'SHA-256', 'SHA-512', 'SCEPStandard'];
 /** A GET PKIOperation message, base64: the body limit's worth. */
 const MAX_GET_MESSAGE = 90_000;
 
@@ -54,11 +57,12 @@ async function handle(req: ProtocolHttpRequest, ctx: PluginContext): Promise<Pro
   switch (operation) {
     case 'GetCACaps':
       if (method !== 'GET') return textError(405, 'GetCACaps expects GET', { Allow: 'GET' });
-      return { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: `${CAPABILITIES.join('\n')}\n` };
+      return { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: `${capabilities(ep).join('\n')}\n` };
     case 'GetCACert':
       if (method !== 'GET') return textError(405, 'GetCACert expects GET', { Allow: 'GET' });
       return getCaCert(ep, ctx);
     case 'PKIOperation': {
+      if (method !== 'GET' && method !== 'POST') return textError(405, 'PKIOperation expects POST (or GET with `message`)', { Allow: 'GET, POST' });
       const der = messageBytes(req, method);
       if (!der) return textError(400, 'PKIOperation needs a DER pkiMessage (POST body, or base64 in `message` for GET)');
       const parsed = parsePkiMessage(der);

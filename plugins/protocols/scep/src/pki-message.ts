@@ -24,6 +24,8 @@ export const MESSAGE_TYPE = { CertRep: 3, RenewalReq: 17, UpdateReq: 18, PKCSReq
 export interface PkiMessage {
   messageType: number;
   transactionId: string;
+  /** The transactionID value as the client encoded it (PrintableString, or what it used instead): echoed as is. */
+  transactionIdDer: Buffer;
   senderNonce: Buffer;
   /** The certificate the client signed with (self-signed for PKCSReq, the current one for RenewalReq). */
   signer: X509Certificate;
@@ -59,7 +61,8 @@ export function parsePkiMessage(der: Buffer): ParsedMessage {
   if (!signerCert) return { ok: false, reason: 'the signer\'s certificate is not in the message' };
 
   const messageType = Number(stringOf(attribute(signerInfo, SCEP_OID.messageType)));
-  const transactionId = stringOf(attribute(signerInfo, SCEP_OID.transactionID));
+  const transactionValue = attribute(signerInfo, SCEP_OID.transactionID);
+  const transactionId = stringOf(transactionValue);
   const nonce = attribute(signerInfo, SCEP_OID.senderNonce);
   if (!Number.isInteger(messageType)) return { ok: false, reason: 'the messageType attribute is missing' };
   if (!transactionId || transactionId.length > MAX_TRANSACTION_ID) return { ok: false, reason: `the transactionID attribute is missing or longer than ${MAX_TRANSACTION_ID}` };
@@ -75,5 +78,6 @@ export function parsePkiMessage(der: Buffer): ParsedMessage {
   }
   const eContent = sd.encapContentInfo.eContent;
   const content = eContent instanceof asn1js.OctetString ? octets(eContent) : null;
-  return { ok: true, message: { messageType, transactionId, senderNonce, signer, content, signatureOk: signatureValid(signerInfo, signer, content) } };
+  const transactionIdDer = Buffer.from((transactionValue as asn1js.BaseBlock).toBER(false));
+  return { ok: true, message: { messageType, transactionId, transactionIdDer, senderNonce, signer, content, signatureOk: signatureValid(signerInfo, signer, content) } };
 }

@@ -1,4 +1,4 @@
-import type { Json } from '@certctl/sdk';
+import { labelSettings, type Json } from '@certctl/sdk';
 
 /** What one SCEP endpoint (the default one at /scep, or /scep/{label}) enrols with. */
 export interface ScepEndpoint {
@@ -16,10 +16,8 @@ const str = (v: Json | undefined): string | undefined => (typeof v === 'string' 
 
 /** The endpoint a label names (null: the default one); undefined when the label is not configured. */
 export function endpointFor(config: Readonly<Raw>, label: string | null): ScepEndpoint | undefined {
-  const labels = (config.labels ?? {}) as Record<string, Raw>;
-  if (label !== null && !Object.hasOwn(labels, label)) return undefined;
-  const own: Raw = label === null ? {} : labels[label];
-  const pick = (key: string): Json | undefined => (own[key] !== undefined ? own[key] : config[key]);
+  const pick = labelSettings(config, label);
+  if (!pick) return undefined;
   return {
     label,
     issuerId: str(pick('issuer_id'))!,

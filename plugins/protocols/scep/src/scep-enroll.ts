@@ -2,14 +2,14 @@ import crypto, { X509Certificate } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import type { EnrollRequester, EnrollResult, Json, PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
 import { certRep, type FailInfo, type Outcome } from './cert-rep.js';
-import { OID, pkiFrom, stringOf } from './cms.js';
+import { OID, pkiFrom, stringOf, type ContentCipher } from './cms.js';
 import { MESSAGE_TYPE, type PkiMessage } from './pki-message.js';
 import type { ScepEndpoint } from './scep-config.js';
 
 /*
  * PKIOperation requests (RFC 8894 3.3): PKCSReq (new enrolment, authorised by the
- * challenge password in the CSR), RenewalReq (signed by a current certificate this
- * server issued), and CertPoll (collecting a request that was PENDING approval).
+ * challenge password in the CSR), RenewalReq (signed by a current, unrevoked
+ * certificate this server issued), and CertPoll (collecting a request that was PENDING approval).
  * The kernel decides (profile, policy, approval) and issues; this maps its answer
  * onto CertRep. State in ctx.kv, shared by every kernel:
  *   cert:<sha256 of an issued certificate> -> { certificateId }     (who may renew)
@@ -57,9 +57,14 @@ interface Pending {
   certificateId: string;
   csrPem: string;
   requester: EnrollRequester;
+  /** The content cipher of the request, for the reply to a CertPoll (whose envelope is not opened). */
+  cipher?: ContentCipher;
 }
 
 class Transaction {
+  /** The content cipher the client encrypted with; the certificate goes back encrypted the same way. */
+  cipher: ContentCipher = 'aes-256-cbc';
+
   constructor(readonly ctx: PluginContext, readonly ep: ScepEndpoint, readonly msg: PkiMessage, readonly remoteAddress: string) {}
 
   reply(outcome: Outcome) {
@@ -103,10 +108,10 @@ class Transaction {
         const leaf = new X509Certificate(result.certificatePem);
         await ctx.kv.set(`cert:${hex(leaf.raw)}`, { certificateId: result.certificateId }, { ttlSeconds: ttl });
         await ctx.kv.delete(this.pendingKey);
-        return this.reply({ status: 'SUCCESS', certificatesDer: [leaf.raw, ...pemDers(result.chainPem)] });
+        return this.reply({ status: 'SUCCESS', certificatesDer: [leaf.raw, ...pemDers(result.chainPem)], cipher: this.cipher });
       }
       case 'pending': {
-        const pending: Pending = { certificateId: result.certificateId, csrPem, requester };
+        const pending: Pending = { certificateId: result.certificateId, csrPem, requester, cipher: this.cipher };
         await ctx.kv.set(this.pendingKey, pending as unknown as Json, { ttlSeconds: PENDING_TTL_S });
         return this.reply({ status: 'PENDING' });
       }
@@ -164,6 +169,9 @@ async function renewalReq(t: Transaction, csr: Csr): Promise<ProtocolHttpRespons
   const known = (await ctx.kv.get(`cert:${hex(msg.signer.raw)}`)) as { certificateId?: string } | undefined;
   const now = ctx.clock.now();
   if (!known?.certificateId || Date.parse(msg.signer.validTo) < now || Date.parse(msg.signer.validFrom) > now) return t.fail('badCertId', 'the RenewalReq is not signed by a current certificate this server issued');
+  // Revoked (that version or the whole certificate, e.g. for key compromise): its key no longer speaks for the client.
+  const status = await ctx.issuance.certificateStatus({ certificateId: known.certificateId, serialNumber: msg.signer.serialNumber });
+  if (!status || status.revoked) return t.fail('badCertId', 'the certificate signing the RenewalReq is revoked or no longer enrolled here');
   const claim = `once:${hex(Buffer.concat([msg.signer.raw, csr.spki]))}`;
   const firstUse = (await ctx.kv.increment(claim, { ttlSeconds: ONCE_TTL_S })) === 1;
   if (!firstUse) {
@@ -178,6 +186,7 @@ async function renewalReq(t: Transaction, csr: Csr): Promise<ProtocolHttpRespons
 async function certPoll(t: Transaction): Promise<ProtocolHttpResponse> {
   const pending = await t.pendingOfSigner();
   if (!pending) return t.fail('badCertId', 'no pending request of this client has this transactionID');
+  if (pending.cipher) t.cipher = pending.cipher;
   return t.enroll(pending.csrPem, pending.requester, { certificateId: pending.certificateId });
 }
 
@@ -192,6 +201,7 @@ export async function pkiOperation(ctx: PluginContext, ep: ScepEndpoint, msg: Pk
 
   const opened = await ctx.issuance.raDecrypt({ issuerId: ep.issuerId, envelopedDataBase64: msg.content.toString('base64') });
   if (!opened.ok) return t.fail(opened.code === 'bad_alg' ? 'badAlg' : 'badMessageCheck', `the EnvelopedData cannot be opened: ${opened.reason}`);
+  t.cipher = opened.contentCipher;
   const csr = readCsr(Buffer.from(opened.contentBase64, 'base64'));
   if (!csr) return t.fail('badRequest', 'the enveloped content is not a PKCS#10 request');
   return msg.messageType === MESSAGE_TYPE.PKCSReq ? pkcsReq(t, csr) : renewalReq(t, csr);

@@ -34,6 +34,8 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
       return { ok: true, op: { op: 'log', level: v.level as 'info', message: v.message, ...(v.fields ? { fields: v.fields as Record<string, Json> } : {}) } };
     case 'secrets.get':
       return isName(v.path) ? { ok: true, op: { op: 'secrets.get', path: v.path } } : bad('secrets.get: path must be a string');
+    case 'secrets.deriveKey':
+      return isName(v.label) ? { ok: true, op: { op: 'secrets.deriveKey', label: v.label } } : bad('secrets.deriveKey: label must be a string');
     case 'http.fetch':
       return isRecord(v.request) ? { ok: true, op: { op: 'http.fetch', request: v.request } } : bad('http.fetch: the request must be an object');
     case 'kv.get':

@@ -198,6 +198,7 @@ export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, 
           const v = await hostOp({ op: 'secrets.get', path: StringCtor(path) });
           return typeof v === 'string' ? v : undefined;
         },
+        deriveKey: function deriveKey(label) { return hostOp({ op: 'secrets.deriveKey', label: StringCtor(label) }); },
       },
       log: {
         debug: function debug(message, fields) { logLine('debug', message, fields); },

@@ -6,6 +6,7 @@
  * a dead thread (exit, uncaught async error, out of memory) reaches Piscina as a
  * rejection, which the runner reports as `crashed` or `memory_limit`.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { format } from 'node:util';
 import type { Plugin } from '@certctl/sdk';
 import { describeThrown, toJsonText } from '../../host/json-value.js';
@@ -30,10 +31,12 @@ function loadPlugin(entryUrl: string, kind: string): Promise<Plugin> {
   return p;
 }
 
-// Console output from a plugin becomes structured log lines of the current call;
-// between calls it is dropped rather than written to the kernel's stdout.
-let current: WorkerCallContext | null = null;
+// Console output from a plugin becomes structured log lines of the call it was
+// written in (a protocol plugin's thread runs several calls at once); outside
+// any call it is dropped rather than written to the kernel's stdout.
+const currentCall = new AsyncLocalStorage<WorkerCallContext>();
 const consoleTo = (level: 'debug' | 'info' | 'warn' | 'error') => (...args: unknown[]) => {
+  const current = currentCall.getStore();
   if (!current) return;
   let line: string;
   try {
@@ -56,16 +59,14 @@ const fail = (code: Extract<PluginTaskOutcome, { ok: false }>['code'], message: 
 
 export default async function runPluginTask(task: PluginTask): Promise<PluginTaskOutcome> {
   const call = createWorkerContext({ port: task.port, pluginId: task.pluginId, instanceId: task.instanceId, config: task.config, deadline: task.deadline });
-  current = call;
   try {
-    const outcome = await runMethod(task, call);
+    const outcome = await currentCall.run(call, () => runMethod(task, call));
     // Lines already posted travel without replies: make sure the kernel has them before the
     // port closes (no message when a later reply confirmed them). The rest ride on the outcome.
     await call.flush();
     const logs = call.takeLogs();
     return logs.length ? { ...outcome, logs } : outcome;
   } finally {
-    if (current === call) current = null;
     call.dispose();
   }
 }

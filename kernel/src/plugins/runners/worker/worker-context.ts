@@ -76,7 +76,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
   // returns costs no extra messages.
   let queued: BrokerOp[] = [];
   let logTimer: NodeJS.Timeout | undefined;
-  /** Ids at or below this were sent after every posted line: their replies confirm the lines were handled. */
+  /** Requests with this id or a later one were sent after every posted line: a reply to one confirms the lines were handled. */
   let confirmingId = 0;
   const postQueued = () => {
     clearTimeout(logTimer);
@@ -147,6 +147,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
         const v = await send({ op: 'secrets.get', path: String(path) });
         return typeof v === 'string' ? v : undefined;
       },
+      deriveKey: async (label) => (await send({ op: 'secrets.deriveKey', label: String(label) })) as string,
     },
     log: {
       debug: (m, f) => log('debug', m, f),

@@ -26,6 +26,18 @@ export interface WorkerRunnerOptions {
   stuckPoolMs?: number;
   /** Calls waiting for a thread beyond this are refused (unavailable). */
   maxQueue?: number;
+  /**
+   * Calls a protocol plugin's thread runs at once. A protocol request mostly waits
+   * on host calls (kv, the database, signing), so one call per thread would leave
+   * the thread idle while requests queue. Each call keeps its own deadline and
+   * MessagePort, and a call that merely waits past its deadline is given up in
+   * the worker without disturbing the others. Piscina cannot stop one task among
+   * several on a thread, so a call still busy after its deadline (a loop that
+   * never yields, which stalls its thread's other calls anyway) has the pool
+   * replaced: the plugin's other calls in flight fail and their clients retry.
+   * Other kinds run one call per thread, each stopped alone.
+   */
+  protocolTasksPerThread?: number;
 }
 
 export const WORKER_DEFAULTS = {
@@ -37,6 +49,7 @@ export const WORKER_DEFAULTS = {
   abortGraceMs: 100,
   stuckPoolMs: 5_000,
   maxQueue: 1_000,
+  protocolTasksPerThread: 8,
 } as const;
 
 /**
@@ -67,9 +80,15 @@ export class WorkerRunner implements PluginRunner {
   private entryUrl: string | null = null;
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Calls one thread runs at once. */
+  private readonly tasksPerThread: number;
+  /** Calls running at once, all threads together. */
+  private readonly slots: number;
 
   constructor(private readonly entry: PluginEntry, private readonly grants: GrantedCapabilities, private readonly broker: CapabilityBroker, opts: WorkerRunnerOptions) {
     this.opts = { ...WORKER_DEFAULTS, ...opts, log: opts.log.child({ plugin_id: entry.id, runner: 'worker' }) };
+    this.tasksPerThread = entry.kind === 'protocol' ? Math.max(1, this.opts.protocolTasksPerThread) : 1;
+    this.slots = Math.max(1, this.opts.maxThreads) * this.tasksPerThread;
   }
 
   private fail(code: PluginCallError['code'], message: string): PluginCallError {
@@ -96,8 +115,8 @@ export class WorkerRunner implements PluginRunner {
       maxThreads: Math.max(1, o.maxThreads),
       idleTimeout: o.idleTimeoutMs,
       // Calls queue in the runner (see acquire); Piscina's own queue only bridges a thread starting up.
-      maxQueue: Math.max(1, o.maxThreads),
-      concurrentTasksPerWorker: 1,
+      maxQueue: this.slots,
+      concurrentTasksPerWorker: this.tasksPerThread,
       // Message-based hand-off: Atomics waits between tasks cost ~1 ms at p99 here (see docs/benchmarks.md).
       atomics: 'disabled',
       resourceLimits: { maxOldGenerationSizeMb: o.maxOldGenerationSizeMb },
@@ -125,7 +144,7 @@ export class WorkerRunner implements PluginRunner {
    * a thread being terminated still counts.
    */
   private acquire(start: () => void): boolean {
-    if (this.active < Math.max(1, this.opts.maxThreads)) {
+    if (this.active < this.slots) {
       this.active++;
       start();
       return true;
@@ -159,6 +178,9 @@ export class WorkerRunner implements PluginRunner {
       const abort = new AbortController();
       const timers: NodeJS.Timeout[] = [];
       let stopServing: () => void = () => {};
+      let taskPool: Piscina | null = null;
+      // Piscina never puts a second task on a thread running an abortable one.
+      const abortable = this.tasksPerThread === 1;
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
@@ -180,6 +202,11 @@ export class WorkerRunner implements PluginRunner {
         if (!started) return;
         timers.push(setTimeout(() => {
           if (taskDone) return;
+          if (!abortable) {
+            if (taskPool) this.replacePool(taskPool, `${label} was still busy after its deadline`);
+            finishTask();
+            return;
+          }
           abort.abort();
           timers.push(setTimeout(() => {
             if (taskDone) return;
@@ -200,7 +227,7 @@ export class WorkerRunner implements PluginRunner {
         started = true;
         let pool: Piscina;
         try {
-          pool = this.ensurePool();
+          pool = taskPool = this.ensurePool();
         } catch (err) {
           this.release();
           taskDone = true;
@@ -224,7 +251,7 @@ export class WorkerRunner implements PluginRunner {
         };
         let run: Promise<PluginTaskOutcome>;
         try {
-          run = pool.run(task, { transferList: [port2] as never, signal: abort.signal }) as Promise<PluginTaskOutcome>;
+          run = pool.run(task, { transferList: [port2] as never, ...(abortable ? { signal: abort.signal } : {}) }) as Promise<PluginTaskOutcome>;
         } catch (err) {
           finishTask();
           settle(() => reject(this.fail('unavailable', `${label}: ${(err as Error).message}`)));
@@ -264,7 +291,8 @@ export class WorkerRunner implements PluginRunner {
       this.opts.log.warn({ method }, 'plugin worker ran out of memory; thread replaced');
       return this.fail('memory_limit', `${label}: the worker exceeded its ${this.opts.maxOldGenerationSizeMb} MB heap limit and was stopped`);
     }
-    if (this.closed || e?.message === 'Terminating worker thread') return this.fail('unavailable', `${label}: the plugin runner was stopped`);
+    if (this.closed) return this.fail('unavailable', `${label}: the plugin runner was stopped`);
+    if (e?.message === 'Terminating worker thread') return this.fail('unavailable', `${label}: its thread was stopped (a call sharing it was still busy after its deadline)`);
     this.opts.log.warn({ method, err: e?.message }, 'plugin worker thread died; thread replaced');
     return this.fail('crashed', `${label}: the worker thread died (${String(e?.message ?? err).slice(0, 300)}); the call failed and the thread was replaced`);
   }
