@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Json } from '@certctl/sdk';
-import { kvKeyProblem } from '@certctl/sdk/policy';
+import { kvIncrementProblem, kvKeyProblem, kvValueProblem } from '@certctl/sdk/policy';
 import { readOptional, writePrivateFile } from './private-files.js';
 
 export const LOCAL_KV_LIMITS = { maxKeyLength: 256, maxValueBytes: 1024 * 1024, maxKeysPerPlugin: 10_000, maxFileBytes: 32 * 1024 * 1024, maxTtlSeconds: 10 * 365 * 24 * 3600 };
@@ -57,11 +57,28 @@ export class LocalKv {
     return e !== undefined && (e.exp === undefined || e.exp > this.now());
   }
 
-  /** The kernel's kv key rule (@certctl/sdk/policy), so a plugin meets the same one on the agent. */
-  private checkKey(key: unknown): string {
-    const problem = kvKeyProblem(key, LOCAL_KV_LIMITS.maxKeyLength);
+  /** The kernel's kv rules (@certctl/sdk/policy), so a plugin meets the same ones on the agent. */
+  private check(problem: string | null): void {
     if (problem) throw new LocalKvRefused(problem);
+  }
+
+  private checkKey(key: unknown): string {
+    this.check(kvKeyProblem(key, LOCAL_KV_LIMITS.maxKeyLength));
     return key as string;
+  }
+
+  /** Stores one entry, within the key quota; the cache is put back if the file cannot be written. */
+  private async put(pluginId: string, map: Map<string, Entry>, key: string, next: Entry): Promise<void> {
+    if (!map.has(key) && map.size >= LOCAL_KV_LIMITS.maxKeysPerPlugin) throw new LocalKvRefused(`the plugin already keeps ${LOCAL_KV_LIMITS.maxKeysPerPlugin} keys`);
+    const before = map.get(key);
+    map.set(key, next);
+    try {
+      await this.persist(pluginId, map);
+    } catch (err) {
+      if (before) map.set(key, before);
+      else map.delete(key);
+      throw err;
+    }
   }
 
   private async persist(pluginId: string, map: Map<string, Entry>): Promise<void> {
@@ -81,24 +98,10 @@ export class LocalKv {
 
   set(pluginId: string, key: string, value: Json, ttlSeconds?: number): Promise<void> {
     this.checkKey(key);
-    const text = JSON.stringify(value);
-    if (text === undefined) throw new LocalKvRefused('kv value must be JSON');
-    if (Buffer.byteLength(text) > LOCAL_KV_LIMITS.maxValueBytes) throw new LocalKvRefused(`kv value is over the ${LOCAL_KV_LIMITS.maxValueBytes}-byte limit`);
-    if (ttlSeconds !== undefined && !(Number.isFinite(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= LOCAL_KV_LIMITS.maxTtlSeconds)) {
-      throw new LocalKvRefused(`kv ttlSeconds must be above 0 and at most ${LOCAL_KV_LIMITS.maxTtlSeconds}`);
-    }
+    const text = JSON.stringify(value) as string | undefined;
+    this.check(kvValueProblem(text, ttlSeconds, LOCAL_KV_LIMITS));
     return this.serial(pluginId, async () => {
-      const map = await this.load(pluginId);
-      if (!map.has(key) && map.size >= LOCAL_KV_LIMITS.maxKeysPerPlugin) throw new LocalKvRefused(`the plugin already keeps ${LOCAL_KV_LIMITS.maxKeysPerPlugin} keys`);
-      const before = map.get(key);
-      map.set(key, { v: JSON.parse(text) as Json, ...(ttlSeconds !== undefined ? { exp: this.now() + ttlSeconds * 1000 } : {}) });
-      try {
-        await this.persist(pluginId, map);
-      } catch (err) {
-        if (before) map.set(key, before);
-        else map.delete(key);
-        throw err;
-      }
+      await this.put(pluginId, await this.load(pluginId), key, { v: JSON.parse(text!) as Json, ...(ttlSeconds !== undefined ? { exp: this.now() + ttlSeconds * 1000 } : {}) });
     });
   }
 
@@ -125,24 +128,13 @@ export class LocalKv {
   /** The kernel's increment: a live number keeps its expiry, anything else restarts at `by`. */
   increment(pluginId: string, key: string, by = 1, ttlSeconds?: number): Promise<number> {
     this.checkKey(key);
-    if (!Number.isSafeInteger(by)) throw new LocalKvRefused('kv increment must be a safe integer');
-    if (ttlSeconds !== undefined && !(Number.isFinite(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= LOCAL_KV_LIMITS.maxTtlSeconds)) {
-      throw new LocalKvRefused(`kv ttlSeconds must be above 0 and at most ${LOCAL_KV_LIMITS.maxTtlSeconds}`);
-    }
+    this.check(kvIncrementProblem(by) ?? kvValueProblem(String(by), ttlSeconds, LOCAL_KV_LIMITS));
     return this.serial(pluginId, async () => {
       const map = await this.load(pluginId);
       const e = map.get(key);
       const continues = this.live(e) && typeof e.v === 'number';
-      if (!map.has(key) && map.size >= LOCAL_KV_LIMITS.maxKeysPerPlugin) throw new LocalKvRefused(`the plugin already keeps ${LOCAL_KV_LIMITS.maxKeysPerPlugin} keys`);
       const next: Entry = continues ? { ...e, v: (e.v as number) + by } : { v: by, ...(ttlSeconds !== undefined ? { exp: this.now() + ttlSeconds * 1000 } : {}) };
-      map.set(key, next);
-      try {
-        await this.persist(pluginId, map);
-      } catch (err) {
-        if (e) map.set(key, e);
-        else map.delete(key);
-        throw err;
-      }
+      await this.put(pluginId, map, key, next);
       return next.v as number;
     });
   }

@@ -214,6 +214,17 @@ export interface PluginContext {
   };
 }
 
+/**
+ * The methods of ctx.issuance. Each crosses to the kernel as broker op
+ * `issuance.<method>` with its request as JSON; the runners' context shims, the
+ * kernel's op checks and the test host build theirs from this one list.
+ */
+export const ISSUANCE_METHODS = ['enroll', 'revoke', 'caChain', 'checkHttp01', 'checkDns01', 'checkTlsAlpn01', 'certificateStatus', 'raCertificate', 'raDecrypt', 'raSign'] as const satisfies readonly (keyof PluginContext['issuance'])[];
+export type IssuanceMethod = (typeof ISSUANCE_METHODS)[number];
+/** Compiles only while ISSUANCE_METHODS names every method of ctx.issuance. */
+const issuanceMethodsComplete: [Exclude<keyof PluginContext['issuance'], IssuanceMethod>] extends [never] ? true : never = true;
+void issuanceMethodsComplete;
+
 export interface RaCertificate {
   certificatePem: string;
   /** The issuer's CA chain, issuing CA first. */

@@ -20,38 +20,22 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { openDatabase } from '../../kernel/dist/db/database.js';
 import { runAcmeLoad } from './lib/acme-load.js';
 import { apiClient } from './lib/https-client.js';
 import { emit, note, percentile } from './lib/measure.js';
+import { numericOptions } from './lib/options.js';
 import { startPebble } from './lib/pebble.js';
 import { benchPostgres } from './lib/postgres.js';
 import { postmasterPid } from './lib/proc-cpu.js';
 
 const median = (xs) => percentile(xs, 50);
 
-function options(args) {
-  const { values } = parseArgs({
-    args,
-    options: {
-      rate: { type: 'string', default: '5' },
-      concurrency: { type: 'string', default: '8' },
-      orders: { type: 'string', default: '150' },
-      warmup: { type: 'string', default: '10' },
-      runs: { type: 'string', default: '1' },
-      poll: { type: 'string', default: '25' },
-    },
-  });
-  const num = (k, min = 1) => {
-    const n = Number(values[k]);
-    if (!Number.isFinite(n) || n < min || (k !== 'rate' && !Number.isInteger(n))) throw new Error(`--${k} must be a ${k === 'rate' ? 'number' : 'whole number'} >= ${min}`);
-    return n;
-  };
-  return { rate: num('rate'), concurrency: num('concurrency'), orders: num('orders'), warmup: num('warmup', 0), runs: num('runs'), poll: num('poll') };
-}
+const options = (args) => numericOptions(args, {
+  rate: { default: 5, whole: false }, concurrency: { default: 8 }, orders: { default: 150 }, warmup: { default: 10, min: 0 }, runs: { default: 1 }, poll: { default: 25 },
+});
 
 /** A kernel on `databaseUrl` with a Local CA issuer and the ACME server endpoint in trust_authenticated mode. */
 async function startCertctl(dir, databaseUrl) {

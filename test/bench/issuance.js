@@ -15,7 +15,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { openDatabase } from '../../kernel/dist/db/database.js';
@@ -25,28 +24,15 @@ import { issueCertificate } from '../../kernel/dist/lifecycle/issuance-service.j
 import { apiClient } from './lib/https-client.js';
 import { emit, measure, note, percentile, round } from './lib/measure.js';
 import { makeCa, makeCsr } from './lib/openssl.js';
+import { numericOptions } from './lib/options.js';
 import { benchPostgres } from './lib/postgres.js';
+import { postmasterPid, processTreeCpuMs, threadCpuMs } from './lib/proc-cpu.js';
 
 const median = (xs) => percentile(xs, 50);
 
-function options(args) {
-  const { values } = parseArgs({
-    args,
-    options: {
-      certs: { type: 'string', default: '3000' },
-      concurrency: { type: 'string', default: '32' },
-      agents: { type: 'string', default: '1000' },
-      polls: { type: 'string', default: '20000' },
-      runs: { type: 'string', default: '3' },
-    },
-  });
-  const num = (k) => {
-    const n = Number(values[k]);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${k} must be a positive whole number`);
-    return n;
-  };
-  return { certs: num('certs'), concurrency: num('concurrency'), agents: num('agents'), polls: num('polls'), runs: num('runs') };
-}
+const options = (args) => numericOptions(args, {
+  certs: { default: 3000 }, concurrency: { default: 32 }, agents: { default: 1000 }, polls: { default: 20000 }, runs: { default: 3 },
+});
 
 /** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */
 function material(dir) {
@@ -81,40 +67,6 @@ async function poolRate(m, opts) {
   }
 }
 
-/** CPU time (ms) used so far by this process's main thread (Linux /proc; null elsewhere). */
-function mainThreadCpuMs() {
-  try {
-    const stat = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return null;
-  }
-}
-
-/** CPU time (ms) used so far by a PostgreSQL cluster's server processes (Linux /proc; null elsewhere). */
-function pgCpuMs(port) {
-  try {
-    const procs = [];
-    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-      try {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        procs.push({ pid, ppid: f[1], ticks: Number(f[11]) + Number(f[12]), postmaster: /postgres/.test(cmd) && (cmd.includes(`-p\0${port}\0`) || cmd.includes(`-p ${port} `)) });
-      } catch {
-        // The process ended meanwhile.
-      }
-    }
-    const postmaster = procs.find((p) => p.postmaster);
-    if (!postmaster) return null;
-    const hz = 100;
-    return procs.filter((p) => p.pid === postmaster.pid || p.ppid === postmaster.pid).reduce((a, p) => a + p.ticks, 0) * (1000 / hz);
-  } catch {
-    return null;
-  }
-}
-
 async function seedCertificates(knex, issuerId, n, runTag) {
   const ids = Array.from({ length: n }, (_, i) => `mc-bench-${runTag}-${i}`);
   for (let i = 0; i < n; i += 1000) {
@@ -143,6 +95,8 @@ async function seedAgents(knex, n) {
 async function storedIssuance(m, opts) {
   const pgdb = await benchPostgres({ synchronousCommit: 'on' });
   const { url: databaseUrl, label, port: pgPort } = pgdb;
+  const pgPid = postmasterPid(pgPort);
+  const pgCpuMs = () => (pgPid === null ? null : processTreeCpuMs(pgPid));
   try {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-issuance-'));
     const db = await openDatabase({ databaseUrl, poolMax: 40 });
@@ -170,8 +124,8 @@ async function storedIssuance(m, opts) {
           op: () => {
             if (next === 200 && cpu0 === null) {
               cpu0 = process.cpuUsage();
-              main0 = mainThreadCpuMs();
-              pg0 = pgCpuMs(pgPort);
+              main0 = threadCpuMs();
+              pg0 = pgCpuMs();
             }
             return issue();
           },
@@ -179,8 +133,8 @@ async function storedIssuance(m, opts) {
         });
         // CPU per certificate: this process (main thread, crypto pool, plugin workers) and the database's server processes.
         const cpu = process.cpuUsage(cpu0 ?? undefined);
-        const main1 = mainThreadCpuMs();
-        const pg1 = pgCpuMs(pgPort);
+        const main1 = threadCpuMs();
+        const pg1 = pgCpuMs();
         figures.nodeCpu.push((cpu.user + cpu.system) / 1000 / opts.certs);
         if (main0 !== null && main1 !== null) figures.mainCpu.push((main1 - main0) / opts.certs);
         if (pg0 !== null && pg1 !== null) figures.pgCpu.push((pg1 - pg0) / opts.certs);

@@ -28,7 +28,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, startKernel } from '../../kernel/dist/index.js';
 import { pkiRequestHandler } from '../../kernel/dist/revocation/index.js';
@@ -37,27 +36,17 @@ import { emit, note, percentile } from './lib/measure.js';
 import { ocspOnce, startOpensslResponder, writeIndex } from './lib/openssl-ocsp.js';
 import { processTreeCpuMs } from './lib/proc-cpu.js';
 import { makeCsr, ssl } from './lib/openssl.js';
+import { numericOptions } from './lib/options.js';
 import { wrk, wrkScript } from './lib/wrk.js';
 
 const median = (xs) => percentile(xs.filter((x) => Number.isFinite(x)), 50);
 
 function options(args) {
-  const { values } = parseArgs({
-    args,
-    options: {
-      duration: { type: 'string', default: '5' },
-      runs: { type: 'string', default: '3' },
-      connections: { type: 'string', default: '64' },
-      revoked: { type: 'string', default: '10000' },
-      'openssl-multi': { type: 'string', default: String(os.availableParallelism?.() ?? os.cpus().length) },
-    },
+  const o = numericOptions(args, {
+    duration: { default: 5 }, runs: { default: 3 }, connections: { default: 64 }, revoked: { default: 10000, min: 0 },
+    'openssl-multi': { default: os.availableParallelism?.() ?? os.cpus().length },
   });
-  const num = (k, min = 1) => {
-    const n = Number(values[k]);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${k} must be a whole number >= ${min}`);
-    return n;
-  };
-  return { duration: num('duration'), runs: num('runs'), connections: num('connections'), revoked: num('revoked', 0), multi: num('openssl-multi') };
+  return { ...o, multi: o['openssl-multi'] };
 }
 
 /**

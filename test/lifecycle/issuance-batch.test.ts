@@ -1,15 +1,13 @@
-import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_ACTOR } from '../../kernel/src/audit/audit-log.js';
 import { IssuanceError } from '../../kernel/src/lifecycle/issuance-failure.js';
 import { IssuanceStoreQueue, MAX_BATCH } from '../../kernel/src/lifecycle/issuance-batch.js';
-import type { IssuedRecord } from '../../kernel/src/lifecycle/issuance-store.js';
 import { issueCertificate } from '../../kernel/src/lifecycle/issuance-service.js';
 import { makeTestPki, type TestPki } from '../plugins/runtime/test-pki.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
-import { issuanceEnv, seedIssuance, versionsOf } from './issuance-support.js';
+import { issuanceEnv, issuedRecord, seedIssuance, versionsOf } from './issuance-support.js';
 
 /**
  * Group commit of issued certificates (issuance-batch.ts): records stored
@@ -40,14 +38,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     return ids;
   }
 
-  /** A record as the issuance service hands it over (the store checks no PEM: the service parsed it before). */
-  const record = (certificateId: string, jobId: string | null = null): IssuedRecord => ({
-    certificateId, commonName: 'batch.example.com', type: 'Issuance', jobId, csrPem: 'csr', serverKey: false, issuerId: 'iss-issue', profileId: null, policy: null,
-    leaf: {
-      pemChain: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n', serialNumber: crypto.randomBytes(8).toString('hex'),
-      fingerprintSha256: crypto.randomBytes(32).toString('hex'), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keyAlgorithm: 'ECDSA', keySize: 256,
-    },
-  });
+  const record = (certificateId: string, jobId: string | null = null) => issuedRecord(certificateId, 'batch.example.com', jobId);
 
   const issuedEvents = (ids: string[]) => knex('audit_events').whereIn('resource_id', ids).where({ action: 'certificate_issued' }).select('resource_id', 'details');
 

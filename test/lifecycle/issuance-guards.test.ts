@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_ACTOR } from '../../kernel/src/audit/audit-log.js';
 import { IssuanceStoreQueue } from '../../kernel/src/lifecycle/issuance-batch.js';
 import { IssuanceError } from '../../kernel/src/lifecycle/issuance-failure.js';
-import type { IssuedRecord } from '../../kernel/src/lifecycle/issuance-store.js';
 import { makeTestPki, type TestPki } from '../plugins/runtime/test-pki.js';
 import type { ApiClient } from '../support/http.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
+import { waitFor } from '../support/wait.js';
 import { auditActions } from './cert-fixtures.js';
-import { certRow, createCertificate, issuanceEnv, issuerCalls, runJob, seedIssuance, submitCsr, versionsOf } from './issuance-support.js';
+import { certRow, createCertificate, issuanceEnv, issuedRecord, issuerCalls, runJob, seedIssuance, submitCsr, versionsOf } from './issuance-support.js';
 
 const TOKEN = 'issuance-guards-bootstrap-token-0123';
 
@@ -67,8 +67,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance guards', () => {
       const jobId = await renewal(id);
       const running = runJob(t, jobId);
       // The slow issuer holds the certificate until released: revoke it meanwhile, as the revocation service does.
-      const deadline = Date.now() + 10_000;
-      while ((await issuerCalls(knex, id)).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor('the slow issuer\'s call', async () => (await issuerCalls(knex, id)).length >= 2, 10_000, 20);
       expect(await issuerCalls(knex, id)).toHaveLength(2);
       await knex('managed_certificates').where({ id }).update({ status: 'Revoked', revoked_at: new Date(), revocation_reason: 'keyCompromise', updated_at: new Date() });
       await knex('plugin_kv').insert({ plugin_id: 'test-ca-issuer', key: `release:${id}`, value: 'true' });
@@ -90,16 +89,9 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance guards', () => {
         id, name: id, common_name: 'guard.example.com', issuer_id: 'iss-issue', status: i === 1 ? 'Archived' : i === 2 ? 'Revoked' : 'Pending',
       })));
       await knex('certificate_target_mappings').insert(ids.map((id) => ({ certificate_id: id, target_id: 'tgt-1' })));
-      const record = (certificateId: string): IssuedRecord => ({
-        certificateId, commonName: 'guard.example.com', type: 'Issuance', jobId: null, csrPem: 'csr', serverKey: false, issuerId: 'iss-issue', profileId: null, policy: null,
-        leaf: {
-          pemChain: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n', serialNumber: crypto.randomBytes(8).toString('hex'),
-          fingerprintSha256: crypto.randomBytes(32).toString('hex'), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), keyAlgorithm: 'ECDSA', keySize: 256,
-        },
-      });
       const queue = new IssuanceStoreQueue(t.kernel);
       // The first store starts at once; the other three are written as one batch.
-      const out = await Promise.allSettled(ids.map((id) => queue.store(record(id), SYSTEM_ACTOR)));
+      const out = await Promise.allSettled(ids.map((id) => queue.store(issuedRecord(id, 'guard.example.com'), SYSTEM_ACTOR)));
       expect(out.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
       for (const [i, word] of [[1, 'archived'], [2, 'revoked']] as const) {
         const err = (out[i] as PromiseRejectedResult).reason as IssuanceError;

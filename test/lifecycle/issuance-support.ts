@@ -1,7 +1,9 @@
+import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
 import { expect } from 'vitest';
 import type { JobRow } from '../../kernel/src/jobs/job-states.js';
+import type { IssuedRecord } from '../../kernel/src/lifecycle/issuance-store.js';
 import type { TestKernel } from '../support/test-kernel.js';
 
 /** The test CA issuer plugin (signs with a fixed test CA; its config picks pending / flaky / deny ...). */
@@ -73,3 +75,12 @@ export async function issuerCalls(knex: Knex, certificateId: string): Promise<{ 
 
 export const certRow = (knex: Knex, id: string) => knex('managed_certificates').where({ id }).first() as Promise<Record<string, any>>;
 export const versionsOf = (knex: Knex, id: string) => knex('certificate_versions').where({ certificate_id: id }).orderBy('created_at') as Promise<Record<string, any>[]>;
+
+/** A record as the issuance service hands it to the store (the store checks no PEM: the service parsed it before). */
+export const issuedRecord = (certificateId: string, commonName: string, jobId: string | null = null): IssuedRecord => ({
+  certificateId, commonName, type: 'Issuance', jobId, csrPem: 'csr', serverKey: false, issuerId: 'iss-issue', profileId: null, policy: null,
+  leaf: {
+    pemChain: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n', serialNumber: crypto.randomBytes(8).toString('hex'),
+    fingerprintSha256: crypto.randomBytes(32).toString('hex'), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keyAlgorithm: 'ECDSA', keySize: 256,
+  },
+});

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openssl, opensslVerifies, scratch, x509Text } from '../ca/ca-support.js';
 import { freePort } from '../support/free-port.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
-import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
+import type { TestKernel } from '../support/test-kernel.js';
 import { waitFor } from '../support/wait.js';
-import { RawAcme } from './acme-client.js';
+import { RawAcme, startAcmeServer } from './acme-client.js';
 
 const run = promisify(execFile);
 
@@ -51,22 +51,12 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server challenges (http-01, dns-01, 
     [http01Port, tlsPort, dnsPort, mgmtPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     challtestsrv = spawn('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
       '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${mgmtPort}`], { stdio: 'ignore' });
-    t = await startTestKernel();
-    knex = t.kernel.db.knex;
-    cacert = path.join(t.dataDir, 'tls', 'server.crt');
-    expect((await t.api.post('/api/v1/issuers', { id: 'iss-chal', name: 'ACME challenge CA', type: 'local-ca', config: {} })).status).toBe(201);
-    await knex('certificate_profiles').insert([{ id: 'prof-http-only', name: 'http-01 only' }, { id: 'prof-dead-dns', name: 'unreachable DNS' }]);
     const deadDns = await freePort();
-    const ep = await t.api.post('/api/v1/protocol-endpoints', {
-      name: 'ACME challenges', type: 'acme-server',
-      config: {
-        issuer_id: 'iss-chal', mode: 'challenge', http01_port: http01Port, tlsalpn01_port: tlsPort, dns_resolvers: [`127.0.0.1:${dnsPort}`], caa_identities: ['certctl.test'],
-        profiles: { 'prof-http-only': { challenge_types: ['http-01'] }, 'prof-dead-dns': { dns_resolvers: [`127.0.0.1:${deadDns}`] } },
-      },
-    });
-    expect(ep.status, ep.text).toBe(201);
-    directory = `${t.kernel.url}/acme/directory`;
-    chain = ((await t.kernel.pluginHost.call('local-ca', 'iss-chal', 'getCaChain', {})) as { chainPem: string[] }).chainPem;
+    ({ t, cacert, directory, chainPem: chain } = await startAcmeServer('iss-chal', {
+      mode: 'challenge', http01_port: http01Port, tlsalpn01_port: tlsPort, dns_resolvers: [`127.0.0.1:${dnsPort}`], caa_identities: ['certctl.test'],
+      profiles: { 'prof-http-only': { challenge_types: ['http-01'] }, 'prof-dead-dns': { dns_resolvers: [`127.0.0.1:${deadDns}`] } },
+    }, (k) => k.kernel.db.knex('certificate_profiles').insert([{ id: 'prof-http-only', name: 'http-01 only' }, { id: 'prof-dead-dns', name: 'unreachable DNS' }])));
+    knex = t.kernel.db.knex;
     await waitFor('pebble-challtestsrv', () => fetch(`http://127.0.0.1:${mgmtPort}/clear-txt`, { method: 'POST', body: '{"host":"x."}' }).then((r) => r.ok, () => false));
   });
   afterAll(async () => {

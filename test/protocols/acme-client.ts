@@ -1,5 +1,8 @@
 import crypto from 'node:crypto';
 import https from 'node:https';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 
 /** A minimal hand-written ACME client for protocol-level tests (the real clients are certbot and lego). */
 export class RawAcme {
@@ -57,4 +60,24 @@ export class RawAcme {
     this.kid = res.headers.location;
     return this.kid;
   }
+}
+
+/**
+ * A test kernel serving the ACME server plugin: a Local CA issuer `issuerId` and an
+ * acme-server endpoint with `config` (its issuer_id filled in). `before` runs after the
+ * issuer is made and before the endpoint (rows the endpoint's config names, e.g. profiles).
+ */
+export async function startAcmeServer(issuerId: string, config: Record<string, unknown>, before?: (t: TestKernel) => Promise<unknown>) {
+  const t = await startTestKernel();
+  expect((await t.api.post('/api/v1/issuers', { id: issuerId, name: 'ACME CA', type: 'local-ca', config: {} })).status).toBe(201);
+  await before?.(t);
+  const endpoint = await t.api.post('/api/v1/protocol-endpoints', { name: 'ACME', type: 'acme-server', config: { issuer_id: issuerId, ...config } });
+  expect(endpoint.status, endpoint.text).toBe(201);
+  const { chainPem } = (await t.kernel.pluginHost.call('local-ca', issuerId, 'getCaChain', {})) as { chainPem: string[] };
+  return {
+    t, endpoint, chainPem,
+    /** The kernel's TLS certificate (trust anchor for its HTTPS listener), as a file. */
+    cacert: path.join(t.dataDir, 'tls', 'server.crt'),
+    directory: `${t.kernel.url}/acme/directory`,
+  };
 }

@@ -12,8 +12,8 @@ import { ProtocolIssuanceOps } from '../../kernel/src/protocols/index.js';
 import { capturingLogger } from '../plugins/support.js';
 import { opensslVerifies, scratch } from '../ca/ca-support.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
-import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
-import { RawAcme } from './acme-client.js';
+import type { TestKernel } from '../support/test-kernel.js';
+import { RawAcme, startAcmeServer } from './acme-client.js';
 
 const run = promisify(execFile);
 
@@ -44,16 +44,11 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server: renewal information (RFC 977
   const tmp = scratch();
 
   beforeAll(async () => {
-    t = await startTestKernel();
+    const s = await startAcmeServer('iss-ari', { mode: 'trust_authenticated', renewal_explanation_url: 'https://pki.example.test/why' });
+    ({ t, directory } = s);
     knex = t.kernel.db.knex;
-    ca = fs.readFileSync(path.join(t.dataDir, 'tls', 'server.crt'), 'utf8');
-    expect((await t.api.post('/api/v1/issuers', { id: 'iss-ari', name: 'ARI CA', type: 'local-ca', config: {} })).status).toBe(201);
-    const ep = await t.api.post('/api/v1/protocol-endpoints', {
-      name: 'ACME', type: 'acme-server', config: { issuer_id: 'iss-ari', mode: 'trust_authenticated', renewal_explanation_url: 'https://pki.example.test/why' },
-    });
-    expect(ep.status, ep.text).toBe(201);
-    directory = `${t.kernel.url}/acme/directory`;
-    rootPem = ((await t.kernel.pluginHost.call('local-ca', 'iss-ari', 'getCaChain', {})) as { chainPem: string[] }).chainPem[0];
+    ca = fs.readFileSync(s.cacert, 'utf8');
+    rootPem = s.chainPem[0];
   });
   afterAll(async () => {
     await t?.stop();

@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import path from 'node:path';
 import type { Knex } from 'knex';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,9 +16,9 @@ import { PluginCallError, type BrokerCallContext, type BrokerOp, type GrantedCap
 import { createIsolateRunner } from '../../kernel/src/plugins/runners/isolate/index.js';
 import { ConfigCipher } from '../../kernel/src/secrets/config-cipher.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
-import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
+import type { TestKernel } from '../support/test-kernel.js';
 import { slidingWindow } from '../../plugins/protocols/acme-server/src/rate-limit.js';
-import { RawAcme } from './acme-client.js';
+import { RawAcme, startAcmeServer } from './acme-client.js';
 
 const ORDERS_PER_HOUR = 3;
 const ACCOUNTS_PER_IP = 4;
@@ -89,17 +88,11 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server: rate limits, nonces and the 
   let endpointId: string;
 
   beforeAll(async () => {
-    t = await startTestKernel();
+    const s = await startAcmeServer('iss-limits', { mode: 'trust_authenticated', rate_limits: { orders_per_hour: ORDERS_PER_HOUR, new_accounts_per_ip_per_hour: ACCOUNTS_PER_IP } });
+    ({ t, directory } = s);
     knex = t.kernel.db.knex;
-    ca = fs.readFileSync(path.join(t.dataDir, 'tls', 'server.crt'), 'utf8');
-    expect((await t.api.post('/api/v1/issuers', { id: 'iss-limits', name: 'Limits CA', type: 'local-ca', config: {} })).status).toBe(201);
-    const ep = await t.api.post('/api/v1/protocol-endpoints', {
-      name: 'ACME', type: 'acme-server',
-      config: { issuer_id: 'iss-limits', mode: 'trust_authenticated', rate_limits: { orders_per_hour: ORDERS_PER_HOUR, new_accounts_per_ip_per_hour: ACCOUNTS_PER_IP } },
-    });
-    expect(ep.status, ep.text).toBe(201);
-    endpointId = ep.body.id;
-    directory = `${t.kernel.url}/acme/directory`;
+    ca = fs.readFileSync(s.cacert, 'utf8');
+    endpointId = s.endpoint.body.id;
   });
   afterAll(async () => {
     await t?.stop();

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opensslVerifies, scratch, x509Text } from '../ca/ca-support.js';
 import { freePort } from '../support/free-port.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
-import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
-import { RawAcme } from './acme-client.js';
+import type { TestKernel } from '../support/test-kernel.js';
+import { RawAcme, startAcmeServer } from './acme-client.js';
 
 const run = promisify(execFile);
 const EAB_KEY = crypto.randomBytes(32).toString('base64url');
@@ -44,24 +44,15 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server (RFC 8555), trust_authenticat
   const serialOf = (pem: string) => /Serial Number:\s*\n?\s*([0-9a-f:]+)/i.exec(x509Text(pem))![1].replace(/:/g, '').toLowerCase().replace(/^0+/, '');
 
   beforeAll(async () => {
-    t = await startTestKernel();
-    knex = t.kernel.db.knex;
-    cacert = path.join(t.dataDir, 'tls', 'server.crt');
-    expect((await t.api.post('/api/v1/issuers', { id: 'iss-acme', name: 'ACME CA', type: 'local-ca', config: {} })).status).toBe(201);
     http01Port = await freePort();
-    await knex('certificate_profiles').insert([{ id: 'prof-acme-http', name: 'ACME with http-01' }, { id: 'prof-acme-eab', name: 'ACME with EAB' }]);
-    const ep = await t.api.post('/api/v1/protocol-endpoints', {
-      name: 'ACME', type: 'acme-server',
-      config: {
-        issuer_id: 'iss-acme', mode: 'trust_authenticated', http01_port: http01Port, eab_keys: { 'kid-1': EAB_KEY },
-        profiles: { 'prof-acme-http': { mode: 'challenge', challenge_types: ['http-01'] }, 'prof-acme-eab': { external_account_required: true } },
-      },
-    });
-    expect(ep.status, ep.text).toBe(201);
-    expect(ep.text).not.toContain(EAB_KEY);
-    directory = `${t.kernel.url}/acme/directory`;
-    const chain = (await t.kernel.pluginHost.call('local-ca', 'iss-acme', 'getCaChain', {})) as { chainPem: string[] };
-    rootPem = chain.chainPem[0];
+    const s = await startAcmeServer('iss-acme', {
+      mode: 'trust_authenticated', http01_port: http01Port, eab_keys: { 'kid-1': EAB_KEY },
+      profiles: { 'prof-acme-http': { mode: 'challenge', challenge_types: ['http-01'] }, 'prof-acme-eab': { external_account_required: true } },
+    }, (k) => k.kernel.db.knex('certificate_profiles').insert([{ id: 'prof-acme-http', name: 'ACME with http-01' }, { id: 'prof-acme-eab', name: 'ACME with EAB' }]));
+    ({ t, cacert, directory } = s);
+    knex = t.kernel.db.knex;
+    expect(s.endpoint.text).not.toContain(EAB_KEY);
+    rootPem = s.chainPem[0];
   });
   afterAll(async () => {
     await t?.stop();

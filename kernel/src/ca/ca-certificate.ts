@@ -76,20 +76,45 @@ export async function generateCaKeys(keyAlgorithm: CaKeyAlgorithm): Promise<webc
 /** Clock skew allowance: a new CA (and a leaf) is valid from a minute ago. */
 export const BACKDATE_MS = 60_000;
 
+/** A CA subject as a Name; CaError `bad_request` naming `what` when it is not a distinguished name. */
+export function parseSubject(text: string, what = 'subject'): x509.Name {
+  let name: x509.Name;
+  try {
+    name = new x509.Name(text);
+  } catch (err) {
+    throw new CaError('bad_request', `${what} ${JSON.stringify(text.slice(0, 100))} is not a distinguished name: ${(err as Error).message}`);
+  }
+  if (!name.toJSON().length) throw new CaError('bad_request', `${what} ${JSON.stringify(text.slice(0, 100))} is not a distinguished name (e.g. CN=Acme Issuing CA 1, O=Acme)`);
+  return name;
+}
+
+/**
+ * The extensions every CA certificate made here carries: BasicConstraints CA:TRUE
+ * (critical, with the path length when given), KeyUsage keyCertSign + cRLSign +
+ * digitalSignature (critical) and the SKI of the new key.
+ */
+export async function caExtensions(publicKey: webcrypto.CryptoKey, pathLength: number | undefined): Promise<x509.Extension[]> {
+  return [
+    new x509.BasicConstraintsExtension(true, pathLength, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey as never, false),
+  ];
+}
+
+/** The new CA's certificate (ending in a newline) and its private key, both PEM. */
+export async function caPems(cert: x509.X509Certificate, keys: webcrypto.CryptoKeyPair): Promise<{ certificatePem: string; keyPem: string }> {
+  const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const pem = cert.toString('pem');
+  return { certificatePem: pem.endsWith('\n') ? pem : `${pem}\n`, keyPem: derToPem(pkcs8, 'PRIVATE KEY') };
+}
+
 /**
  * A new self-signed root: a fresh key of the asked type and a certificate with
- * BasicConstraints CA:TRUE (critical, with the path length when given),
- * KeyUsage keyCertSign + cRLSign + digitalSignature (critical), SKI and AKI.
+ * the CA extensions (caExtensions) and an AKI.
  * Runs once per issuer, so it uses the general library rather than the pool's fast path.
  */
 export async function generateRootCa(opts: { subject: string; keyAlgorithm: CaKeyAlgorithm; validityDays: number; pathLength?: number; serialNumberHex: string; now?: number }): Promise<{ certificatePem: string; keyPem: string }> {
-  let name: x509.Name;
-  try {
-    name = new x509.Name(opts.subject);
-  } catch (err) {
-    throw new CaError('bad_request', `CA subject ${JSON.stringify(opts.subject.slice(0, 100))} is not a distinguished name: ${(err as Error).message}`);
-  }
-  if (!name.toJSON().length) throw new CaError('bad_request', `CA subject ${JSON.stringify(opts.subject.slice(0, 100))} is not a distinguished name (e.g. CN=Acme Internal CA, O=Acme)`);
+  const name = parseSubject(opts.subject, 'CA subject');
   const alg = GENERATE[opts.keyAlgorithm];
   const keys = await generateCaKeys(opts.keyAlgorithm);
   const now = opts.now ?? Date.now();
@@ -101,13 +126,9 @@ export async function generateRootCa(opts: { subject: string; keyAlgorithm: CaKe
     keys: keys as never,
     signingAlgorithm: alg.sign as never,
     extensions: [
-      new x509.BasicConstraintsExtension(true, opts.pathLength, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never, false),
+      ...(await caExtensions(keys.publicKey, opts.pathLength)),
       await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as never, false),
     ],
   });
-  const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const pem = cert.toString('pem');
-  return { certificatePem: pem.endsWith('\n') ? pem : `${pem}\n`, keyPem: derToPem(pkcs8, 'PRIVATE KEY') };
+  return caPems(cert, keys);
 }

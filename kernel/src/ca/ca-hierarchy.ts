@@ -5,12 +5,12 @@ import type { Principal } from '../auth/principal.js';
 import { appError } from '../errors.js';
 import type { KernelServices } from '../kernel-services.js';
 import { authorityKeyIdOf } from '../revocation/leaf-facts.js';
-import { certificateFacts } from './ca-certificate.js';
+import { certificateFacts, parseSubject } from './ca-certificate.js';
 import { CaError } from './ca-errors.js';
 import { randomSerialHex } from './ca-serial.js';
 import { CaStore, type CaRow } from './ca-store.js';
 import { caView, type CaView } from './ca-view.js';
-import { generateChildCa, parseSubject } from './child-ca-certificate.js';
+import { generateChildCa } from './child-ca-certificate.js';
 import { parseNameConstraints } from './name-constraints.js';
 
 export interface CreateChildCa {

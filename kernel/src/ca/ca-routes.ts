@@ -42,6 +42,15 @@ export function caHierarchyRoutes(k: KernelServices): RouteDef[] {
   const canRead = (principal: { can(p: 'issuer.read', r: { issuer_id: string }): boolean }, issuerId: string) => {
     if (!principal.can('issuer.read', { issuer_id: issuerId })) throw appError('NOT_FOUND', `issuer ${issuerId} not found`);
   };
+  /** POST .../:ca_id/{activate,retire}: a state change of one CA, under ca.manage for the issuer. */
+  const caAction = (action: 'activate' | 'retire', summary: string): RouteDef => ({
+    method: 'POST', path: `${base}/:ca_id/${action}`, access: 'ca.manage', tag: 'issuers', summary,
+    handler: async (ctx, { params, principal }) => {
+      principal.require('ca.manage', { issuer_id: params.id });
+      markAuditResource(ctx, 'certificate_authority', params.ca_id);
+      return h()[action](params.id, params.ca_id, principal);
+    },
+  });
   return [
     {
       method: 'GET', path: base, access: 'issuer.read', tag: 'issuers',
@@ -71,24 +80,8 @@ export function caHierarchyRoutes(k: KernelServices): RouteDef[] {
         return h().get(params.id, params.ca_id);
       },
     },
-    {
-      method: 'POST', path: `${base}/:ca_id/activate`, access: 'ca.manage', tag: 'issuers',
-      summary: 'Make a standby CA the issuer\'s issuing CA (the previous one goes to standby)',
-      handler: async (ctx, { params, principal }) => {
-        principal.require('ca.manage', { issuer_id: params.id });
-        markAuditResource(ctx, 'certificate_authority', params.ca_id);
-        return h().activate(params.id, params.ca_id, principal);
-      },
-    },
-    {
-      method: 'POST', path: `${base}/:ca_id/retire`, access: 'ca.manage', tag: 'issuers',
-      summary: 'Retire a CA drain-first: it stops signing now and publishes CRL/OCSP until what it signed has expired',
-      handler: async (ctx, { params, principal }) => {
-        principal.require('ca.manage', { issuer_id: params.id });
-        markAuditResource(ctx, 'certificate_authority', params.ca_id);
-        return h().retire(params.id, params.ca_id, principal);
-      },
-    },
+    caAction('activate', 'Make a standby CA the issuer\'s issuing CA (the previous one goes to standby)'),
+    caAction('retire', 'Retire a CA drain-first: it stops signing now and publishes CRL/OCSP until what it signed has expired'),
   ];
 }
 

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import { x509 } from '../crypto/x509-setup.js';
-import { certificateFacts } from './ca-certificate.js';
 import type { CaRow } from './ca-store.js';
 import { nameConstraintsOf } from './name-constraints.js';
 
@@ -41,11 +40,12 @@ function certificateView(pem: string, fingerprint: string) {
   let hit = facts.get(fingerprint);
   if (!hit) {
     const x = new crypto.X509Certificate(pem);
+    const lib = new x509.X509Certificate(pem);
     const nc = nameConstraintsOf(pem);
     hit = {
-      issuer: new x509.X509Certificate(pem).issuer,
+      issuer: lib.issuer,
       selfSigned: x.checkIssued(x),
-      pathLength: certificateFacts(pem).pathLength ?? null,
+      pathLength: lib.getExtension(x509.BasicConstraintsExtension)?.pathLength ?? null,
       nc: nc ? { permitted: { ...nc.permitted }, excluded: { ...nc.excluded } } : null,
     };
     if (facts.size > 5000) facts.clear();

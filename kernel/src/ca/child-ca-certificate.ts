@@ -1,8 +1,7 @@
 import crypto, { type webcrypto } from 'node:crypto';
 import type { CaKeyAlgorithm } from '@certctl/sdk';
-import { derToPem } from '../crypto/der.js';
 import { x509 } from '../crypto/x509-setup.js';
-import { BACKDATE_MS, generateCaKeys } from './ca-certificate.js';
+import { BACKDATE_MS, caExtensions, caPems, generateCaKeys, parseSubject } from './ca-certificate.js';
 import { CaError } from './ca-errors.js';
 import { encodeNameConstraints, hasConstraints, type NameConstraints } from './name-constraints.js';
 
@@ -16,18 +15,6 @@ export interface ChildCaSpec {
   /** The parent's CRL (CRL distribution point of the child), when a public URL is configured. */
   crlUrl?: string;
   now: number;
-}
-
-/** A CA subject as a Name; CaError `bad_request` when it is not a distinguished name. */
-export function parseSubject(text: string): x509.Name {
-  let name: x509.Name;
-  try {
-    name = new x509.Name(text);
-  } catch (err) {
-    throw new CaError('bad_request', `subject ${JSON.stringify(text.slice(0, 100))} is not a distinguished name: ${(err as Error).message}`);
-  }
-  if (!name.toJSON().length) throw new CaError('bad_request', `subject ${JSON.stringify(text.slice(0, 100))} is not a distinguished name (e.g. CN=Acme Issuing CA 1, O=Acme)`);
-  return name;
 }
 
 /** How the parent's key signs: the WebCrypto import and signature parameters for its type. */
@@ -48,9 +35,8 @@ function signerFor(key: crypto.KeyObject): { importAlg: webcrypto.RsaHashedImpor
 }
 
 /**
- * A new CA key and its certificate signed by the parent CA: BasicConstraints
- * cA=TRUE with the path length (critical), KeyUsage keyCertSign + cRLSign +
- * digitalSignature (critical), SKI, AKI (the parent's SKI), NameConstraints
+ * A new CA key and its certificate signed by the parent CA: the CA extensions
+ * (caExtensions: BasicConstraints, KeyUsage, SKI), AKI (the parent's SKI), NameConstraints
  * (critical, RFC 5280 4.2.1.10) when given, and the parent's CRL as distribution
  * point. The issuer name is the parent's subject as encoded in its certificate,
  * byte for byte, so name chaining never depends on re-encoding a string.
@@ -65,9 +51,7 @@ export async function generateChildCa(parentPem: string, parentKeyPem: string, s
   const keys = await generateCaKeys(spec.keyAlgorithm);
   const parentSki = parent.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
   const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(true, spec.pathLength, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never, false),
+    ...(await caExtensions(keys.publicKey, spec.pathLength)),
     parentSki ? new x509.AuthorityKeyIdentifierExtension(parentSki, false) : await x509.AuthorityKeyIdentifierExtension.create(parent as never, false),
   ];
   if (hasConstraints(spec.nameConstraints)) {
@@ -86,7 +70,5 @@ export async function generateChildCa(parentPem: string, parentKeyPem: string, s
     signingAlgorithm: signer.sign as never,
     extensions,
   });
-  const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const pem = cert.toString('pem');
-  return { certificatePem: pem.endsWith('\n') ? pem : `${pem}\n`, keyPem: derToPem(pkcs8, 'PRIVATE KEY') };
+  return caPems(cert, keys);
 }

@@ -72,7 +72,6 @@ export class CryptoService {
 
   /** One pool task for one task, one `batch` task for several; a failed pool task fails them all with a CryptoError. */
   private async send(tasks: CryptoTask[]): Promise<CryptoOutcome<unknown>[]> {
-    const ops = [...new Set(tasks.map((t) => t.op))].join(', ');
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.opts.taskTimeoutMs ?? 30_000);
     try {
@@ -84,6 +83,7 @@ export class CryptoService {
     } catch (err) {
       if (err instanceof CryptoError) throw err;
       const e = err as { name?: string; message?: string };
+      const ops = [...new Set(tasks.map((t) => t.op))].join(', ');
       if (e?.name === 'AbortError') throw new CryptoError('timeout', `crypto task ${ops} did not finish in time`);
       if (this.closed) throw new CryptoError('unavailable', 'the crypto service is shut down');
       this.opts.log?.error({ err }, 'crypto worker died');

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { CsrInfo } from './crypto-types.js';
 import { bytesOf, children, contentOf, DerError, expectTag, oidToString, pemToDer, readTlv, type Tlv } from './der.js';
 import { describePublicKey } from './public-key.js';
-import { describeSpkiFast, publicKeyFromSpki, type KeyDescription } from './spki-fast.js';
+import { describeSpkiFast, publicKeyFromSpki } from './spki-fast.js';
 
 /**
  * The hot-path CSR reader: walks the PKCS#10 DER by offset and checks the
@@ -138,11 +138,6 @@ export function parseCsrFast(der: Buffer): ParsedCsr | null {
   };
 }
 
-/** The CSR's key description, from its DER when it can be read there (spki-fast.ts). */
-function describeCsrKey(parsed: ParsedCsr, key?: crypto.KeyObject): KeyDescription {
-  return describeSpkiFast(parsed.spkiDer) ?? describePublicKey(key ?? crypto.createPublicKey({ key: parsed.spkiDer, format: 'der', type: 'spki' }));
-}
-
 function parseInput(input: string | Uint8Array): ParsedCsr | null {
   try {
     return parseCsrFast(typeof input === 'string' ? pemToDer(input, /(NEW )?CERTIFICATE REQUEST/) : Buffer.from(input));
@@ -170,7 +165,7 @@ export function verifyCsrFast(input: string | Uint8Array): { info: CsrInfo; pars
   }
   // A bad signature is worth a second opinion: the library words the refusal.
   if (!ok) return null;
-  return { info: { valid: true, subject: parsed.subject, sans: parsed.sans, ...describeCsrKey(parsed, key), signatureAlgorithm: alg.name }, parsed };
+  return { info: { valid: true, subject: parsed.subject, sans: parsed.sans, ...(describeSpkiFast(parsed.spkiDer) ?? describePublicKey(key)), signatureAlgorithm: alg.name }, parsed };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { KernelServices } from '../kernel-services.js';
 import { DEFAULT_ALERT_THRESHOLDS_DAYS } from './expiry-status.js';
-import { requestNewVersions, type RenewableCertificate } from './renewal-requests.js';
+import { renewSelected } from './renewal-requests.js';
 import { settleCancelledRenewals } from './cancelled-renewal.js';
 import { rowsOf } from '../db/raw-rows.js';
 import { classFilter, NO_OPEN_ISSUING_JOB, RENEWAL_WINDOW, sqlList, type CertificateClass } from './lifecycle-sql.js';
@@ -154,21 +154,14 @@ const resettleAfterCancelledRenewal: Step = (trx, { k, now, stamp, batch, cls })
  * the alerts. An Expiring one whose CA picked a later renewal time (ARI, still
  * before its expiry) waits for that time.
  */
-const queueRenewals: Step = async (trx, { k, now, stamp, batch, inClass }) => {
-  const certs = rowsOf<RenewableCertificate>(await trx.raw(
-    `SELECT c.id, c.agent_id, c.profile_id, c.status, c.expires_at
-       FROM managed_certificates c
-       LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
-      WHERE c.status IN ('Expiring', 'Expired') AND c.issuer_id IS NOT NULL AND coalesce(rp.auto_renew, true)
-        AND NOT (c.status = 'Expiring' AND ${ARI_HOLDS_RENEWAL})
-        AND ${NO_OPEN_ISSUING_JOB} AND ${inClass}
-      ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED`,
-    [now, batch],
-  ));
-  // Expiring and Expired certificates were issued: each gets a Renewal job.
-  await requestNewVersions(k, trx, certs, { actor: SYSTEM_ACTOR, trigger: 'expiry', now: stamp });
-  return certs.length;
-};
+// Expiring and Expired certificates were issued: each gets a Renewal job.
+const queueRenewals: Step = (trx, ctx) => renewSelected(trx, ctx, 'expiry',
+  `FROM managed_certificates c
+     LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
+    WHERE c.status IN ('Expiring', 'Expired') AND c.issuer_id IS NOT NULL AND coalesce(rp.auto_renew, true)
+      AND NOT (c.status = 'Expiring' AND ${ARI_HOLDS_RENEWAL})
+      AND ${NO_OPEN_ISSUING_JOB} AND ${ctx.inClass}`,
+  [ctx.now]);
 
 interface DueWarning {
   id: string;

@@ -21,7 +21,7 @@ export interface IssuerRow {
 export interface IssuanceContext {
   cert: CertificateRow;
   profile: ProfileRules | null;
-  /** The enabled policies that apply to the certificate (policy-engine.ts loadApplicablePolicies), by id. */
+  /** The enabled policies that apply to the certificate (policy-engine.ts applicablePoliciesQuery), by id. */
   policies: PolicyRow[];
   issuer: IssuerRow;
   plugin: PluginEntry;
@@ -30,7 +30,7 @@ export interface IssuanceContext {
 type ContextRow = CertificateRow & { issuer_row: IssuerRow | null; profile_row: ProfileRules | null; policy_rows: PolicyRow[] };
 
 /** One round trip: the certificate with its issuer and profile rows and its applicable policies (as JSON) beside it. */
-const contextRow = compiledOnce<ContextRow>('certctl_issuance_context_v1', (db, certificateId) => db('managed_certificates as c')
+const contextRow = compiledOnce<ContextRow>('certctl_issuance_context', (db, certificateId) => db('managed_certificates as c')
   .leftJoin('issuers as i', 'i.id', 'c.issuer_id')
   .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id')
   .where('c.id', certificateId)

@@ -15,22 +15,21 @@ interface Compiled {
  * A query-builder statement on the issuance hot path, compiled by knex once and
  * then run as raw SQL with fresh bindings: building and compiling a builder costs
  * ~40 us of the kernel thread per run, more than sending it. The statement is
- * named (`name`), so PostgreSQL parses and plans it once per connection too.
+ * named (`name`), so PostgreSQL parses and plans it once per connection too (a
+ * name lives only as long as its connection, so it needs no version).
  * `build` gets the value that varies (a certificate id) and must produce the
  * same SQL text whatever it is: only bindings equal to it are replaced.
  */
 export function compiledOnce<Row>(name: string, build: (db: Knex | Knex.Transaction, value: string) => Knex.QueryBuilder) {
-  // Per SQL dialect: PGlite and PostgreSQL share one, but the key keeps that an assumption checked here.
-  const byDialect = new Map<string, Compiled>();
+  // Compiled on first use (PGlite's knex client is PostgreSQL's: one text serves both).
+  let c: Compiled | null = null;
   return async (db: Knex | Knex.Transaction, value: string): Promise<Row[]> => {
-    const dialect = String((db.client as { dialect?: unknown }).dialect ?? '');
-    let c = byDialect.get(dialect);
     if (!c) {
       const q = build(db, SENTINEL).toSQL();
       const bindings = [...(q.bindings as unknown[])];
-      c = { sql: q.sql, bindings, varying: bindings.flatMap((b, i) => (b === SENTINEL ? [i] : [])) };
-      if (!c.varying.length) throw new Error(`compiledOnce(${name}): the built query does not use its varying value as a binding`);
-      byDialect.set(dialect, c);
+      const varying = bindings.flatMap((b, i) => (b === SENTINEL ? [i] : []));
+      if (!varying.length) throw new Error(`compiledOnce(${name}): the built query does not use its varying value as a binding`);
+      c = { sql: q.sql, bindings, varying };
     }
     const bindings = [...c.bindings];
     for (const i of c.varying) bindings[i] = value;

@@ -112,7 +112,7 @@ export async function storeIssued(
       col((r) => r.leaf.pemChain), col((r) => r.csrPem), col((r) => r.type === 'Renewal'), col((r) => r.serverKey && r.jobId !== null),
       now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now, now, now] as unknown as Knex.RawBinding[],
   // Named: parsed once per connection (the text never varies; only the arrays do).
-  ).options({ name: 'certctl_store_issued_v2' }));
+  ).options({ name: 'certctl_store_issued' }));
   const certRows = rows.filter((r) => r.kind === 'cert');
   const fromStatus = new Map(certRows.map((r) => [r.id, r.a]));
   const routing = {

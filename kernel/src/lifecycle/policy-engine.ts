@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import { newId } from '../db/ids.js';
-import { compiledOnce } from './issuance-sql.js';
 import type { NotificationEvent, NotificationSeverity } from '../notifications/notification-events.js';
 
 /**
@@ -115,16 +114,7 @@ export function lifetimeLimitDays(policies: readonly PolicyRow[]): number | null
 /**
  * The enabled policies that apply to a certificate: unscoped ones, and those of
  * an enabled agent group that includes its agent or the agent of one of its targets.
- */
-export async function loadApplicablePolicies(db: Knex | Knex.Transaction, certificateId: string): Promise<PolicyRow[]> {
-  return applicablePolicies(db, certificateId);
-}
-
-/** Compiled once and named (issuance-sql.ts): planning it cost more than running it. */
-const applicablePolicies = compiledOnce<PolicyRow>('certctl_applicable_policies_v1', (db, certificateId) => applicablePoliciesQuery(db, certificateId));
-
-/**
- * The statement behind loadApplicablePolicies (the issuance context embeds it: issuance-context.ts).
+ * The issuance context reads them inside its own statement (issuance-context.ts).
  * Its fixed values are written as SQL, not bound: with the certificate id as its only parameter,
  * PostgreSQL can settle on one plan for the named statement instead of planning each execution.
  */

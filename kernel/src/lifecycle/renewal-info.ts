@@ -1,12 +1,11 @@
 import type { Knex } from 'knex';
 import type { RenewalInfo } from '@certctl/sdk';
-import { SYSTEM_ACTOR } from '../audit/audit-log.js';
 import type { KernelServices } from '../kernel-services.js';
 import type { Step, StepContext } from './expiry-check.js';
 import { pemCertificates } from '../crypto/der.js';
 import { rowsOf } from '../db/raw-rows.js';
 import { NO_OPEN_ISSUING_JOB } from './lifecycle-sql.js';
-import { requestNewVersions, type RenewableCertificate } from './renewal-requests.js';
+import { renewSelected } from './renewal-requests.js';
 
 /**
  * CA-directed renewal timing (ACME Renewal Information, RFC 9773). An issuer plugin
@@ -154,21 +153,14 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
 
 /** Queues a Renewal (trigger `ari`) for each certificate whose picked renewal time has come. */
 export function queueAriRenewals(issuerTypes: string[]): Step {
-  return async (trx, { k, now, stamp, batch, inClass }) => {
-    const certs = rowsOf<RenewableCertificate>(await trx.raw(
-      `SELECT c.id, c.agent_id, c.profile_id, c.status, c.expires_at
-         FROM managed_certificates c
-         JOIN issuers i ON i.id = c.issuer_id AND i.type = ANY(?)
-         JOIN certificate_renewal_info ri ON ri.certificate_id = c.id AND ri.serial_number = c.serial_number
-         LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
-        WHERE c.status IN ('Active', 'Expiring', 'Expired') AND coalesce(rp.auto_renew, true) AND ri.selected_at <= ?
-          AND ${NO_OPEN_ISSUING_JOB} AND ${inClass}
-        ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED`,
-      [issuerTypes, now, batch],
-    ));
-    await requestNewVersions(k, trx, certs, { actor: SYSTEM_ACTOR, trigger: 'ari', now: stamp });
-    return certs.length;
-  };
+  return (trx, ctx) => renewSelected(trx, ctx, 'ari',
+    `FROM managed_certificates c
+       JOIN issuers i ON i.id = c.issuer_id AND i.type = ANY(?)
+       JOIN certificate_renewal_info ri ON ri.certificate_id = c.id AND ri.serial_number = c.serial_number
+       LEFT JOIN renewal_policies rp ON rp.id = c.renewal_policy_id
+      WHERE c.status IN ('Active', 'Expiring', 'Expired') AND coalesce(rp.auto_renew, true) AND ri.selected_at <= ?
+        AND ${NO_OPEN_ISSUING_JOB} AND ${ctx.inClass}`,
+    [issuerTypes, ctx.now]);
 }
 
 /** The API's view of a certificate's renewal window (GET /api/v1/certificates/:id `renewal_info`). */

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import type { AuditActor } from '../audit/audit-log.js';
+import { SYSTEM_ACTOR, type AuditActor } from '../audit/audit-log.js';
+import { rowsOf } from '../db/raw-rows.js';
 import type { JobRow } from '../jobs/job-states.js';
 import type { KernelServices } from '../kernel-services.js';
 import { CLIENT_RENEWED_POLICY } from '../protocols/protocol-enroll.js';
@@ -54,6 +55,26 @@ export async function requestNewVersions(
     };
   }), trx);
   return jobs;
+}
+
+/**
+ * An expiry-loop renewal step: locks (skipping rows another kernel holds) up to
+ * `batch` certificates that `fromWhere` selects (a FROM ... WHERE body naming the
+ * certificate `c`) and asks for a new version of each. Returns how many.
+ */
+export async function renewSelected(
+  trx: Knex.Transaction,
+  ctx: { k: Pick<KernelServices, 'config' | 'jobs' | 'audit'>; stamp: Date; batch: number },
+  trigger: string,
+  fromWhere: string,
+  bindings: readonly unknown[],
+): Promise<number> {
+  const certs = rowsOf<RenewableCertificate>(await trx.raw(
+    `SELECT c.id, c.agent_id, c.profile_id, c.status, c.expires_at ${fromWhere} ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED`,
+    [...bindings, ctx.batch] as Knex.RawBinding[],
+  ));
+  await requestNewVersions(ctx.k, trx, certs, { actor: SYSTEM_ACTOR, trigger, now: ctx.stamp });
+  return certs.length;
 }
 
 /**

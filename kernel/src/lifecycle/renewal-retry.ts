@@ -5,7 +5,7 @@ import { recordFinalFailures } from './issuance-failure.js';
 import { ISSUING_JOB_TYPES } from './issuance-jobs.js';
 import { rowsOf } from '../db/raw-rows.js';
 import { LATEST_ISSUING_JOB, NO_OPEN_ISSUING_JOB, sqlList } from './lifecycle-sql.js';
-import { requestNewVersions, type RenewableCertificate } from './renewal-requests.js';
+import { renewSelected } from './renewal-requests.js';
 
 /**
  * Retrying failed renewals. The issuance handler leaves a certificate Failed after its
@@ -69,20 +69,13 @@ export const settleFailedIssuingJobs: Step = async (trx, { k, stamp, batch, inCl
 };
 
 /** Re-queues a Renewal for each failed certificate whose retry is due. */
-export const queueRenewalRetries: Step = async (trx, { k, now, stamp, batch, inClass }) => {
-  const certs = rowsOf<RenewableCertificate>(await trx.raw(
-    `SELECT c.id, c.agent_id, c.profile_id, c.status, c.expires_at
-     ${FAILED_RENEWALS}
-        AND f.failures < ${MAX_RETRIES}
-        AND (f.last_failed_at IS NULL
-             OR f.last_failed_at + make_interval(secs => coalesce(rp.retry_interval_seconds, ${DEFAULT_RETRY_INTERVAL_SECONDS})) <= ?)
-        AND ${inClass}
-      ORDER BY c.id LIMIT ? FOR UPDATE OF c SKIP LOCKED`,
-    [now, batch],
-  ));
-  await requestNewVersions(k, trx, certs, { actor: SYSTEM_ACTOR, trigger: 'retry', now: stamp });
-  return certs.length;
-};
+export const queueRenewalRetries: Step = (trx, ctx) => renewSelected(trx, ctx, 'retry',
+  `${FAILED_RENEWALS}
+      AND f.failures < ${MAX_RETRIES}
+      AND (f.last_failed_at IS NULL
+           OR f.last_failed_at + make_interval(secs => coalesce(rp.retry_interval_seconds, ${DEFAULT_RETRY_INTERVAL_SECONDS})) <= ?)
+      AND ${ctx.inClass}`,
+  [ctx.now]);
 
 interface Exhausted {
   id: string;

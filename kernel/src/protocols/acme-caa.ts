@@ -6,8 +6,8 @@ import { dnsClient, failure, HOST, type Outcome } from './acme-resolve.js';
  * CAA (RFC 8659) for the kernel's ACME validation: when the endpoint names its CA
  * identities (`caa_identities`), a validated DNS name must also be one this CA may
  * issue for. The relevant record set is the first non-empty one climbing from the
- * name towards (not including) the root; without one, any CA may issue. A wildcard
- * looks at `issuewild` first. A failed lookup (other than "no such record") refuses,
+ * name towards (not including) the root, the TLD included; without one, any CA may
+ * issue. A wildcard looks at `issuewild` first. A failed lookup (other than "no such record") refuses,
  * as the RFC asks.
  */
 
@@ -36,7 +36,8 @@ export async function checkCaa(name: string, wildcard: boolean, identities: stri
   if (net.isIP(name)) return { ok: true };
   const client = dnsClient(resolvers) as ReturnType<typeof dnsClient> & { resolveCaa(n: string): Promise<CaaRecord[]> };
   const labels = name.split('.');
-  for (let i = 0; i < labels.length - 1; i++) {
+  // Up to and including the TLD: only the root itself is not asked (RFC 8659 3).
+  for (let i = 0; i < labels.length; i++) {
     const at = labels.slice(i).join('.');
     let records: CaaRecord[];
     try {

@@ -4,9 +4,8 @@ import tls from 'node:tls';
 import type { Json } from '@certctl/sdk';
 import { children, contentOf, oidToString, readTlv, type Tlv } from '../crypto/der.js';
 import { ipBytes } from '../crypto/leaf-template.js';
-import { thenCaa } from './acme-caa.js';
-import { addressesOf, failure, tryAddresses, type Outcome } from './acme-resolve.js';
-import { parseTarget, type Target } from './acme-validation-request.js';
+import { failure, type Outcome } from './acme-resolve.js';
+import { parseTarget, validateAtAddresses, type Target } from './acme-validation-request.js';
 
 /*
  * ACME tls-alpn-01 validation (RFC 8737; RFC 8738 for IP identifiers) for protocol
@@ -21,18 +20,11 @@ const ALPN = 'acme-tls/1';
 const ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
 const SUBJECT_ALT_NAME = '2.5.29.17';
 
-function parse(raw: Json): Target | string {
-  const parsed = parseTarget(raw, 443);
-  return typeof parsed === 'string' ? parsed : parsed.target;
-}
-
 export async function checkTlsAlpn01(raw: Json, deadline: number): Promise<Outcome | { problem: string }> {
-  const req = parse(raw);
-  if (typeof req === 'string') return { problem: req };
-  const addresses = await addressesOf(req.host, req.resolvers);
-  if (!Array.isArray(addresses)) return addresses;
-  const outcome = await tryAddresses(addresses, deadline, (address, timeout) => handshake(req, address, timeout));
-  return thenCaa(outcome, req.host, false, req.caa, req.resolvers);
+  const parsed = parseTarget(raw, 443);
+  if (typeof parsed === 'string') return { problem: parsed };
+  const req = parsed.target;
+  return validateAtAddresses(req, deadline, (address, timeout) => handshake(req, address, timeout));
 }
 
 /** RFC 8738 section 6: an IP identifier's SNI is its reverse-mapping name. */

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Json } from '@certctl/sdk';
-import { parseCaaIdentities } from './acme-caa.js';
-import { HOST, KEY_AUTHORIZATION, parseResolvers } from './acme-resolve.js';
+import { parseCaaIdentities, thenCaa } from './acme-caa.js';
+import { addressesOf, HOST, KEY_AUTHORIZATION, parseResolvers, tryAddresses, type Outcome } from './acme-resolve.js';
 
 /*
  * The fields every ctx.issuance.check* request shares, checked once here: the key
@@ -32,4 +32,14 @@ export function parseTarget(raw: Json, wellKnownPort: number): { fields: Record<
   const p = port === undefined ? wellKnownPort : port;
   if (typeof p !== 'number' || !Number.isInteger(p) || !(p === wellKnownPort || (p >= 1024 && p <= 65535))) return `port must be ${wellKnownPort} or 1024-65535`;
   return { fields: parsed.fields, target: { ...parsed.options, host, port: p } };
+}
+
+/**
+ * A validation that connects (http-01, tls-alpn-01): `attempt` at each pinned
+ * address of the host in turn, then CAA once it succeeded.
+ */
+export async function validateAtAddresses(req: Target, deadline: number, attempt: (address: string, timeoutMs: number) => Promise<Outcome>): Promise<Outcome> {
+  const addresses = await addressesOf(req.host, req.resolvers);
+  if (!Array.isArray(addresses)) return addresses;
+  return thenCaa(await tryAddresses(addresses, deadline, attempt), req.host, false, req.caa, req.resolvers);
 }

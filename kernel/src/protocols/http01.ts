@@ -1,9 +1,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Json } from '@certctl/sdk';
-import { thenCaa } from './acme-caa.js';
-import { addressesOf, failure, tryAddresses, type Outcome } from './acme-resolve.js';
-import { parseTarget, type Target } from './acme-validation-request.js';
+import { failure, type Outcome } from './acme-resolve.js';
+import { parseTarget, validateAtAddresses, type Target } from './acme-validation-request.js';
 
 /*
  * ACME http-01 validation done by the kernel for protocol plugins (ctx.issuance.
@@ -33,10 +32,7 @@ function parse(raw: Json): Parsed | string {
 export async function checkHttp01(raw: Json, deadline: number): Promise<Outcome | { problem: string }> {
   const req = parse(raw);
   if (typeof req === 'string') return { problem: req };
-  const addresses = await addressesOf(req.host, req.resolvers);
-  if (!Array.isArray(addresses)) return addresses;
-  const outcome = await tryAddresses(addresses, deadline, (address, timeout) => fetchAnswer(req, address, timeout));
-  return thenCaa(outcome, req.host, false, req.caa, req.resolvers);
+  return validateAtAddresses(req, deadline, (address, timeout) => fetchAnswer(req, address, timeout));
 }
 
 /** One GET of the token path at a pinned address, with the name in Host. */

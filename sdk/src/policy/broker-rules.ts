@@ -62,6 +62,20 @@ export function kvValueProblem(text: string | undefined, ttlSeconds: unknown, li
   return null;
 }
 
+// ---- secrets.deriveKey -----------------------------------------------------
+
+/** A label: short printable ASCII (no control characters, so no label can forge the info string below). */
+const DERIVE_KEY_LABEL = /^[\x20-\x7e]{1,64}$/;
+
+/**
+ * What a secrets.deriveKey key is bound to (its HKDF info): the calling plugin,
+ * the call's instance and the label; or a problem when the label is not one.
+ */
+export function deriveKeyInfo(pluginId: string, instanceId: string | null, label: unknown): { info: string } | { problem: string } {
+  if (typeof label !== 'string' || !DERIVE_KEY_LABEL.test(label)) return { problem: 'secrets.deriveKey expects a label of 1-64 printable ASCII characters' };
+  return { info: ['certctl plugin key', pluginId, instanceId ?? '', label].join('\0') };
+}
+
 // ---- events --------------------------------------------------------------
 
 const EVENT_TYPE = /^[a-z0-9][a-z0-9._-]{0,63}$/i;

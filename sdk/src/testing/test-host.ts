@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import type { AcmeValidationResult, CaEnsureRequest, CaInfo, CaSignRequest, CaSignResult, EnrollRequest, EnrollResult, EnrollRevokeRequest, EnrollRevokeResult, EnrolledCertificateStatus, ExecResult, RaCertificate, RaDecryptResult, RaSignResult, HttpResponse, Json, Plugin, PluginCapabilities, PluginContext, PluginLogger } from '../index.js';
+import { ISSUANCE_METHODS, type CaEnsureRequest, type CaInfo, type CaSignRequest, type CaSignResult, type ExecResult, type HttpResponse, type Json, type Plugin, type PluginCapabilities, type PluginContext, type PluginLogger } from '../index.js';
+import { deriveKeyInfo } from '../policy/index.js';
 import { CapabilityError, PluginCallFailure } from './errors.js';
 import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvIncrement, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
 import { jsonCopy, jsonProblem } from './json-check.js';
@@ -26,8 +27,6 @@ export interface FakeHttpResponse {
 export type FakeHttpHandler = (request: FakeHttpRequest) => FakeHttpResponse | Promise<FakeHttpResponse>;
 export type FakeExecHandler = (command: string, args: string[], options: { timeoutMs?: number; input?: string }) => ExecResult | Promise<ExecResult>;
 
-type FakeIssuance = NonNullable<TestHostOptions['issuance']>;
-
 export interface TestHostOptions<P extends Plugin = Plugin> {
   plugin: P;
   pluginId?: string;
@@ -53,18 +52,7 @@ export interface TestHostOptions<P extends Plugin = Plugin> {
   /** Agent side: runs granted commands. */
   exec?: FakeExecHandler;
   /** Capability `issuance` (protocol plugins): stands in for the kernel's issuance service. */
-  issuance?: {
-    enroll(request: EnrollRequest): Promise<EnrollResult>;
-    revoke?(request: EnrollRevokeRequest): Promise<EnrollRevokeResult>;
-    caChain(request: { issuerId: string }): Promise<{ chainPem: string[] }>;
-    checkHttp01?(request: { host: string; port?: number; token: string; keyAuthorization: string }): Promise<AcmeValidationResult>;
-    checkDns01?(request: { name: string; keyAuthorization: string }): Promise<AcmeValidationResult>;
-    checkTlsAlpn01?(request: { host: string; port?: number; keyAuthorization: string }): Promise<AcmeValidationResult>;
-    certificateStatus?(request: { certificateId: string; serialNumber: string }): Promise<EnrolledCertificateStatus | null>;
-    raCertificate?(request: { issuerId: string }): Promise<RaCertificate>;
-    raDecrypt?(request: { issuerId: string; envelopedDataBase64: string }): Promise<RaDecryptResult>;
-    raSign?(request: { issuerId: string; contentBase64?: string; signedAttributes?: Array<{ type: string; valuesBase64: string[] }> }): Promise<RaSignResult>;
-  };
+  issuance?: Pick<PluginContext['issuance'], 'enroll' | 'caChain'> & Partial<PluginContext['issuance']>;
   /** The host clock (epoch ms). */
   now?: () => number;
   /** Per-call deadline, as the host's default. */
@@ -132,19 +120,15 @@ function deepFreeze<T>(v: T): T {
 export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): TestHost {
   const grants: PluginCapabilities = jsonCopy(opts.grants ?? {});
   const now = opts.now ?? Date.now;
-  const fakeIssuance = (op: string) => {
-    if (grants.issuance !== true) throw new CapabilityError(`issuance.${op} is not granted to this plugin (capability issuance)`);
-    if (!opts.issuance) throw new Error(`issuance.${op}: the test host has no fake issuance service (pass \`issuance\`)`);
-    return opts.issuance;
-  };
   /** One ctx.issuance operation answered by the fake (granted, present), the request crossing as a JSON copy. */
-  const viaFakeIssuance = <K extends keyof FakeIssuance>(op: K) =>
-    (async (request: unknown) => {
-      const fake = fakeIssuance(op);
-      const fn = fake[op] as ((request: never) => Promise<unknown>) | undefined;
-      if (!fn) throw new Error(`issuance.${op}: the fake issuance service has no ${op}`);
-      return fn.call(fake, jsonCopy(request as Json) as never);
-    }) as unknown as PluginContext['issuance'][K];
+  const viaFakeIssuance = (op: keyof PluginContext['issuance']) => async (request: unknown): Promise<unknown> => {
+    if (grants.issuance !== true) throw new CapabilityError(`issuance.${op} is not granted to this plugin (capability issuance)`);
+    const fake = opts.issuance;
+    if (!fake) throw new Error(`issuance.${op}: the test host has no fake issuance service (pass \`issuance\`)`);
+    const fn = fake[op] as ((request: never) => Promise<unknown>) | undefined;
+    if (!fn) throw new Error(`issuance.${op}: the fake issuance service has no ${op}`);
+    return fn.call(fake, jsonCopy(request as Json) as never);
+  };
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const pluginId = opts.pluginId ?? 'test-plugin';
   const kv = opts.kv instanceof Map ? opts.kv : new Map(Object.entries(opts.kv ?? {}));
@@ -178,10 +162,10 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
         return Object.hasOwn(opts.secrets ?? {}, path) ? opts.secrets![path] : undefined;
       },
       async deriveKey(label: string) {
-        if (typeof label !== 'string' || !/^[\x20-\x7e]{1,64}$/.test(label)) throw new CapabilityError('secrets.deriveKey expects a label of 1-64 printable ASCII characters');
         // Like the kernel: bound to plugin, instance and label (the test host's master key is fixed).
-        const info = ['certctl plugin key', pluginId, (opts.instanceId === undefined ? 'test-instance' : opts.instanceId) ?? '', label].join('\0');
-        return Buffer.from(crypto.hkdfSync('sha256', 'certctl test host master key', 'certctl-derived-key-v1', info, 32)).toString('base64url');
+        const bound = deriveKeyInfo(pluginId, opts.instanceId === undefined ? 'test-instance' : opts.instanceId, label);
+        if ('problem' in bound) throw new CapabilityError(bound.problem);
+        return Buffer.from(crypto.hkdfSync('sha256', 'certctl test host master key', 'certctl-derived-key-v1', bound.info, 32)).toString('base64url');
       },
     },
     log,
@@ -263,18 +247,7 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
         return opts.ca.sign(jsonCopy(request as unknown as Json) as never);
       },
     },
-    issuance: {
-      enroll: viaFakeIssuance('enroll'),
-      revoke: viaFakeIssuance('revoke'),
-      caChain: viaFakeIssuance('caChain'),
-      checkHttp01: viaFakeIssuance('checkHttp01'),
-      checkDns01: viaFakeIssuance('checkDns01'),
-      checkTlsAlpn01: viaFakeIssuance('checkTlsAlpn01'),
-      certificateStatus: viaFakeIssuance('certificateStatus'),
-      raCertificate: viaFakeIssuance('raCertificate'),
-      raDecrypt: viaFakeIssuance('raDecrypt'),
-      raSign: viaFakeIssuance('raSign'),
-    },
+    issuance: Object.fromEntries(ISSUANCE_METHODS.map((m) => [m, viaFakeIssuance(m)])) as unknown as PluginContext['issuance'],
     fs: {
       async remove(path) {
         const abs = checkFsPath(grants, 'fs.remove', path);

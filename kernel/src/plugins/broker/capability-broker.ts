@@ -6,7 +6,7 @@ import type { CaKeystore } from '../../ca/ca-keystore.js';
 import { CaError } from '../../ca/ca-errors.js';
 import { parseEnsureRequest, parseSignRequest } from '../../ca/ca-requests.js';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
-import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker } from '../host/contracts.js';
+import { isIssuanceOp, PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker, type IssuanceOpName } from '../host/contracts.js';
 import { deriveInstanceKey, readInstanceSecret } from './instance-secrets.js';
 import { sanitizeLogFields, sanitizeLogMessage } from './log-fields.js';
 import { emitPluginEvent, eventProblem, PluginEventBus } from './plugin-events.js';
@@ -33,7 +33,7 @@ export interface KernelBrokerOptions {
 
 /** ctx.issuance on the kernel side (kernel/src/protocols/issuance-ops.ts); the request is unchecked JSON from the plugin. */
 export interface IssuanceOps {
-  handle(ctx: BrokerCallContext, op: 'issuance.enroll' | 'issuance.revoke' | 'issuance.caChain' | 'issuance.checkHttp01' | 'issuance.checkDns01' | 'issuance.checkTlsAlpn01' | 'issuance.certificateStatus' | 'issuance.raCertificate' | 'issuance.raDecrypt' | 'issuance.raSign', request: Json): Promise<Json>;
+  handle(ctx: BrokerCallContext, op: IssuanceOpName, request: Json): Promise<Json>;
 }
 
 const LEVELS = new Set(['debug', 'info', 'warn', 'error']);
@@ -141,20 +141,6 @@ export class KernelCapabilityBroker implements CapabilityBroker {
       case 'ca.ensure':
       case 'ca.sign':
         return this.caOp(ctx, op);
-      case 'issuance.enroll':
-      case 'issuance.revoke':
-      case 'issuance.caChain':
-      case 'issuance.checkHttp01':
-      case 'issuance.checkDns01':
-      case 'issuance.checkTlsAlpn01':
-      case 'issuance.certificateStatus':
-      case 'issuance.raCertificate':
-      case 'issuance.raDecrypt':
-      case 'issuance.raSign': {
-        if (g.issuance !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability issuance)`);
-        if (!this.opts.issuance) throw this.deny(ctx, name, `${name}: this kernel has no issuance service attached`);
-        return this.opts.issuance.handle(ctx, op.op, op.request);
-      }
       case 'fs.read':
       case 'fs.write':
       case 'fs.remove':
@@ -162,6 +148,12 @@ export class KernelCapabilityBroker implements CapabilityBroker {
       case 'exec.run':
         throw this.deny(ctx, name, 'exec.run: running commands is an agent-side capability; plugins running in the control plane cannot use it');
       default:
+        // Every issuance.* op goes to the issuance service alike (the list: ISSUANCE_METHODS in the SDK).
+        if (isIssuanceOp(op.op)) {
+          if (g.issuance !== true) throw this.deny(ctx, name, `${name} is not granted to this plugin (capability issuance)`);
+          if (!this.opts.issuance) throw this.deny(ctx, name, `${name}: this kernel has no issuance service attached`);
+          return this.opts.issuance.handle(ctx, op.op, op.request);
+        }
         throw this.deny(ctx, String(name).slice(0, 40), `unknown host call ${JSON.stringify(String(name).slice(0, 40))}`);
     }
   }

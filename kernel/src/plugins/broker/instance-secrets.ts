@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { deriveKeyInfo } from '@certctl/sdk/policy';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
 import { INSTANCE_TABLES } from '../instances/instance-tables.js';
 
@@ -33,16 +34,15 @@ export async function readInstanceSecret(knex: Knex, cipher: ConfigCipher, plugi
   return undefined;
 }
 
-/** A deriveKey label: short printable ASCII (no control characters, so the info string below cannot be forged by a label). */
-const LABEL = /^[\x20-\x7e]{1,64}$/;
-
 /**
  * secrets.deriveKey for a plugin call: base64url of 32 bytes derived from the
  * kernel's config-sealing key, bound to the calling plugin, the call's instance
- * and the label. A plugin cannot name another plugin or instance (both come from
+ * and the label (@certctl/sdk/policy deriveKeyInfo, which the SDK's test host
+ * uses too). A plugin cannot name another plugin or instance (both come from
  * the call), so it only ever gets its own keys; nothing is stored.
  */
 export function deriveInstanceKey(cipher: ConfigCipher, pluginId: string, instanceId: string | null, label: string): string {
-  if (typeof label !== 'string' || !LABEL.test(label)) throw new TypeError('secrets.deriveKey expects a label of 1-64 printable ASCII characters');
-  return cipher.deriveKey(['certctl plugin key', pluginId, instanceId ?? '', label].join('\0')).toString('base64url');
+  const bound = deriveKeyInfo(pluginId, instanceId, label);
+  if ('problem' in bound) throw new TypeError(bound.problem);
+  return cipher.deriveKey(bound.info).toString('base64url');
 }

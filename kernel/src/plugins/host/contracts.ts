@@ -1,4 +1,4 @@
-import type { Json, PluginCapabilities } from '@certctl/sdk';
+import { ISSUANCE_METHODS, type IssuanceMethod, type Json, type PluginCapabilities } from '@certctl/sdk';
 
 /**
  * Kernel-side contracts of the plugin host. A runner executes plugin methods in
@@ -51,6 +51,11 @@ export interface PluginRunner {
   close(): Promise<void>;
 }
 
+/** ctx.issuance's broker ops, one per method of the SDK's ISSUANCE_METHODS. */
+export type IssuanceOpName = `issuance.${IssuanceMethod}`;
+const ISSUANCE_OPS: ReadonlySet<string> = new Set(ISSUANCE_METHODS.map((m) => `issuance.${m}`));
+export const isIssuanceOp = (name: unknown): name is IssuanceOpName => typeof name === 'string' && ISSUANCE_OPS.has(name);
+
 /** What a plugin context can ask of the host. Names mirror PluginContext members. */
 export type BrokerOp =
   | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields?: Record<string, Json> }
@@ -66,16 +71,7 @@ export type BrokerOp =
   | { op: 'events.emit'; type: string; data: Record<string, Json> }
   | { op: 'ca.ensure'; request: Json }
   | { op: 'ca.sign'; request: Json }
-  | { op: 'issuance.enroll'; request: Json }
-  | { op: 'issuance.revoke'; request: Json }
-  | { op: 'issuance.caChain'; request: Json }
-  | { op: 'issuance.checkHttp01'; request: Json }
-  | { op: 'issuance.checkDns01'; request: Json }
-  | { op: 'issuance.checkTlsAlpn01'; request: Json }
-  | { op: 'issuance.certificateStatus'; request: Json }
-  | { op: 'issuance.raCertificate'; request: Json }
-  | { op: 'issuance.raDecrypt'; request: Json }
-  | { op: 'issuance.raSign'; request: Json }
+  | { op: IssuanceOpName; request: Json }
   | { op: 'fs.read'; path: string }
   | { op: 'fs.remove'; path: string }
   | { op: 'fs.write'; path: string; data: string; mode?: number }

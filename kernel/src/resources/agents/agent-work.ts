@@ -24,13 +24,16 @@ const CSR_BATCH = 50;
 /** The usual poll interval hint; 0 when a full batch suggests more work is waiting. */
 export const POLL_AFTER_MS = 10_000;
 
+/** The agent's CSR requests, oldest first (one query for both poll paths); its parameters are csrArgs(agentId). */
+const CSR_SQL = `SELECT j.id, j.type, j.certificate_id, c.common_name, c.sans, j.created_at, p.allowed_key_algorithms, i.type AS issuer_type
+   FROM jobs j JOIN managed_certificates c ON c.id = j.certificate_id
+   LEFT JOIN certificate_profiles p ON p.id = c.profile_id LEFT JOIN issuers i ON i.id = c.issuer_id
+  WHERE j.agent_id = ? AND j.status = 'AwaitingCSR' AND j.type IN (${ISSUING_JOB_TYPES.map(() => '?').join(', ')})
+  ORDER BY j.created_at, j.id LIMIT ?`;
+const csrArgs = (agentId: string) => [agentId, ...ISSUING_JOB_TYPES, CSR_BATCH];
+
 async function csrRequests(trx: Knex.Transaction, agentId: string): Promise<CsrWorkItem[]> {
-  const rows = (await trx('jobs as j').join('managed_certificates as c', 'c.id', 'j.certificate_id')
-    .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id').leftJoin('issuers as i', 'i.id', 'c.issuer_id')
-    .where({ 'j.agent_id': agentId, 'j.status': 'AwaitingCSR' }).whereIn('j.type', ISSUING_JOB_TYPES)
-    .orderBy([{ column: 'j.created_at' }, { column: 'j.id' }]).limit(CSR_BATCH)
-    .select('j.id', 'j.type', 'j.certificate_id', 'c.common_name', 'c.sans', 'p.allowed_key_algorithms', 'i.type as issuer_type')) as CsrRow[];
-  return rows.map(toCsrItem);
+  return rowsOf<CsrRow>(await trx.raw(CSR_SQL, csrArgs(agentId))).map(toCsrItem);
 }
 
 /**
@@ -99,13 +102,8 @@ async function quickPoll(db: Knex, agentId: string, keyId: string | null): Promi
        RETURNING id)
      SELECT EXISTS (SELECT 1 FROM me) AS alive,
             EXISTS (SELECT 1 FROM jobs WHERE status = 'Pending' AND type = 'Deployment' AND agent_id = ? AND scheduled_at <= now()) AS due,
-            (SELECT json_agg(x ORDER BY x.created_at, x.id) FROM (
-               SELECT j.id, j.type, j.certificate_id, c.common_name, c.sans, j.created_at, p.allowed_key_algorithms, i.type AS issuer_type
-                 FROM jobs j JOIN managed_certificates c ON c.id = j.certificate_id
-                 LEFT JOIN certificate_profiles p ON p.id = c.profile_id LEFT JOIN issuers i ON i.id = c.issuer_id
-                WHERE j.agent_id = ? AND j.status = 'AwaitingCSR' AND j.type IN (${ISSUING_JOB_TYPES.map(() => '?').join(', ')})
-                ORDER BY j.created_at, j.id LIMIT ?) x) AS csr`,
-    [agentId, keyId, agentId, agentId, ...ISSUING_JOB_TYPES, CSR_BATCH],
+            (SELECT json_agg(x ORDER BY x.created_at, x.id) FROM (${CSR_SQL}) x) AS csr`,
+    [agentId, keyId, agentId, ...csrArgs(agentId)],
   ));
   if (!row?.alive || row.due) return null;
   const csr = (typeof row.csr === 'string' ? JSON.parse(row.csr) : row.csr ?? []) as CsrRow[];

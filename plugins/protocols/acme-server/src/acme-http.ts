@@ -19,7 +19,7 @@ export interface AcmeRequest {
   eabRequired: boolean;
 }
 
-export const ACME_ERROR = 'urn:ietf:params:acme:error:';
+const ACME_ERROR = 'urn:ietf:params:acme:error:';
 
 export type AcmeErrorType =
   | 'malformed' | 'badNonce' | 'badSignatureAlgorithm' | 'unauthorized' | 'accountDoesNotExist' | 'badCSR'

@@ -59,7 +59,7 @@ export function parseChallengeId(id: string): { authzId: string; type: Challenge
   return { authzId: id, type: 'http-01' };
 }
 
-export const challengeUrl = (r: AcmeRequest, authzId: string, type: ChallengeType) => `${r.root}/chall/${authzId}-${type}`;
+const challengeUrl = (r: AcmeRequest, authzId: string, type: ChallengeType) => `${r.root}/chall/${authzId}-${type}`;
 
 /**
  * One challenge object. The one the client tried carries the authorization's

@@ -12,7 +12,7 @@ import type { PluginContext } from '@certctl/sdk';
  * with one nonce (on any kernel) exactly one gets the count 1.
  */
 
-export const NONCE_TTL_SECONDS = 3600;
+const NONCE_TTL_SECONDS = 3600;
 const RANDOM = 16;
 const MAC = 16;
 const LENGTH = RANDOM + 4 + MAC;

@@ -20,10 +20,10 @@ import { fail, type AcmeRequest } from './acme-http.js';
  * retrying early keeps itself limited. 0 turns a limit off.
  */
 
-export const DEFAULT_LIMITS = { orders_per_hour: 1000, new_accounts_per_ip_per_hour: 100 } as const;
+const DEFAULT_LIMITS = { orders_per_hour: 1000, new_accounts_per_ip_per_hour: 100 } as const;
 type LimitName = keyof typeof DEFAULT_LIMITS;
 
-export const WINDOW_MS = 3_600_000;
+const WINDOW_MS = 3_600_000;
 /** A window's counter is read until the end of the next window; a minute more for clock skew between kernels. */
 const COUNTER_TTL_SECONDS = (2 * WINDOW_MS) / 1000 + 60;
 

@@ -12,7 +12,7 @@ import { MESSAGE_TYPE, SCEP_OID, type PkiMessage } from './pki-message.js';
  * PENDING or FAILURE (no content, failInfo saying why).
  */
 
-export const FAIL_INFO = { badAlg: '0', badMessageCheck: '1', badRequest: '2', badTime: '3', badCertId: '4' } as const;
+const FAIL_INFO = { badAlg: '0', badMessageCheck: '1', badRequest: '2', badTime: '3', badCertId: '4' } as const;
 export type FailInfo = keyof typeof FAIL_INFO;
 
 const STATUS = { SUCCESS: '0', FAILURE: '2', PENDING: '3' } as const;
@@ -26,7 +26,7 @@ const der = (v: asn1js.BaseBlock): string => Buffer.from(v.toBER(false)).toStrin
 const printable = (s: string) => der(new asn1js.PrintableString({ value: s }));
 const octetString = (b: Buffer) => der(new asn1js.OctetString({ valueHex: new Uint8Array(b).slice().buffer }));
 
-export const PKI_MESSAGE_TYPE = 'application/x-pki-message';
+const PKI_MESSAGE_TYPE = 'application/x-pki-message';
 
 export async function certRep(ctx: PluginContext, issuerId: string, request: PkiMessage, outcome: Outcome): Promise<ProtocolHttpResponse> {
   const attributes = [

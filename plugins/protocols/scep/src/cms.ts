@@ -29,10 +29,10 @@ const DIGESTS: Record<string, string> = {
   '1.2.840.113549.2.5': 'md5',
 };
 
-export const ab = (b: Buffer | Uint8Array): ArrayBuffer => new Uint8Array(b).slice().buffer;
+const ab = (b: Buffer | Uint8Array): ArrayBuffer => new Uint8Array(b).slice().buffer;
 
 /** Exactly one BER value, or null. */
-export function parseBer(der: Buffer): asn1js.AsnType | null {
+function parseBer(der: Buffer): asn1js.AsnType | null {
   if (!der.length) return null;
   const parsed = asn1js.fromBER(ab(der));
   return parsed.offset === -1 || parsed.offset !== der.length ? null : parsed.result;
@@ -52,7 +52,7 @@ export function pkiFrom<T>(der: Buffer, make: (schema: asn1js.AsnType) => T): T 
 /** The bytes of an OCTET STRING, primitive or constructed. */
 export const octets = (v: asn1js.OctetString): Buffer => Buffer.from(asn1js.OctetString.prototype.getValue.call(v));
 
-export const derOf = (v: { toSchema(): asn1js.AsnType }): Buffer => Buffer.from(v.toSchema().toBER(false));
+const derOf = (v: { toSchema(): asn1js.AsnType }): Buffer => Buffer.from(v.toSchema().toBER(false));
 
 /** The text of a string-typed value (PrintableString, UTF8String, IA5String...), else null. */
 export function stringOf(v: unknown): string | null {
@@ -95,6 +95,9 @@ export function signatureValid(signer: pkijs.SignerInfo, cert: X509Certificate, 
     return false;
   }
 }
+
+/** The DER of every certificate in these PEM texts, in order. */
+export const pemDers = (pems: string[]): Buffer[] => pems.flatMap((pem) => [...pem.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1].replace(/\s+/g, ''), 'base64')));
 
 /** A certs-only SignedData (no signers) carrying `certificatesDer`, as a DER ContentInfo. */
 export function certsOnly(certificatesDer: Buffer[]): Buffer {

@@ -1,6 +1,6 @@
 import { definePlugin, type PluginContext, type ProtocolHttpRequest, type ProtocolHttpResponse } from '@certctl/sdk';
 import { textError } from './cert-rep.js';
-import { certsOnly } from './cms.js';
+import { certsOnly, pemDers } from './cms.js';
 import { parsePkiMessage } from './pki-message.js';
 import { endpointFor, labelOfPath, type ScepEndpoint } from './scep-config.js';
 import { pkiOperation } from './scep-enroll.js';
@@ -21,12 +21,10 @@ const capabilities = (ep: ScepEndpoint) => ['AES', 'DES3', 'POSTPKIOperation', .
 /** A GET PKIOperation message, base64: the body limit's worth. */
 const MAX_GET_MESSAGE = 90_000;
 
-const toDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s+/g, ''), 'base64');
-
 /** The RA certificate and the CA chain, RA first (RFC 8894 4.2.1.2: an RA is present, so certs-only PKCS#7). */
 async function getCaCert(ep: ScepEndpoint, ctx: PluginContext): Promise<ProtocolHttpResponse> {
   const ra = await ctx.issuance.raCertificate({ issuerId: ep.issuerId });
-  const der = certsOnly([toDer(ra.certificatePem), ...ra.chainPem.map(toDer)]);
+  const der = certsOnly(pemDers([ra.certificatePem, ...ra.chainPem]));
   return { status: 200, headers: { 'Content-Type': 'application/x-x509-ca-ra-cert' }, body: der.toString('base64'), bodyEncoding: 'base64' };
 }
 

@@ -2,7 +2,7 @@ import crypto, { X509Certificate } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import type { EnrollRequester, EnrollResult, Json, PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
 import { certRep, type FailInfo, type Outcome } from './cert-rep.js';
-import { OID, pkiFrom, stringOf, type ContentCipher } from './cms.js';
+import { OID, pemDers, pkiFrom, stringOf, type ContentCipher } from './cms.js';
 import { MESSAGE_TYPE, type PkiMessage } from './pki-message.js';
 import type { ScepEndpoint } from './scep-config.js';
 
@@ -51,7 +51,6 @@ function readCsr(der: Buffer): Csr | null {
 
 const spkiOf = (cert: X509Certificate) => cert.publicKey.export({ format: 'der', type: 'spki' });
 const toPem = (der: Buffer, label: string) => `-----BEGIN ${label}-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
-const pemDers = (pems: string[]) => pems.flatMap((pem) => [...pem.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1].replace(/\s+/g, ''), 'base64')));
 
 interface Pending {
   certificateId: string;
@@ -101,7 +100,16 @@ class Transaction {
   async enroll(csrPem: string, requester: EnrollRequester, opts: { certificateId?: string; claim?: string } = {}): Promise<ProtocolHttpResponse> {
     const { certificateId, claim } = opts;
     const { ctx, ep } = this;
-    const result: EnrollResult = await ctx.issuance.enroll({ profileId: ep.profileId, issuerId: ep.issuerId, csrPem, requester, ...(certificateId ? { certificateId } : {}) });
+    let result: EnrollResult;
+    try {
+      result = await ctx.issuance.enroll({ profileId: ep.profileId, issuerId: ep.issuerId, csrPem, requester, ...(certificateId ? { certificateId } : {}) });
+    } catch (err) {
+      // The kernel answers refusals and CA failures as results; a throw is the call itself
+      // failing (e.g. its deadline). Give the claim back, or the device could not retry
+      // with this key for a year.
+      if (claim) await ctx.kv.delete(claim);
+      throw err;
+    }
     switch (result.status) {
       case 'issued': {
         const ttl = Math.min(MAX_TTL_S, Math.max(DAY_S, Math.ceil((Date.parse(result.notAfter) - ctx.clock.now()) / 1000) + 30 * DAY_S));

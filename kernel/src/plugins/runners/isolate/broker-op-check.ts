@@ -1,5 +1,5 @@
 import type { Json } from '@certctl/sdk';
-import type { BrokerOp } from '../../host/contracts.js';
+import { isIssuanceOp, type BrokerOp } from '../../host/contracts.js';
 
 /**
  * Reading what the sandbox process sends. The child runs untrusted code, so its
@@ -26,6 +26,10 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
   const bad = (reason: string) => ({ ok: false as const, reason });
   if (!isRecord(value) || typeof value.op !== 'string') return bad('a host operation must be an object with an "op" name');
   const v = value as Record<string, unknown>;
+  // ca.* and every issuance.* op (ISSUANCE_METHODS in the SDK) carry one JSON request, checked further by the kernel.
+  if (v.op === 'ca.ensure' || v.op === 'ca.sign' || isIssuanceOp(v.op)) {
+    return isRecord(v.request) ? { ok: true, op: { op: v.op, request: v.request } } : bad(`${v.op}: the request must be an object`);
+  }
   switch (v.op) {
     case 'log':
       if (typeof v.level !== 'string' || !LEVELS.has(v.level)) return bad('log: unknown level');
@@ -57,19 +61,6 @@ export function checkBrokerOp(value: Json): { ok: true; op: BrokerOp } | { ok: f
       if (!isName(v.type)) return bad('events.emit: type must be a string');
       if (!isRecord(v.data)) return bad('events.emit: data must be an object');
       return { ok: true, op: { op: 'events.emit', type: v.type, data: v.data } };
-    case 'ca.ensure':
-    case 'ca.sign':
-    case 'issuance.enroll':
-    case 'issuance.revoke':
-    case 'issuance.caChain':
-    case 'issuance.checkHttp01':
-    case 'issuance.checkDns01':
-    case 'issuance.checkTlsAlpn01':
-    case 'issuance.certificateStatus':
-    case 'issuance.raCertificate':
-    case 'issuance.raDecrypt':
-    case 'issuance.raSign':
-      return isRecord(v.request) ? { ok: true, op: { op: v.op, request: v.request } } : bad(`${v.op}: the request must be an object`);
     case 'fs.remove':
       return isName(v.path) ? { ok: true, op: { op: 'fs.remove', path: v.path } } : bad('fs.remove: path must be a string');
     case 'fs.read':

@@ -11,6 +11,9 @@
  * plugins that polyfill globals keep a working bridge, but every limit is also
  * enforced by the sandbox process, and only strings ever leave the isolate.
  * No isolated-vm object (Reference, ExternalCopy) is ever reachable from here.
+ * ctx.issuance's methods are spelled out, not built from the SDK's ISSUANCE_METHODS:
+ * the sandbox process may read only its own files (permission model), not
+ * @certctl/sdk; isolate-bootstrap.test.ts holds the two lists equal.
  */
 export const BOOTSTRAP_SOURCE = String.raw`(function certctlSandboxBridge(send, settingsJson) {
   'use strict';

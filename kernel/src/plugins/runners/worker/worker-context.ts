@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { Json, PluginContext } from '@certctl/sdk';
+import { ISSUANCE_METHODS, type Json, type PluginContext } from '@certctl/sdk';
 import type { BrokerOp } from '../../host/contracts.js';
 import { forgetEnsuredAfter, memoisedEnsure } from './ca-ensure-memo.js';
 import type { BrokerReplyMessage, BrokerRequestMessage } from './protocol.js';
@@ -202,18 +202,8 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
         }
       },
     },
-    issuance: {
-      enroll: async (request) => (await send({ op: 'issuance.enroll', request: asJson(request, 'issuance.enroll request') })) as never,
-      revoke: async (request) => (await send({ op: 'issuance.revoke', request: asJson(request, 'issuance.revoke request') })) as never,
-      caChain: async (request) => (await send({ op: 'issuance.caChain', request: asJson(request, 'issuance.caChain request') })) as never,
-      checkHttp01: async (request) => (await send({ op: 'issuance.checkHttp01', request: asJson(request, 'issuance.checkHttp01 request') })) as never,
-      checkDns01: async (request) => (await send({ op: 'issuance.checkDns01', request: asJson(request, 'issuance.checkDns01 request') })) as never,
-      checkTlsAlpn01: async (request) => (await send({ op: 'issuance.checkTlsAlpn01', request: asJson(request, 'issuance.checkTlsAlpn01 request') })) as never,
-      certificateStatus: async (request) => (await send({ op: 'issuance.certificateStatus', request: asJson(request, 'issuance.certificateStatus request') })) as never,
-      raCertificate: async (request) => (await send({ op: 'issuance.raCertificate', request: asJson(request, 'issuance.raCertificate request') })) as never,
-      raDecrypt: async (request) => (await send({ op: 'issuance.raDecrypt', request: asJson(request, 'issuance.raDecrypt request') })) as never,
-      raSign: async (request) => (await send({ op: 'issuance.raSign', request: asJson(request, 'issuance.raSign request') })) as never,
-    },
+    // One shim per method of the SDK's ISSUANCE_METHODS: the request crosses as JSON to op issuance.<method>.
+    issuance: Object.fromEntries(ISSUANCE_METHODS.map((m) => [m, async (request: unknown) => send({ op: `issuance.${m}`, request: asJson(request, `issuance.${m} request`) })])) as unknown as PluginContext['issuance'],
     fs: {
       read: async (path) => (await send({ op: 'fs.read', path: String(path) })) as string,
       remove: async (path) => {
