@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeployRequest, DeployResult, Json } from '@certctl/sdk';
 import { createRealAgent, type RealAgent } from '../support/real-agent-context.js';
+import { waitFor } from '../support/wait.js';
 import { makeTestPki, type TestCert } from './support/certs.js';
 import { servedFingerprint, startServer, waitForFingerprint, type ServerKind, type TlsServer } from './web-servers.js';
 
@@ -107,12 +108,18 @@ export function describeRealTarget(kind: ServerKind, opts: { validateRejectsEncr
 
     it('rollback restores the previous files and reloads (what the agent does when verification fails)', async () => {
       const { cert: first } = deployed[0];
+      const reloadsBefore = server.reloads();
       const next = pki.issue('site.certctl.test');
       const r = (await deploy(next)) as { status: string; snapshotId: string };
       expect(r.status).toBe('deployed');
       expect(await waitForFingerprint(server.port, next.fingerprintSha256)).toBe(next.fingerprintSha256);
       expect(await agent.call(target(), 'rollback', { snapshotId: r.snapshotId })).toEqual({ ok: true });
       expect(await waitForFingerprint(server.port, first.fingerprintSha256)).toBe(first.fingerprintSha256);
+      // The server logs a reload when its master process handles the signal, which on a busy
+      // machine can come after the old workers already answered: wait for both reloads (deploy,
+      // rollback) to be logged, so the next test's "no reload" count starts from a settled log.
+      await waitFor('the deploy and rollback reloads in the server log', () => server.reloads() >= reloadsBefore + 2);
+      expect(server.reloads()).toBe(reloadsBefore + 2);
     });
 
     it('refuses a shell string or a path escape in the config before touching the server', async () => {
