@@ -93,6 +93,7 @@ export const MANIFEST_SCHEMA = {
     },
     uiSchema: { type: 'object' },
     features: { type: 'array', uniqueItems: true, maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 64, pattern: kebabCase } },
+    workerConcurrency: { type: 'integer', minimum: 1, maximum: 32 },
     protocol: {
       type: 'object',
       additionalProperties: false,

@@ -79,6 +79,15 @@ export interface PluginManifest {
   uiSchema?: JsonSchemaObject;
   /** Optional operations the plugin implements (e.g. `renew`, `revoke`, `crl`). */
   features?: string[];
+  /**
+   * Calls one worker thread runs at once (first-party `worker` runtime; 1 to 32).
+   * For plugins whose calls mostly wait on host calls (`ca.sign`, `http.fetch`):
+   * more calls share a thread instead of queueing for one. The price is
+   * isolation: a call that crashes its thread, or is still busy past its
+   * deadline, takes the thread's other calls with it. Default 1 (8 for protocol
+   * plugins, which serve many requests).
+   */
+  workerConcurrency?: number;
   /** Required of (and only allowed for) protocol plugins. */
   protocol?: ProtocolManifest;
 }

@@ -1,4 +1,4 @@
-// `npm run bench -- issuance [--certs N] [--concurrency C] [--agents N] [--polls N] [--runs R]`
+// `npm run bench -- issuance [--certs N] [--concurrency C] [--warmup N] [--agents N (0: no polling)] [--polls N] [--runs R]`
 //
 // What it costs to issue, next to what signing alone costs, in the same run:
 //   1. raw ECDSA P-256 signatures/s (node:crypto, one thread): the floor nothing beats;
@@ -31,7 +31,7 @@ import { postmasterPid, processTreeCpuMs, threadCpuMs } from './lib/proc-cpu.js'
 const median = (xs) => percentile(xs, 50);
 
 const options = (args) => numericOptions(args, {
-  certs: { default: 3000 }, concurrency: { default: 32 }, agents: { default: 1000 }, polls: { default: 20000 }, runs: { default: 3 },
+  certs: { default: 3000 }, concurrency: { default: 32 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 1000, min: 0 },
 });
 
 /** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */
@@ -112,8 +112,8 @@ async function storedIssuance(m, opts) {
       const figures = { label, stored: [], storedP50: [], storedP99: [], nodeCpu: [], mainCpu: [], pgCpu: [], pollRate: [], pollP50: [], pollP99: [] };
 
       for (let run = 0; run < opts.runs; run++) {
-        const ids = await seedCertificates(kernel.db.knex, issuer.id, opts.certs + 200, `r${run}`);
-        // The first 200 calls warm up (worker threads, caches, connections) and are not measured.
+        const ids = await seedCertificates(kernel.db.knex, issuer.id, opts.certs + opts.warmup, `r${run}`);
+        // The first --warmup calls warm up (worker threads, caches, connections, V8's optimising compiler) and are not measured.
         let next = 0;
         const issue = () => issueCertificate(kernel, { certificateId: ids[next++], type: 'Issuance', csrPem: m.csrPem });
         note(`run ${run + 1}/${opts.runs}: issuing ${opts.certs} certificates at concurrency ${opts.concurrency}`);
@@ -122,14 +122,14 @@ async function storedIssuance(m, opts) {
         let pg0 = null;
         const r = await measure({
           op: () => {
-            if (next === 200 && cpu0 === null) {
+            if (next === opts.warmup && cpu0 === null) {
               cpu0 = process.cpuUsage();
               main0 = threadCpuMs();
               pg0 = pgCpuMs();
             }
             return issue();
           },
-          requests: opts.certs, warmup: 200, concurrency: opts.concurrency,
+          requests: opts.certs, warmup: opts.warmup, concurrency: opts.concurrency,
         });
         // CPU per certificate: this process (main thread, crypto pool, plugin workers) and the database's server processes.
         const cpu = process.cpuUsage(cpu0 ?? undefined);
@@ -143,15 +143,16 @@ async function storedIssuance(m, opts) {
         figures.storedP99.push(percentile(r.latencies, 99));
         if (run === 0) {
           // Warm-up certificates were not measured; check the measured ones really were stored and audited.
-          const versions = await kernel.db.knex('certificate_versions').whereIn('certificate_id', ids.slice(200)).count({ n: '*' }).first();
-          const audits = await kernel.db.knex('audit_events').whereIn('resource_id', ids.slice(200)).where({ action: 'certificate_issued' }).count({ n: '*' }).first();
+          const versions = await kernel.db.knex('certificate_versions').whereIn('certificate_id', ids.slice(opts.warmup)).count({ n: '*' }).first();
+          const audits = await kernel.db.knex('audit_events').whereIn('resource_id', ids.slice(opts.warmup)).where({ action: 'certificate_issued' }).count({ n: '*' }).first();
           note(`stored versions ${versions.n}, certificate_issued events ${audits.n}`);
         }
       }
 
-      note(`seeding ${opts.agents} agents with their own keys`);
-      const agents = await seedAgents(kernel.db.knex, opts.agents);
-      for (let run = 0; run < opts.runs; run++) {
+      // --agents 0 leaves the polling figures out (quicker runs while working on issuance).
+      const agents = opts.agents > 0 ? await seedAgents(kernel.db.knex, opts.agents) : [];
+      if (agents.length) note(`seeded ${opts.agents} agents with their own keys`);
+      for (let run = 0; agents.length && run < opts.runs; run++) {
         note(`run ${run + 1}/${opts.runs}: ${opts.polls} polls from ${opts.agents} agents, 64 at a time`);
         const poll = (i) => { const a = agents[i % agents.length]; return client.request('GET', `/api/v1/agents/${a.id}/work`, { key: a.key }); };
         const r = await measure({ op: (_w, i) => poll(i), requests: opts.polls, warmup: 500, concurrency: 64 });
@@ -197,9 +198,9 @@ export async function run(args) {
   emit({ name: 'issuance.stored_audited_cpu_kernel', value: median(f.nodeCpu), unit: 'cpu-ms/certificate', note: 'kernel process, all threads' });
   if (f.mainCpu.length) emit({ name: 'issuance.stored_audited_cpu_kernel_main_thread', value: median(f.mainCpu), unit: 'cpu-ms/certificate', note: 'of which the main thread (the rest: crypto pool, plugin workers, V8 GC/compiler threads)' });
   if (f.pgCpu.length) emit({ name: 'issuance.stored_audited_cpu_postgres', value: median(f.pgCpu), unit: 'cpu-ms/certificate', note: 'PostgreSQL server processes' });
-  emit({ name: 'agents.poll_work_rate', value: median(f.pollRate), unit: 'requests/s', agents: opts.agents, concurrency: 64, db: f.label });
-  emit({ name: 'agents.poll_work_latency_p50', value: median(f.pollP50), unit: 'ms', agents: opts.agents, db: f.label });
-  emit({ name: 'agents.poll_work_latency_p99', value: median(f.pollP99), unit: 'ms', agents: opts.agents, db: f.label });
+  if (f.pollRate.length) emit({ name: 'agents.poll_work_rate', value: median(f.pollRate), unit: 'requests/s', agents: opts.agents, concurrency: 64, db: f.label });
+  if (f.pollRate.length) emit({ name: 'agents.poll_work_latency_p50', value: median(f.pollP50), unit: 'ms', agents: opts.agents, db: f.label });
+  if (f.pollRate.length) emit({ name: 'agents.poll_work_latency_p99', value: median(f.pollP99), unit: 'ms', agents: opts.agents, db: f.label });
   fs.rmSync(dir, { recursive: true, force: true });
   emit({ name: 'host.loadavg1_end', value: os.loadavg()[0], unit: 'load' });
   note(`done (runs: ${opts.runs}; medians quoted; raw runs: stored ${f.stored.map((x) => round(x)).join(', ')})`);

@@ -188,6 +188,38 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     expect((await t.kernel.audit.verify()).valid).toBe(true);
   });
 
+  it('issuances started together read their contexts in one statement, each its own: agent-scoped policies per certificate, a missing certificate refused alone', async () => {
+    const tag = `${process.pid}-${++n}`;
+    await knex('agent_groups').insert({ id: `ag-${tag}`, name: `batch group ${tag}` });
+    await knex('agent_group_members').insert({ agent_group_id: `ag-${tag}`, agent_id: 'agent-2' });
+    await knex('policies').insert({ id: `pol-${tag}`, name: `RSA only (${tag})`, type: 'key_algorithm', config: JSON.stringify({ allowed_algorithms: ['RSA'] }), severity: 'Error', agent_group_id: `ag-${tag}` });
+    try {
+      const [plain, scoped, other] = await certificates(3);
+      // Only `scoped` runs on an agent of the group: only it is under the RSA-only policy.
+      await knex('managed_certificates').where({ id: scoped }).update({ agent_id: 'agent-2' });
+      await knex('managed_certificates').where({ id: other }).update({ agent_id: 'agent-1' });
+      const csr = pki.csr(`ctx-${tag}`, { subject: '/CN=batch.example.com', sans: 'DNS:batch.example.com' });
+      const reads: string[] = [];
+      const onQuery = (q: { sql: string }) => { if (q.sql.includes('json_build_object(\'id\', i.id')) reads.push(q.sql); };
+      knex.on('query', onQuery);
+      let outcomes;
+      try {
+        outcomes = await Promise.allSettled([plain, scoped, other, `mc-missing-${tag}`].map((certificateId) => issueCertificate(t.kernel, { certificateId, type: 'Issuance', csrPem: csr })));
+      } finally {
+        knex.off('query', onQuery);
+      }
+      expect(reads).toHaveLength(1);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+      expect(((outcomes[1] as PromiseRejectedResult).reason as Error).message).toContain('blocked by policy');
+      expect(((outcomes[3] as PromiseRejectedResult).reason as Error).message).toContain(`certificate mc-missing-${tag} does not exist`);
+      expect(await versionsOf(knex, plain)).toHaveLength(1);
+      expect(await versionsOf(knex, other)).toHaveLength(1);
+      expect(await versionsOf(knex, scoped)).toHaveLength(0);
+    } finally {
+      await knex('policies').where({ id: `pol-${tag}` }).delete();
+    }
+  });
+
   it('profile and policy changes apply to the very next issuance (the context statement is compiled once; its rows are read each time)', async () => {
     const [id1, id2, id3] = await certificates(3);
     await knex('managed_certificates').whereIn('id', [id1, id2, id3]).update({ profile_id: 'prof-ec' });

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { LOCK_KEYS } from '../db/database.js';
 import { newId } from '../db/ids.js';
+import { rowsOf } from '../db/raw-rows.js';
 import type { Principal } from '../auth/principal.js';
 import { GENESIS_HASH, hashAuditRecord, type AuditRecord, type ChainCheck } from './chain.js';
 
@@ -56,9 +57,9 @@ export class AuditLog {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
     const run = async (t: Knex.Transaction) => {
-      await t.raw('select pg_advisory_xact_lock(?)', [LOCK_KEYS.auditChain]);
-      const head = (await t('audit_events').select('seq', 'hash').orderBy('seq', 'desc').first()) as { seq: number; hash: string } | undefined;
-      let seq = head?.seq ?? 0;
+      // Takes the chain's lock, then reads the head committed before it (migration 019): one round trip.
+      const [head] = rowsOf<{ seq: number | string; hash: string }>(await t.raw('SELECT seq, hash FROM certctl_audit_chain_head(?)', [LOCK_KEYS.auditChain]).options({ name: 'certctl_audit_chain_head' }));
+      let seq = head ? Number(head.seq) : 0;
       let prev = head?.hash ?? GENESIS_HASH;
       const rows: (AuditRecord & { hash: string })[] = [];
       for (const e of list) {
@@ -87,9 +88,7 @@ export class AuditLog {
         rows.push({ ...rec, hash });
         prev = hash;
       }
-      for (let i = 0; i < rows.length; i += 200) {
-        await t('audit_events').insert(rows.slice(i, i + 200).map((r) => ({ ...r, details: JSON.stringify(r.details) })));
-      }
+      await insertAuditRows(t, rows);
       return rows;
     };
     const rows = trx ? await run(trx) : await this.knex.transaction(run);
@@ -178,3 +177,21 @@ export class AuditLog {
 }
 
 export const sha256Hex = (buf: Buffer | string) => crypto.createHash('sha256').update(buf).digest('hex');
+
+const AUDIT_COLUMNS = ['seq', 'id', 'occurred_at', 'category', 'actor', 'actor_type', 'action', 'resource_type', 'resource_id', 'method', 'path',
+  'status_code', 'latency_ms', 'body_sha256', 'request_id', 'details', 'prev_hash', 'hash'] as const;
+const AUDIT_TYPES = ['bigint', 'text', 'timestamptz', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text',
+  'integer', 'integer', 'text', 'text', 'text', 'text', 'text'];
+/**
+ * One statement text for any number of rows (arrays, not a VALUES list that
+ * grows with the batch), named: PostgreSQL parses it once per connection, and
+ * the kernel builds no SQL per append.
+ */
+const INSERT_AUDIT_ROWS = `INSERT INTO audit_events (${AUDIT_COLUMNS.join(', ')})
+  SELECT ${AUDIT_COLUMNS.map((c) => (c === 'details' ? 'details::jsonb' : c)).join(', ')}
+    FROM unnest(${AUDIT_TYPES.map((t) => `?::${t}[]`).join(', ')}) AS r(${AUDIT_COLUMNS.join(', ')})`;
+
+async function insertAuditRows(t: Knex.Transaction, rows: readonly (AuditRecord & { hash: string })[]): Promise<void> {
+  const columns = AUDIT_COLUMNS.map((c) => rows.map((r) => (c === 'details' ? JSON.stringify(r.details) : c === 'occurred_at' ? r.occurred_at.toISOString() : r[c])));
+  await t.raw(INSERT_AUDIT_ROWS, columns as unknown as Knex.RawBinding[]).options({ name: 'certctl_audit_insert' });
+}

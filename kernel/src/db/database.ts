@@ -44,7 +44,17 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
   const knex = knexFactory({
     client: 'pg',
     connection: url,
-    pool: { min: 0, max: poolMax },
+    pool: {
+      min: 0,
+      max: poolMax,
+      // The kernel's queries are short OLTP statements. PostgreSQL's JIT compiles a
+      // plan whose estimated cost passes jit_above_cost, which a table without
+      // statistics yet (a fresh install, a bulk import) makes likely: ~20 ms of
+      // compiling for a 0.1 ms read. Off for the kernel's own sessions only.
+      afterCreate: (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => {
+        conn.query('SET jit = off').then(() => done(null, conn), (err: Error) => done(err, conn));
+      },
+    },
     acquireConnectionTimeout: 30_000,
   });
   try {

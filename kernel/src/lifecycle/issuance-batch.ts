@@ -26,6 +26,8 @@ export const MAX_BATCH = 256;
  * certificate cheaper (docs/benchmarks.md), for at most this much latency.
  */
 export const COALESCE_MS = 4;
+/** Batches written at once on PostgreSQL (each on its own connection). */
+export const MAX_WRITERS = 1;
 
 /**
  * Group commit for issued certificates. Every stored certificate needs its audit
@@ -50,12 +52,21 @@ export const COALESCE_MS = 4;
  */
 export class IssuanceStoreQueue {
   private waiting: Waiting[] = [];
-  private running = false;
+  /** Batches being written now. */
+  private writing = 0;
+  /** A batch is being gathered (only one at a time, so each is as large as it can be). */
+  private gathering = false;
+  /** Certificates of the batches being written: a later record for one waits for its batch to end. */
+  private readonly busy = new Set<string>();
   /** Issuances under way that have not stored yet (expect()). */
   private coming = 0;
   private wake: (() => void) | null = null;
+  private readonly maxWriters: number;
 
-  constructor(private readonly k: StoreServices, private readonly maxBatch = MAX_BATCH, private readonly coalesceMs = COALESCE_MS) {}
+  constructor(private readonly k: StoreServices, private readonly maxBatch = MAX_BATCH, private readonly coalesceMs = COALESCE_MS, maxWriters?: number) {
+    // PGlite has one connection: a second writer would only wait for it.
+    this.maxWriters = maxWriters ?? (k.db.dialect === 'pglite' ? 1 : MAX_WRITERS);
+  }
 
   /**
    * Counts an issuance under way until the returned function is called (once it
@@ -75,8 +86,8 @@ export class IssuanceStoreQueue {
   store(record: IssuedRecord, actor: AuditActor, fence?: StoreFence): Promise<StoredIssuance> {
     return new Promise<StoredIssuance>((resolve, reject) => {
       this.waiting.push({ record, actor, fence, resolve, reject });
-      if (!this.running) void this.drain();
-      else this.wake?.();
+      if (this.gathering) this.wake?.();
+      else void this.next();
     });
   }
 
@@ -97,27 +108,44 @@ export class IssuanceStoreQueue {
     }
   }
 
-  private async drain(): Promise<void> {
-    this.running = true;
+  /**
+   * Starts the next batch when a writer is free. Writers overlap: while one
+   * batch's transaction waits on the database (its statements, the audit
+   * chain's lock, the commit's flush), the next is gathered and written on
+   * another connection; the audit lock alone keeps their appends in order.
+   */
+  private async next(afterWrite = false): Promise<void> {
+    if (this.gathering || this.writing >= this.maxWriters || !this.waiting.length) return;
+    this.gathering = true;
+    let batch: Waiting[];
     try {
-      while (this.waiting.length) {
-        await this.gather();
-        const batch = this.take();
-        await this.write(batch);
-      }
+      // Records that arrived during the last write go at once; a queue woken from idle waits a moment for company.
+      if (!afterWrite) await this.gather();
+      batch = this.take();
     } finally {
-      this.running = false;
+      this.gathering = false;
     }
+    if (!batch.length) return;
+    this.writing += 1;
+    for (const w of batch) this.busy.add(w.record.certificateId);
+    try {
+      await this.write(batch);
+    } finally {
+      for (const w of batch) this.busy.delete(w.record.certificateId);
+      this.writing -= 1;
+    }
+    void this.next(true);
   }
 
-  /** The oldest waiting records, at most one per certificate and maxBatch in all. */
+  /** The oldest waiting records, at most one per certificate (none being written) and maxBatch in all. */
   private take(): Waiting[] {
     const batch: Waiting[] = [];
     const rest: Waiting[] = [];
     const certs = new Set<string>();
     for (const w of this.waiting) {
-      if (batch.length < this.maxBatch && !certs.has(w.record.certificateId)) {
-        certs.add(w.record.certificateId);
+      const id = w.record.certificateId;
+      if (batch.length < this.maxBatch && !certs.has(id) && !this.busy.has(id)) {
+        certs.add(id);
         batch.push(w);
       } else rest.push(w);
     }

@@ -29,15 +29,81 @@ export interface IssuanceContext {
 
 type ContextRow = CertificateRow & { issuer_row: IssuerRow | null; profile_row: ProfileRules | null; policy_rows: PolicyRow[] };
 
-/** One round trip: the certificate with its issuer and profile rows and its applicable policies (as JSON) beside it. */
-const contextRow = compiledOnce<ContextRow>('certctl_issuance_context', (db, certificateId) => db('managed_certificates as c')
+/**
+ * One round trip for many issuances: each certificate with its issuer and
+ * profile rows and its applicable policies (as JSON) beside it. The only
+ * parameter is the id list, so PostgreSQL settles on one generic plan.
+ */
+const contextRows = compiledOnce<ContextRow>('certctl_issuance_contexts', (db, certificateIds) => db('managed_certificates as c')
   .leftJoin('issuers as i', 'i.id', 'c.issuer_id')
   .leftJoin('certificate_profiles as p', 'p.id', 'c.profile_id')
-  .where('c.id', certificateId)
-  // No LIMIT (the id is the key): a parameter LIMIT made PostgreSQL re-plan the named statement every time.
+  .whereRaw('c.id = ANY(?::text[])', [certificateIds])
   .select('c.*', db.raw('CASE WHEN i.id IS NULL THEN NULL ELSE json_build_object(\'id\', i.id, \'name\', i.name, \'type\', i.type, \'enabled\', i.enabled, \'config\', i.config, \'encrypted_config\', i.encrypted_config) END AS issuer_row'),
     db.raw('CASE WHEN p.id IS NULL THEN NULL ELSE row_to_json(p) END AS profile_row'),
-    db.raw('(SELECT coalesce(json_agg(ap ORDER BY ap.id), \'[]\'::json) FROM (?) AS ap) AS policy_rows', [applicablePoliciesQuery(db, certificateId)])));
+    db.raw('(SELECT coalesce(json_agg(ap ORDER BY ap.id), \'[]\'::json) FROM (?) AS ap) AS policy_rows', [applicablePoliciesQuery(db, db.raw('c.id'))])));
+
+/** Most certificates one context statement reads. */
+const MAX_IDS = 500;
+
+interface Waiter {
+  resolve: (row: ContextRow | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Issuances start in bursts (a group commit releases several callers at once,
+ * a renewal sweep starts many): the contexts asked for in one turn of the event
+ * loop are read by one statement instead of one each, which saves the database
+ * and the kernel a round trip per certificate. A lone issuance waits for
+ * nothing more than the end of the current turn.
+ */
+class ContextReader {
+  private pending = new Map<string, Waiter[]>();
+  private scheduled = false;
+
+  constructor(private readonly db: Knex) {}
+
+  read(certificateId: string): Promise<ContextRow | undefined> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.pending.get(certificateId);
+      if (waiters) waiters.push({ resolve, reject });
+      else this.pending.set(certificateId, [{ resolve, reject }]);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = [...this.pending];
+    this.pending = new Map();
+    for (let i = 0; i < all.length; i += MAX_IDS) {
+      const part = all.slice(i, i + MAX_IDS);
+      contextRows(this.db, part.map(([id]) => id)).then(
+        (rows) => {
+          const byId = new Map(rows.map((r) => [r.id, r]));
+          for (const [id, waiters] of part) for (const w of waiters) w.resolve(byId.get(id));
+        },
+        (err: unknown) => {
+          for (const [, waiters] of part) for (const w of waiters) w.reject(err);
+        },
+      );
+    }
+  }
+}
+
+const readers = new WeakMap<Knex, ContextReader>();
+
+function contextReader(db: Knex): ContextReader {
+  let r = readers.get(db);
+  if (!r) {
+    r = new ContextReader(db);
+    readers.set(db, r);
+  }
+  return r;
+}
 
 /** Certificates that can no longer get a new version. */
 const CLOSED_STATUSES = new Set(['Revoked', 'Archived']);
@@ -48,8 +114,8 @@ const CLOSED_STATUSES = new Set(['Revoked', 'Archived']);
  * issuer, issuer or profile disabled, the issuer's plugin missing or disabled)
  * is a refusal: retrying would not help.
  */
-export async function loadIssuanceContext(k: Pick<KernelServices, 'plugins'>, db: Knex | Knex.Transaction, certificateId: string): Promise<IssuanceContext> {
-  const [row] = await contextRow(db, certificateId);
+export async function loadIssuanceContext(k: Pick<KernelServices, 'plugins'>, db: Knex, certificateId: string): Promise<IssuanceContext> {
+  const row = await contextReader(db).read(certificateId);
   if (!row) throw refused(`certificate ${certificateId} does not exist`);
   const { issuer_row: issuer, profile_row: profile, policy_rows: policies, ...cert } = row;
   if (CLOSED_STATUSES.has(cert.status)) throw refused(`certificate ${certificateId} is ${cert.status}`);

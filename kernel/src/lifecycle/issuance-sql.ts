@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import { rowsOf } from '../db/raw-rows.js';
 
-/** Stands for the one varying value while the query is built; never a real id. */
-const SENTINEL = '\u0000certctl-varying-binding\u0000';
+/** Stands for the one varying value while the query is built (found again by identity); never a real id list. */
+const SENTINEL: string[] = ['\u0000certctl-varying-binding\u0000'];
 
 interface Compiled {
   sql: string;
@@ -17,13 +17,14 @@ interface Compiled {
  * ~40 us of the kernel thread per run, more than sending it. The statement is
  * named (`name`), so PostgreSQL parses and plans it once per connection too (a
  * name lives only as long as its connection, so it needs no version).
- * `build` gets the value that varies (a certificate id) and must produce the
- * same SQL text whatever it is: only bindings equal to it are replaced.
+ * `build` gets the value that varies (a list of certificate ids, bound as one
+ * array) and must produce the same SQL text whatever it is: only bindings that
+ * are that very list are replaced.
  */
-export function compiledOnce<Row>(name: string, build: (db: Knex | Knex.Transaction, value: string) => Knex.QueryBuilder) {
+export function compiledOnce<Row>(name: string, build: (db: Knex | Knex.Transaction, value: string[]) => Knex.QueryBuilder) {
   // Compiled on first use (PGlite's knex client is PostgreSQL's: one text serves both).
   let c: Compiled | null = null;
-  return async (db: Knex | Knex.Transaction, value: string): Promise<Row[]> => {
+  return async (db: Knex | Knex.Transaction, value: string[]): Promise<Row[]> => {
     if (!c) {
       const q = build(db, SENTINEL).toSQL();
       const bindings = [...(q.bindings as unknown[])];

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { NotificationType } from '@certctl/sdk';
 import { newId } from '../db/ids.js';
+import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
 import { routeEvent, type CertificateRouting, type NotifierRoute, type Severity } from './notification-routing.js';
 
@@ -17,7 +18,12 @@ export interface NotificationEvent {
   dedupe_key?: string;
 }
 
-const INSERT_CHUNK = 2000;
+const NOTIFICATION_COLUMNS = ['id', 'type', 'severity', 'certificate_id', 'notifier_id', 'channel', 'recipient', 'subject', 'message', 'event_key', 'dedupe_key'] as const;
+/** Rows as arrays (14 bind parameters for any number of rows); pending, stamped with the given time or the transaction's. */
+const INSERT_NOTIFICATIONS = `INSERT INTO notifications (${NOTIFICATION_COLUMNS.join(', ')}, status, created_at, updated_at)
+  SELECT ${NOTIFICATION_COLUMNS.join(', ')}, 'pending', coalesce(?::timestamptz, now()), coalesce(?::timestamptz, now())
+    FROM unnest(${NOTIFICATION_COLUMNS.map(() => '?::text[]').join(', ')}) AS r(${NOTIFICATION_COLUMNS.join(', ')})
+  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`;
 
 export interface RecordOptions {
   /** Written to created_at/updated_at; the database clock when absent. */
@@ -42,7 +48,7 @@ export async function recordNotification(k: Pick<KernelServices, 'log'>, trx: Kn
 
 /**
  * Records many events with a few statements (the enabled notifiers, the
- * certificates' owners and policies, the inserts in chunks of 2,000 rows),
+ * certificates' owners and policies when not given, one insert),
  * however many events there are. Returns the number of rows inserted; rows whose dedupe key
  * already exists are skipped silently.
  */
@@ -57,29 +63,15 @@ export async function recordNotifications(k: Pick<KernelServices, 'log'>, trx: K
       .select('c.id', 'c.renewal_policy_id', 'o.email as owner_email')) as (CertificateRouting & { id: string })[];
     for (const c of found) certs.set(c.id, c);
   }
-  const stamp = opts.now ?? trx.fn.now();
-  const rows = events.flatMap((event) => routeEvent(event, event.certificate_id ? certs.get(event.certificate_id) ?? null : null, notifiers).map((route) => ({
-    id: newId('notification'),
-    type: event.type,
-    severity: event.severity,
-    certificate_id: event.certificate_id,
-    notifier_id: route.notifierId,
-    channel: route.channel,
-    recipient: route.recipients.join(', '),
-    subject: event.subject,
-    message: event.message,
-    status: 'pending',
-    event_key: event.dedupe_key ?? null,
-    dedupe_key: route.dedupeKey,
-    created_at: stamp,
-    updated_at: stamp,
-  })));
-  let inserted = 0;
-  // Chunks keep one statement under PostgreSQL's 65,535 bind parameters (14 per row).
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    const done = (await trx('notifications').insert(rows.slice(i, i + INSERT_CHUNK)).onConflict('dedupe_key').ignore().returning('id')) as { id: string }[];
-    inserted += done.length;
-  }
+  const rows = events.flatMap((event) => routeEvent(event, event.certificate_id ? certs.get(event.certificate_id) ?? null : null, notifiers).map((route) => [
+    newId('notification'), event.type, event.severity, event.certificate_id ?? null, route.notifierId, route.channel, route.recipients.join(', '),
+    event.subject, event.message, event.dedupe_key ?? null, route.dedupeKey,
+  ]));
+  if (!rows.length) return 0;
+  // One named statement whatever the number of rows (arrays, not a VALUES list): parsed once per connection.
+  const columns = NOTIFICATION_COLUMNS.map((_, i) => rows.map((r) => r[i]));
+  const done = rowsOf<{ id: string }>(await trx.raw(INSERT_NOTIFICATIONS, [opts.now ?? null, opts.now ?? null, ...columns] as unknown as Knex.RawBinding[]).options({ name: 'certctl_notifications_insert' }));
+  const inserted = done.length;
   if (inserted) k.log.debug({ events: events.length, rows: inserted }, 'notifications recorded');
   return inserted;
 }

@@ -174,12 +174,13 @@ describe('WorkerRunner (first-party plugins in a Piscina pool)', () => {
     }
   });
 
-  it('a protocol plugin\'s thread serves several calls at once, each with its own deadline and console lines', async () => {
+  // Protocols by default; another plugin when its manifest sets workerConcurrency (the local CA's calls wait on ca.sign).
+  it.each([['protocol', 'handle', undefined], ['issuer', 'issue', 8]] as const)('a %s plugin\'s thread serves several calls at once, each with its own deadline and console lines', async (kind, method, workerConcurrency) => {
     // Each call waits on a host call (here: a broker that answers after 500 ms): one call per
     // thread would take 4 x 500 ms on one thread; several at once take about 500 ms.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-protocol-worker-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `certctl-${kind}-worker-`));
     fs.writeFileSync(path.join(dir, 'index.js'), `import { threadId } from 'node:worker_threads';
-      export default { kind: 'protocol', async handle(req, ctx) {
+      export default { kind: '${kind}', async ${method}(req, ctx) {
         console.log('start', req.n);
         if (req.n === 'hang') await new Promise(() => {});
         if (req.n === 'spin') for (;;) { /* busy */ }
@@ -187,12 +188,12 @@ describe('WorkerRunner (first-party plugins in a Piscina pool)', () => {
         console.log('end', req.n);
         return { n: req.n, threadId };
       } };`);
-    const entry = { ...notifier, id: 'runtime-protocol', kind: 'protocol', dir, manifest: { ...notifier.manifest!, id: 'runtime-protocol', kind: 'protocol', entry: { worker: 'index.js' } } } as PluginEntry;
+    const entry = { ...notifier, id: `runtime-${kind}`, kind, dir, manifest: { ...notifier.manifest!, id: `runtime-${kind}`, kind, entry: { worker: 'index.js' }, ...(workerConcurrency ? { workerConcurrency } : {}) } } as PluginEntry;
     const ops: { ctx: { deadline: number }; op: { op: string; message?: string } }[] = [];
     const slow = { async handle(ctx: never, op: never) { ops.push({ ctx, op }); if ((op as { op: string }).op === 'secrets.get') await new Promise((r) => setTimeout(r, 500)); return null; } };
     const r = new WorkerRunner(entry, {}, slow, { log, maxThreads: 1 });
     try {
-      const call = (n: string, ms = 10_000) => r.call({ pluginId: 'runtime-protocol', instanceId: null, method: 'handle', request: { n }, config: {}, deadline: Date.now() + ms });
+      const call = (n: string, ms = 10_000) => r.call({ pluginId: `runtime-${kind}`, instanceId: null, method, request: { n }, config: {}, deadline: Date.now() + ms });
       await call('warm');
       const started = Date.now();
       const results = (await Promise.all(['a', 'b', 'c', 'd'].map((n) => call(n)))) as { n: string; threadId: number }[];
@@ -212,7 +213,7 @@ describe('WorkerRunner (first-party plugins in a Piscina pool)', () => {
       // One still busy after its deadline is stopped with its pool (a call that reached the
       // stalled thread meanwhile fails too); calls after that are served by a fresh pool.
       const spinning = new WorkerRunner(entry, {}, slow, { log, maxThreads: 1 });
-      const on = (n: string, ms = 10_000) => spinning.call({ pluginId: 'runtime-protocol', instanceId: null, method: 'handle', request: { n }, config: {}, deadline: Date.now() + ms });
+      const on = (n: string, ms = 10_000) => spinning.call({ pluginId: `runtime-${kind}`, instanceId: null, method, request: { n }, config: {}, deadline: Date.now() + ms });
       try {
         await expect(on('spin', 500)).rejects.toMatchObject({ code: 'timeout' });
         expect(await waitFor('a call served after the busy one was stopped', () => on('f').catch(() => null))).toMatchObject({ n: 'f' });

@@ -27,15 +27,16 @@ export interface WorkerRunnerOptions {
   /** Calls waiting for a thread beyond this are refused (unavailable). */
   maxQueue?: number;
   /**
-   * Calls a protocol plugin's thread runs at once. A protocol request mostly waits
-   * on host calls (kv, the database, signing), so one call per thread would leave
-   * the thread idle while requests queue. Each call keeps its own deadline and
-   * MessagePort, and a call that merely waits past its deadline is given up in
-   * the worker without disturbing the others. Piscina cannot stop one task among
-   * several on a thread, so a call still busy after its deadline (a loop that
-   * never yields, which stalls its thread's other calls anyway) has the pool
-   * replaced: the plugin's other calls in flight fail and their clients retry.
-   * Other kinds run one call per thread, each stopped alone.
+   * Calls a protocol plugin's thread runs at once (another plugin sets its own
+   * with the manifest's `workerConcurrency`, else 1). A protocol request mostly
+   * waits on host calls (kv, the database, signing), so one call per thread
+   * would leave the thread idle while requests queue. Each call keeps its own
+   * deadline and MessagePort, and a call that merely waits past its deadline is
+   * given up in the worker without disturbing the others. Piscina cannot stop
+   * one task among several on a thread, so a call still busy after its deadline
+   * (a loop that never yields, which stalls its thread's other calls anyway)
+   * has the pool replaced: the plugin's other calls in flight fail and their
+   * callers retry. Plugins at one call per thread have each call stopped alone.
    */
   protocolTasksPerThread?: number;
 }
@@ -87,7 +88,7 @@ export class WorkerRunner implements PluginRunner {
 
   constructor(private readonly entry: PluginEntry, private readonly grants: GrantedCapabilities, private readonly broker: CapabilityBroker, opts: WorkerRunnerOptions) {
     this.opts = { ...WORKER_DEFAULTS, ...opts, log: opts.log.child({ plugin_id: entry.id, runner: 'worker' }) };
-    this.tasksPerThread = entry.kind === 'protocol' ? Math.max(1, this.opts.protocolTasksPerThread) : 1;
+    this.tasksPerThread = Math.max(1, entry.manifest?.workerConcurrency ?? (entry.kind === 'protocol' ? this.opts.protocolTasksPerThread : 1));
     this.slots = Math.max(1, this.opts.maxThreads) * this.tasksPerThread;
   }
 
