@@ -321,6 +321,20 @@ export type IssueResult =
   | { status: 'failed'; reason: string; retryable: boolean }
   | { status: 'denied'; reason: string };
 
+/**
+ * What `issue` and `renew` of an issuer with the `ca` capability may answer
+ * instead of calling `ctx.ca.sign` and returning its certificate: the kernel
+ * signs the order with the instance's CA exactly as `ctx.ca.sign` would (same
+ * checks, same refusals) and the caller gets `issued`, or `denied`/`failed`
+ * as caFailureResult() maps a refusal. It saves a round trip between the
+ * plugin and the kernel per certificate. Call `ctx.ca.ensure` first, as for
+ * `ctx.ca.sign`.
+ */
+export interface SignOrder {
+  status: 'sign';
+  sign: CaSignRequest;
+}
+
 export interface RevokeRequest {
   serialNumber: string;
   certificatePem?: string;
@@ -338,10 +352,10 @@ export interface RenewalInfo {
 
 export interface IssuerPlugin {
   kind: 'issuer';
-  issue(request: IssueRequest, ctx: PluginContext): Promise<IssueResult>;
+  issue(request: IssueRequest, ctx: PluginContext): Promise<IssueResult | SignOrder>;
   /** Follows up an earlier `pending`. */
   checkOrder?(request: { orderId: string; certificateId: string }, ctx: PluginContext): Promise<IssueResult>;
-  renew?(request: IssueRequest, ctx: PluginContext): Promise<IssueResult>;
+  renew?(request: IssueRequest, ctx: PluginContext): Promise<IssueResult | SignOrder>;
   revoke?(request: RevokeRequest, ctx: PluginContext): Promise<RevokeResult>;
   getCaChain?(request: Record<string, never>, ctx: PluginContext): Promise<{ chainPem: string[] }>;
   renewalInfo?(request: { certificatePem: string }, ctx: PluginContext): Promise<RenewalInfo | null>;

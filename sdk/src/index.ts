@@ -15,4 +15,5 @@ export {
 } from './manifest.js';
 export { MANIFEST_SCHEMA } from './manifest-schema.js';
 export * from './contract.js';
+export { caFailureResult } from './ca-failure.js';
 export { labelSettings } from './label-settings.js';

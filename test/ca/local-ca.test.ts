@@ -112,10 +112,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('Local CA: self-signed mode', () => {
     const csr = makeCsr(tmp.dir, { cn: 'bad.example.test' });
     const damaged = await call('iss-lca', 'issue', issueRequest('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', { commonName: 'bad.example.test' }));
     expect(damaged.status).toBe('denied');
-    const lines = csr.trim().split('\n');
-    const last = lines[lines.length - 2];
-    lines[lines.length - 2] = last.slice(0, -6) + (last.slice(-6, -5) === 'A' ? 'B' : 'A') + last.slice(-5);
-    const tampered = await call('iss-lca', 'issue', issueRequest(`${lines.join('\n')}\n`, { commonName: 'bad.example.test' }));
+    const tampered = await call('iss-lca', 'issue', issueRequest(tamperedCsr(csr), { commonName: 'bad.example.test' }));
     expect(tampered.status).toBe('denied');
   });
 
@@ -247,4 +244,34 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('Local CA: self-signed mode', () => {
     expect(text).toMatch(/TLS Web Client Authentication/);
     expect(opensslVerifies(tmp.dir, ok.chainPem[0], ok.certificatePem).ok).toBe(true);
   });
+
+  it('signs a sign order from issue as ca.sign would: the same checks, a refused order is denied, a CA problem failed', async () => {
+    await createIssuer('iss-order', {}, 'ca-probe-issuer');
+    const csr = makeCsr(tmp.dir, { cn: 'order.example.test' });
+    const order = async (request: unknown, op = 'order') => call('iss-order', 'issue', { ...issueRequest(csr, { commonName: op }), sans: [JSON.stringify(request)] }, 'ca-probe-issuer');
+    const notAfter = new Date(Date.now() + 10 * DAY).toISOString();
+    // No CA yet: the operator's (non-retryable) problem, as from ca.sign.
+    expect(await order({ csrPem: csr, notAfter })).toMatchObject({ status: 'failed', retryable: false, reason: expect.stringMatching(/call ca.ensure first/) });
+    await order({ source: 'generate', subject: 'CN=Order CA', keyAlgorithm: 'ECDSA-P256', validityDays: 30 }, 'ensure');
+    for (const [bad, why] of [
+      [{ csrPem: csr, notAfter, keyUsage: ['keyCertSign'] }, /keyUsage has an invalid entry "keyCertSign"/],
+      [{ csrPem: csr, notAfter, basicConstraints: { ca: true } }, /unknown field "basicConstraints"/],
+      [{ csrPem: csr, notAfter: 'tomorrow' }, /notAfter must be an ISO 8601/],
+      [{ csrPem: tamperedCsr(csr), notAfter }, /./],
+    ] as const) {
+      expect(await order(bad)).toMatchObject({ status: 'denied', reason: expect.stringMatching(why) });
+    }
+    const ok = await order({ csrPem: csr, notAfter, extendedKeyUsage: ['clientAuth'] });
+    expect(ok.status).toBe('issued');
+    expect(x509Text(ok.certificatePem)).toMatch(/TLS Web Client Authentication/);
+    expect(opensslVerifies(tmp.dir, ok.chainPem[0], ok.certificatePem).ok).toBe(true);
+  });
 });
+
+/** The CSR with one base64 character of its signature changed: it still parses, its signature no longer verifies. */
+function tamperedCsr(csr: string): string {
+  const lines = csr.trim().split('\n');
+  const last = lines[lines.length - 2];
+  lines[lines.length - 2] = last.slice(0, -6) + (last.slice(-6, -5) === 'A' ? 'B' : 'A') + last.slice(-5);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { pooledRandomBytes } from '../crypto/random-pool.js';
 
 /**
  * A certificate serial: 16 random bytes with the top bit cleared (127 bits of
@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
  */
 export function randomSerialHex(): string {
   for (;;) {
-    const bytes = crypto.randomBytes(16);
+    const bytes = pooledRandomBytes(16);
     bytes[0] &= 0x7f;
     const hex = bytes.toString('hex').replace(/^(00)+/, '');
     if (hex) return hex;

@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { pooledRandomBytes } from '../crypto/random-pool.js';
 
 /** Readable prefixed ids: mc-3f9c1a2b7d4e5f60. The prefix names the resource kind. */
 export const ID_PREFIXES = {
@@ -36,7 +36,7 @@ export const ID_PREFIXES = {
 export type IdKind = keyof typeof ID_PREFIXES;
 
 export function newId(kind: IdKind): string {
-  return `${ID_PREFIXES[kind]}-${crypto.randomBytes(8).toString('hex')}`;
+  return `${ID_PREFIXES[kind]}-${pooledRandomBytes(8).toString('hex')}`;
 }
 
 /**

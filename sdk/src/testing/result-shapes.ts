@@ -8,7 +8,7 @@ import type { PluginKind } from '../index.js';
  */
 
 type Check = (v: Record<string, unknown>) => string | null;
-type Field = 'string' | 'nonEmpty' | 'boolean' | 'number>=0' | 'pemList' | 'dateTime' | { enum: readonly unknown[] } | { object: Shape } | { arrayOf: Shape };
+type Field = 'string' | 'nonEmpty' | 'boolean' | 'number>=0' | 'pemList' | 'dateTime' | 'anyObject' | { enum: readonly unknown[] } | { object: Shape } | { arrayOf: Shape };
 interface Shape { required: Record<string, Field>; optional?: Record<string, Field> }
 
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})$/;
@@ -18,6 +18,7 @@ function fieldProblem(f: Field, v: unknown, at: string): string | null {
   if (f === 'nonEmpty') return typeof v === 'string' && v.length > 0 ? null : `${at} must be a non-empty string`;
   if (f === 'boolean') return typeof v === 'boolean' ? null : `${at} must be a boolean`;
   if (f === 'number>=0') return typeof v === 'number' && v >= 0 ? null : `${at} must be a number >= 0`;
+  if (f === 'anyObject') return v && typeof v === 'object' && !Array.isArray(v) ? null : `${at} must be an object`;
   if (f === 'dateTime') return typeof v === 'string' && DATE_TIME.test(v) ? null : `${at} must be an ISO 8601 date-time`;
   if (f === 'pemList') {
     if (!Array.isArray(v) || v.length > 20) return `${at} must be an array of at most 20 PEM strings`;
@@ -59,21 +60,24 @@ const variants = (tag: string, table: Record<string, Shape>): Check => (v) => {
 };
 const single = (s: Shape): Check => (v) => shapeProblem(s, v, 'result');
 
-const issueResult = variants('status', {
+const ISSUE_VARIANTS = {
   issued: shape({ status: { enum: ['issued'] }, certificatePem: 'nonEmpty', chainPem: 'pemList' }),
   pending: shape({ status: { enum: ['pending'] }, orderId: 'nonEmpty', retryAfterSeconds: 'number>=0' }),
   failed: shape({ status: { enum: ['failed'] }, reason: 'string', retryable: 'boolean' }),
   denied: shape({ status: { enum: ['denied'] }, reason: 'string' }),
-});
+};
+const issueResult = variants('status', ISSUE_VARIANTS);
+/** issue and renew may also answer with a sign order; its request is checked when the host signs it. */
+const issueAnswer = variants('status', { ...ISSUE_VARIANTS, sign: shape({ status: { enum: ['sign'] }, sign: 'anyObject' }) });
 const okResult = variants('ok', { true: shape({ ok: { enum: [true] } }), false: shape({ ok: { enum: [false] }, reason: 'string' }) });
 
 interface MethodShape { check: Check; feature?: string; required?: boolean; nullable?: boolean }
 
 export const METHODS: Partial<Record<PluginKind, Record<string, MethodShape>>> = {
   issuer: {
-    issue: { required: true, check: issueResult },
+    issue: { required: true, check: issueAnswer },
     checkOrder: { check: issueResult },
-    renew: { feature: 'renew', check: issueResult },
+    renew: { feature: 'renew', check: issueAnswer },
     revoke: {
       feature: 'revoke',
       check: variants('status', { revoked: shape({ status: { enum: ['revoked'] } }), failed: shape({ status: { enum: ['failed'] }, reason: 'string', retryable: 'boolean' }) }),

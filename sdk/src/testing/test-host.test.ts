@@ -186,3 +186,23 @@ describe('createTestHost: calls as the host makes them', () => {
     expect(await code(call(() => new Promise(() => {}), 'issue', { timeoutMs: 50 }))).toMatch(/^timeout: .*within 50 ms/);
   });
 });
+
+describe('createTestHost: sign orders', () => {
+  const order = { status: 'sign', sign: { csrPem: 'CSR', notAfter: '2099-01-01T00:00:00Z' } } as const;
+  const signed = { certificatePem: 'CERT', chainPem: ['CA'], serialNumberHex: '01', notBefore: '2026-01-01T00:00:00Z', notAfter: '2099-01-01T00:00:00Z', fingerprintSha256: 'ab' };
+
+  it('signs a sign order with the fake CA as ctx.ca.sign would, and maps a refusal as the kernel does', async () => {
+    const asked: unknown[] = [];
+    const host = createTestHost({ plugin: probe(async () => order), grants: { ca: true }, ca: { ensure: async () => { throw new Error('unused'); }, sign: async (r) => { asked.push(r); return signed; } } });
+    expect(await host.call('issue', {})).toEqual({ status: 'issued', certificatePem: 'CERT', chainPem: ['CA'] });
+    expect(asked).toEqual([order.sign]);
+    const refusing = createTestHost({ plugin: probe(async () => order), grants: { ca: true }, ca: { ensure: async () => { throw new Error('unused'); }, sign: async () => { throw Object.assign(new Error('notAfter is in the past'), { code: 'bad_request' }); } } });
+    expect(await refusing.call('issue', {})).toEqual({ status: 'denied', reason: 'notAfter is in the past' });
+  });
+
+  it('refuses a sign order without the ca grant (capability_denied)', async () => {
+    const err = await createTestHost({ plugin: probe(async () => order) }).call('issue', {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginCallFailure);
+    expect(err).toMatchObject({ code: 'capability_denied', message: expect.stringMatching(/capability ca/) });
+  });
+});

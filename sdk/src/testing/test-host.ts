@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { ISSUANCE_METHODS, type CaEnsureRequest, type CaInfo, type CaSignRequest, type CaSignResult, type ExecResult, type HttpResponse, type Json, type Plugin, type PluginCapabilities, type PluginContext, type PluginLogger } from '../index.js';
+import { ISSUANCE_METHODS, caFailureResult, type CaEnsureRequest, type CaInfo, type CaSignRequest, type CaSignResult, type ExecResult, type HttpResponse, type Json, type Plugin, type PluginCapabilities, type PluginContext, type PluginLogger } from '../index.js';
 import { deriveKeyInfo } from '../policy/index.js';
 import { CapabilityError, PluginCallFailure } from './errors.js';
 import { checkEvent, checkExec, checkFetch, checkFsPath, checkKv, checkKvIncrement, checkKvValue, MAX_HTTP_BODY_BYTES } from './grant-checks.js';
@@ -305,6 +305,16 @@ export function createTestHost<P extends Plugin>(opts: TestHostOptions<P>): Test
     if (notJson) throw new PluginCallFailure('bad_result', `${pluginId}.${method}: ${notJson}`);
     const shape = resultProblem(plugin.kind, method, result);
     if (shape) throw new PluginCallFailure('bad_result', `${pluginId}.${method}: ${shape}`);
+    // A sign order is signed by the (fake) CA as ctx.ca.sign would, like the kernel does.
+    if (plugin.kind === 'issuer' && (result as { status?: unknown }).status === 'sign') {
+      try {
+        const signed = await ctx.ca.sign((result as { sign: CaSignRequest }).sign);
+        return { status: 'issued', certificatePem: signed.certificatePem, chainPem: [...signed.chainPem] };
+      } catch (err) {
+        if (err instanceof CapabilityError) throw new PluginCallFailure('capability_denied', err.message);
+        return caFailureResult(err) as unknown as Json;
+      }
+    }
     return jsonCopy(result as Json);
   }
 

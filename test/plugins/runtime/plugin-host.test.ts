@@ -71,6 +71,12 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('PluginHost in a running kernel', () => {
     expect(status.message).toContain('status must be one of issued, pending, failed, denied');
   });
 
+  it('refuses a sign order from a plugin without the ca capability (capability_denied)', async () => {
+    const err = await callError(host().call('runtime-issuer', 'iss-runtime', 'issue', issueRequest('sign-order')));
+    expect(err.code).toBe('capability_denied');
+    expect(err.message).toContain('capability ca');
+  });
+
   it('refuses methods outside the contract or behind an undeclared feature (not_supported)', async () => {
     await expect(host().call('runtime-issuer', 'iss-runtime', 'renew', issueRequest('ok'))).resolves.toMatchObject({ status: 'issued' });
     const revoke = await callError(host().call('runtime-issuer', 'iss-runtime', 'revoke', { serialNumber: '01', reason: 'keyCompromise' }));

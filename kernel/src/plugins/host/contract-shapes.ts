@@ -36,6 +36,12 @@ const issueResult: ResultShape = {
   },
 };
 
+/** issue and renew may also answer with a sign order (SDK SignOrder); its request is checked when the host signs it (ca-requests.ts). */
+const issueAnswer: ResultShape = {
+  discriminator: 'status',
+  variants: { ...issueResult.variants, sign: obj({ status: { const: 'sign' }, sign: { type: 'object' } }, ['status', 'sign']) },
+};
+
 const okResult: ResultShape = {
   discriminator: 'ok',
   variants: {
@@ -46,9 +52,9 @@ const okResult: ResultShape = {
 
 const METHODS: Partial<Record<PluginKind, Record<string, MethodShape>>> = {
   issuer: {
-    issue: { required: true, result: issueResult },
+    issue: { required: true, result: issueAnswer },
     checkOrder: { result: issueResult },
-    renew: { feature: 'renew', result: issueResult },
+    renew: { feature: 'renew', result: issueAnswer },
     revoke: {
       feature: 'revoke',
       result: {

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import type { Json } from '@certctl/sdk';
+import { caFailureResult, type CaSignResult, type Json } from '@certctl/sdk';
 import type { ConfigCipher } from '../../secrets/config-cipher.js';
 import { PluginEventBus } from '../broker/plugin-events.js';
 import type { PluginEntry } from '../catalog.js';
@@ -70,7 +70,7 @@ export interface PluginCallOptions {
  */
 export class PluginHost {
   /** One runner per plugin, tied to the catalog entry it was built from (a new entry means a new runner). */
-  private readonly runners = new Map<string, { entry: PluginEntry; runner: Promise<PluginRunner> }>();
+  private readonly runners = new Map<string, { entry: PluginEntry; runner: Promise<PluginRunner>; grants: Promise<GrantedCapabilities> }>();
   private closed = false;
   /** Last error / last success of each instance, shown by the instance API. */
   private readonly health: InstanceHealth;
@@ -138,7 +138,7 @@ export class PluginHost {
 
     let result: Json;
     try {
-      const runner = await this.runnerFor(entry);
+      const runner = await this.runnerFor(entry).runner;
       result = await runner.call({ pluginId, instanceId, method, request, config: instance.config, deadline });
     } catch (err) {
       const e = err instanceof PluginCallError ? err : fail('crashed', `${pluginId}.${method}: the runner failed: ${(err as Error)?.message ?? String(err)}`);
@@ -150,30 +150,58 @@ export class PluginHost {
       this.opts.log.warn({ plugin_id: pluginId, instance_id: instanceId, method, code: 'bad_result', err: problem }, 'plugin call failed');
       throw await failed(fail('bad_result', `${pluginId}.${method}: ${problem}`));
     }
+    if (kind === 'issuer' && isSignOrder(result)) {
+      try {
+        result = await this.signOrder(entry, instanceId, result.sign, deadline);
+      } catch (err) {
+        throw await failed(err as PluginCallError);
+      }
+    }
     if (instanceId !== null) await this.health.succeeded(kind, instanceId);
     return result;
   }
 
-  private runnerFor(entry: PluginEntry): Promise<PluginRunner> {
+  /**
+   * A sign order (SDK SignOrder) from issue or renew: signed through the broker's
+   * ca.sign as if the plugin had called it in this call (its `ca` grant, the
+   * instance being its own, the request's checks), and answered as the issued
+   * certificate, or as `denied`/`failed` the way the SDK maps a refused ca.sign.
+   * A capability refusal fails the call.
+   */
+  private async signOrder(entry: PluginEntry, instanceId: string | null, order: Json, deadline: number): Promise<Json> {
+    const grants = await this.runnerFor(entry).grants;
+    try {
+      const signed = (await this.broker.handle({ pluginId: entry.id, instanceId, grants, deadline }, { op: 'ca.sign', request: order })) as unknown as CaSignResult;
+      return { status: 'issued', certificatePem: signed.certificatePem, chainPem: signed.chainPem };
+    } catch (err) {
+      if (err instanceof PluginCallError) throw err;
+      return caFailureResult(err) as unknown as Json;
+    }
+  }
+
+  private runnerFor(entry: PluginEntry): { runner: Promise<PluginRunner>; grants: Promise<GrantedCapabilities> } {
     const cached = this.runners.get(entry.id);
-    if (cached?.entry === entry) return cached.runner;
+    if (cached?.entry === entry) return cached;
     // The plugin was upgraded, re-granted or re-enabled since: retire the old runner.
     if (cached) void cached.runner.then((r) => r.close(), () => {});
-    const runner = this.createRunner(entry);
-    const slot = { entry, runner };
+    const grants = this.grantsOf(entry);
+    const runner = grants.then((g) => this.createRunner(entry, g));
+    const slot = { entry, runner, grants };
     // A runner that could not be built is retried on the next call.
     runner.catch(() => { if (this.runners.get(entry.id) === slot) this.runners.delete(entry.id); });
     this.runners.set(entry.id, slot);
-    return runner;
+    return slot;
   }
 
-  private async createRunner(entry: PluginEntry): Promise<PluginRunner> {
+  /** First-party plugins get what their manifest asks for; installed ones what the operator granted. */
+  private async grantsOf(entry: PluginEntry): Promise<GrantedCapabilities> {
+    if (FIRST_PARTY_SOURCES.has(entry.source)) return entry.manifest?.capabilities ?? {};
+    return ((this.opts.grantsFor ? await this.opts.grantsFor(entry.id) : entry.grants) ?? {});
+  }
+
+  private async createRunner(entry: PluginEntry, grants: GrantedCapabilities): Promise<PluginRunner> {
     const tier = this.tierFor(entry);
     if ('reason' in tier) throw new PluginCallError('unavailable', `plugin ${entry.id} cannot run: ${tier.reason}`, entry.id);
-    // First-party plugins get what their manifest asks for; installed ones what the operator granted.
-    const grants: GrantedCapabilities = tier.trusted
-      ? (entry.manifest?.capabilities ?? {})
-      : ((this.opts.grantsFor ? await this.opts.grantsFor(entry.id) : entry.grants) ?? {});
     if (tier.tier === 'worker') return new WorkerRunner(entry, grants, this.broker, { ...this.opts.worker, log: this.opts.log });
     try {
       return await this.opts.isolateRunnerFactory!(entry, grants, this.broker);
@@ -197,4 +225,8 @@ export class PluginHost {
     this.runners.clear();
     await Promise.all(all.map(async (slot) => (await slot.runner.catch(() => null))?.close()));
   }
+}
+
+function isSignOrder(result: Json): result is { status: 'sign'; sign: Json } {
+  return typeof result === 'object' && result !== null && !Array.isArray(result) && result.status === 'sign';
 }

@@ -1,6 +1,5 @@
-import { definePlugin, type IssueRequest, type IssueResult, type PluginContext } from '@certctl/sdk';
+import { caFailureResult, definePlugin, type IssueRequest, type IssueResult, type PluginContext, type SignOrder } from '@certctl/sdk';
 import { notAfterFor, escapeDnValue, sansFor } from './certificate-terms.js';
-import { outcomeOf } from './issue-outcome.js';
 import { caRequestFor, localCaConfig } from './local-ca-config.js';
 
 /**
@@ -8,9 +7,11 @@ import { caRequestFor, localCaConfig } from './local-ca-config.js';
  * root the kernel makes for this issuer on first use, or the operator's sub-CA
  * from CERTCTL_CA_CERT_PATH / CERTCTL_CA_KEY_PATH. This plugin only decides the
  * certificate's terms (lifetime within the issuer's and the profile's caps, the
- * profile's EKUs, subject and SANs) and asks the kernel to sign; it never holds a key.
+ * profile's EKUs, subject and SANs) and hands the kernel a sign order (SignOrder):
+ * the kernel signs it with the issuer's CA as ctx.ca.sign would, without a round
+ * trip back through this worker. It never holds a key.
  */
-async function issue(request: IssueRequest, ctx: PluginContext): Promise<IssueResult> {
+async function issue(request: IssueRequest, ctx: PluginContext): Promise<IssueResult | SignOrder> {
   const config = localCaConfig(ctx.config);
   const terms = notAfterFor(request, config, ctx.clock.now());
   if ('refused' in terms) return { status: 'denied', reason: terms.refused };
@@ -19,20 +20,21 @@ async function issue(request: IssueRequest, ctx: PluginContext): Promise<IssueRe
   const cn = request.commonName?.trim();
   try {
     await ctx.ca.ensure(caRequestFor(config));
-    const signed = await ctx.ca.sign({
+  } catch (err) {
+    const result = caFailureResult(err);
+    ctx.log.warn('certificate not issued', { certificate_id: request.certificateId, status: result.status, reason: result.reason });
+    return result;
+  }
+  return {
+    status: 'sign',
+    sign: {
       csrPem: request.csrPem,
       notAfter: terms.notAfter,
       extendedKeyUsage: ekus,
       ...(cn ? { subject: `CN=${escapeDnValue(cn)}` } : {}),
       ...(sans.length ? { sans } : {}),
-    });
-    ctx.log.info('certificate issued', { certificate_id: request.certificateId, serial: signed.serialNumberHex, not_after: signed.notAfter });
-    return { status: 'issued', certificatePem: signed.certificatePem, chainPem: signed.chainPem };
-  } catch (err) {
-    const result = outcomeOf(err);
-    ctx.log.warn('certificate not issued', { certificate_id: request.certificateId, status: result.status, reason: 'reason' in result ? result.reason : '' });
-    return result;
-  }
+    },
+  };
 }
 
 export default definePlugin({
