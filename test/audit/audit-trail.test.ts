@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashAuditRecord } from '../../kernel/src/audit/chain.js';
 import { POSTGRES_UNAVAILABLE } from '../support/test-db.js';
 import { startTestKernel, type TestKernel } from '../support/test-kernel.js';
 
@@ -28,6 +29,18 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('audit trail', () => {
     await t.kernel.audit.flush();
     const rows = (await t.kernel.db.knex('audit_events').orderBy('seq')) as { seq: number }[];
     rows.forEach((r, i) => expect(r.seq).toBe(i + 1));
+    expect((await t.kernel.audit.verify()).valid).toBe(true);
+  });
+
+  it('links rows in the database exactly as the kernel verifies them: any Unicode, escapes, nesting and numbers in the details', async () => {
+    const details = {
+      zeta: 'last key first', alpha: { nested: ['é', '漢字', '🔐', 'quote " and backslash \\', 'tab\tnew\nline'] },
+      numbers: [0, -1, 1.5, 1e21, 2 ** 53 - 1], empty: {}, none: null, yes: true,
+    };
+    const [row] = await t.kernel.audit.append({ category: 'system', actor: 'system', actor_type: 'system', action: 'chain_material', resource_id: 'ünïcode', details });
+    const stored = await t.kernel.db.knex('audit_events').where({ seq: row.seq }).first();
+    expect(stored.hash).toBe(hashAuditRecord({ ...stored, occurred_at: new Date(stored.occurred_at), details: typeof stored.details === 'string' ? JSON.parse(stored.details) : stored.details }));
+    expect(stored.hash).toBe((row as typeof row & { hash: string }).hash);
     expect((await t.kernel.audit.verify()).valid).toBe(true);
   });
 

@@ -31,7 +31,7 @@ import { postmasterPid, processTreeCpuMs, threadCpuMs } from './lib/proc-cpu.js'
 const median = (xs) => percentile(xs, 50);
 
 const options = (args) => numericOptions(args, {
-  certs: { default: 3000 }, concurrency: { default: 32 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 1000, min: 0 },
+  certs: { default: 3000 }, concurrency: { default: 256 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 3000, min: 0 },
 });
 
 /** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */

@@ -5,7 +5,7 @@ import { LOCK_KEYS } from '../db/database.js';
 import { newId } from '../db/ids.js';
 import { rowsOf } from '../db/raw-rows.js';
 import type { Principal } from '../auth/principal.js';
-import { GENESIS_HASH, hashAuditRecord, type AuditRecord, type ChainCheck } from './chain.js';
+import { GENESIS_HASH, hashAuditRecord, hashedColumns, type AuditRecord, type ChainCheck } from './chain.js';
 
 export type AuditInput = Omit<AuditRecord, 'seq' | 'id' | 'occurred_at' | 'prev_hash' | 'method' | 'path' | 'status_code' | 'latency_ms' | 'body_sha256' | 'request_id' | 'resource_type' | 'resource_id' | 'details'> & {
   occurred_at?: Date;
@@ -35,7 +35,8 @@ export type AuditListener = (rows: AuditRecord[]) => void;
 /**
  * The append-only, hash-chained audit trail. Every append takes a transaction-scoped
  * advisory lock, reads the chain head and links the new rows to it, so appends from
- * several replicas serialise into one chain. Lifecycle events are appended inside
+ * several replicas serialise into one chain; the database does all three in one call
+ * (migration 019), so the lock is held for that call and the commit only. Lifecycle events are appended inside
  * the caller's transaction (they commit or vanish with the change they describe);
  * API-call rows are queued and written in batches off the request path.
  */
@@ -56,40 +57,32 @@ export class AuditLog {
   async append(events: AuditInput | AuditInput[], trx?: Knex.Transaction): Promise<AuditRecord[]> {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
+    const pending = list.map((e): Omit<AuditRecord, 'seq' | 'prev_hash'> => ({
+      id: newId('audit'),
+      // Millisecond precision survives the timestamptz round trip exactly.
+      occurred_at: new Date((e.occurred_at ?? new Date()).getTime()),
+      category: e.category,
+      actor: e.actor,
+      actor_type: e.actor_type,
+      action: e.action,
+      resource_type: e.resource_type ?? '',
+      resource_id: e.resource_id ?? '',
+      method: e.method ?? null,
+      path: e.path ?? null,
+      status_code: e.status_code ?? null,
+      latency_ms: e.latency_ms ?? null,
+      body_sha256: e.body_sha256 ?? null,
+      request_id: e.request_id ?? null,
+      details: e.details ?? {},
+    }));
+    // The database takes the chain's lock, reads the head, links and inserts the rows (migration 019): one round trip.
     const run = async (t: Knex.Transaction) => {
-      // Takes the chain's lock, then reads the head committed before it (migration 019): one round trip.
-      const [head] = rowsOf<{ seq: number | string; hash: string }>(await t.raw('SELECT seq, hash FROM certctl_audit_chain_head(?)', [LOCK_KEYS.auditChain]).options({ name: 'certctl_audit_chain_head' }));
-      let seq = head ? Number(head.seq) : 0;
-      let prev = head?.hash ?? GENESIS_HASH;
-      const rows: (AuditRecord & { hash: string })[] = [];
-      for (const e of list) {
-        seq += 1;
-        const rec: AuditRecord = {
-          seq,
-          id: newId('audit'),
-          // Millisecond precision survives the timestamptz round trip exactly.
-          occurred_at: new Date((e.occurred_at ?? new Date()).getTime()),
-          category: e.category,
-          actor: e.actor,
-          actor_type: e.actor_type,
-          action: e.action,
-          resource_type: e.resource_type ?? '',
-          resource_id: e.resource_id ?? '',
-          method: e.method ?? null,
-          path: e.path ?? null,
-          status_code: e.status_code ?? null,
-          latency_ms: e.latency_ms ?? null,
-          body_sha256: e.body_sha256 ?? null,
-          request_id: e.request_id ?? null,
-          details: e.details ?? {},
-          prev_hash: prev,
-        };
-        const hash = hashAuditRecord(rec);
-        rows.push({ ...rec, hash });
-        prev = hash;
-      }
-      await insertAuditRows(t, rows);
-      return rows;
+      const linked = rowsOf<{ seq: number | string; prev_hash: string; hash: string }>(await t.raw(APPEND, [
+        LOCK_KEYS.auditChain, ...APPEND_COLUMNS.map((c) => pending.map((r) => (c === 'occurred_at' ? r.occurred_at.toISOString() : c === 'details' ? JSON.stringify(r.details) : r[c]))),
+        pending.map(hashedColumns),
+      ] as unknown as Knex.RawBinding[]).options({ name: 'certctl_audit_append' }));
+      if (linked.length !== pending.length) throw new Error(`the audit append linked ${linked.length} of ${pending.length} rows`);
+      return pending.map((r, i) => ({ ...r, seq: Number(linked[i].seq), prev_hash: linked[i].prev_hash, hash: linked[i].hash }));
     };
     const rows = trx ? await run(trx) : await this.knex.transaction(run);
     if (this.listeners.size) {
@@ -178,20 +171,8 @@ export class AuditLog {
 
 export const sha256Hex = (buf: Buffer | string) => crypto.createHash('sha256').update(buf).digest('hex');
 
-const AUDIT_COLUMNS = ['seq', 'id', 'occurred_at', 'category', 'actor', 'actor_type', 'action', 'resource_type', 'resource_id', 'method', 'path',
-  'status_code', 'latency_ms', 'body_sha256', 'request_id', 'details', 'prev_hash', 'hash'] as const;
-const AUDIT_TYPES = ['bigint', 'text', 'timestamptz', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text',
-  'integer', 'integer', 'text', 'text', 'text', 'text', 'text'];
-/**
- * One statement text for any number of rows (arrays, not a VALUES list that
- * grows with the batch), named: PostgreSQL parses it once per connection, and
- * the kernel builds no SQL per append.
- */
-const INSERT_AUDIT_ROWS = `INSERT INTO audit_events (${AUDIT_COLUMNS.join(', ')})
-  SELECT ${AUDIT_COLUMNS.map((c) => (c === 'details' ? 'details::jsonb' : c)).join(', ')}
-    FROM unnest(${AUDIT_TYPES.map((t) => `?::${t}[]`).join(', ')}) AS r(${AUDIT_COLUMNS.join(', ')})`;
-
-async function insertAuditRows(t: Knex.Transaction, rows: readonly (AuditRecord & { hash: string })[]): Promise<void> {
-  const columns = AUDIT_COLUMNS.map((c) => rows.map((r) => (c === 'details' ? JSON.stringify(r.details) : c === 'occurred_at' ? r.occurred_at.toISOString() : r[c])));
-  await t.raw(INSERT_AUDIT_ROWS, columns as unknown as Knex.RawBinding[]).options({ name: 'certctl_audit_insert' });
-}
+const APPEND_COLUMNS = ['id', 'occurred_at', 'category', 'actor', 'actor_type', 'action', 'resource_type', 'resource_id', 'method', 'path',
+  'status_code', 'latency_ms', 'body_sha256', 'request_id', 'details'] as const;
+const APPEND_TYPES = ['text', 'timestamptz', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'integer', 'integer', 'text', 'text', 'text'];
+/** One statement text for any number of rows (arrays): named, so PostgreSQL parses it once per connection. */
+const APPEND = `SELECT seq, prev_hash, hash FROM certctl_audit_append(?::bigint, ${APPEND_TYPES.map((t) => `?::${t}[]`).join(', ')}, ?::text[])`;

@@ -34,12 +34,27 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function hashAuditRecord(r: AuditRecord): string {
-  const material = canonicalJson([
-    r.seq, r.id, r.occurred_at.toISOString(), r.category, r.actor, r.actor_type, r.action,
+  return crypto.createHash('sha256').update(chainMaterial(r.seq, hashedColumns(r), r.prev_hash), 'utf8').digest('hex');
+}
+
+/**
+ * The canonical JSON array of a row's hashed columns without its first (seq)
+ * and last (prev_hash) elements: what the database completes when it links a
+ * new row (migration 019, certctl_audit_append), and what verification completes
+ * from the stored row.
+ */
+export function hashedColumns(r: Omit<AuditRecord, 'seq' | 'prev_hash'>): string {
+  const all = canonicalJson([
+    r.id, r.occurred_at.toISOString(), r.category, r.actor, r.actor_type, r.action,
     r.resource_type, r.resource_id, r.method, r.path, r.status_code, r.latency_ms,
-    r.body_sha256, r.request_id, r.details, r.prev_hash,
+    r.body_sha256, r.request_id, r.details,
   ]);
-  return crypto.createHash('sha256').update(material, 'utf8').digest('hex');
+  return all.slice(1, -1);
+}
+
+/** canonicalJson([seq, ...columns, prevHash]): seq is a safe integer and prevHash hex, so neither needs escaping. */
+function chainMaterial(seq: number, columns: string, prevHash: string): string {
+  return `[${seq},${columns},${JSON.stringify(prevHash)}]`;
 }
 
 export interface ChainCheck {

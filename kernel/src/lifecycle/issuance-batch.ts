@@ -19,15 +19,14 @@ type StoreServices = Pick<KernelServices, 'db' | 'log' | 'audit' | 'config'>;
 /** Most records one transaction stores (bounds its statements' parameter arrays and its lock time). */
 export const MAX_BATCH = 256;
 /**
- * How long a store waits for issuances still under way before it writes (only while there are
- * some). A transaction costs ~2.7 ms of PostgreSQL and more of the kernel whatever its size,
+ * How long a store that starts from an idle queue waits for issuances still under way before it
+ * writes (only while there are some; records that arrived during a write go as soon as it ends,
+ * since they had the whole write to gather). A transaction costs ~2.7 ms of PostgreSQL and more of the kernel whatever its size,
  * against ~0.05 ms per record, and batches formed only of what finished during the previous
  * commit held ~7 records at concurrency 32: waiting a moment makes them larger and each
  * certificate cheaper (docs/benchmarks.md), for at most this much latency.
  */
 export const COALESCE_MS = 4;
-/** Batches written at once on PostgreSQL (each on its own connection). */
-export const MAX_WRITERS = 1;
 
 /**
  * Group commit for issued certificates. Every stored certificate needs its audit
@@ -37,8 +36,8 @@ export const MAX_WRITERS = 1;
  * concurrent issuances that finish while a store is committing wait for it and
  * are then written together: one transaction, one storeIssued (one statement for
  * versions, certificates and deployment jobs) and one audit append per batch.
- * A store also waits up to COALESCE_MS for issuances still under way (expect()),
- * so that batches are not only what happened to finish during the last commit.
+ * A store from an idle queue also waits up to COALESCE_MS for issuances still
+ * under way (expect()), so that a burst is not split at its first arrival.
  *
  * Guarantees kept per record: its fence runs inside the batch's transaction in a
  * savepoint of its own, so a record whose fence refuses (a job lease lost) is
@@ -52,21 +51,12 @@ export const MAX_WRITERS = 1;
  */
 export class IssuanceStoreQueue {
   private waiting: Waiting[] = [];
-  /** Batches being written now. */
-  private writing = 0;
-  /** A batch is being gathered (only one at a time, so each is as large as it can be). */
-  private gathering = false;
-  /** Certificates of the batches being written: a later record for one waits for its batch to end. */
-  private readonly busy = new Set<string>();
+  private running = false;
   /** Issuances under way that have not stored yet (expect()). */
   private coming = 0;
   private wake: (() => void) | null = null;
-  private readonly maxWriters: number;
 
-  constructor(private readonly k: StoreServices, private readonly maxBatch = MAX_BATCH, private readonly coalesceMs = COALESCE_MS, maxWriters?: number) {
-    // PGlite has one connection: a second writer would only wait for it.
-    this.maxWriters = maxWriters ?? (k.db.dialect === 'pglite' ? 1 : MAX_WRITERS);
-  }
+  constructor(private readonly k: StoreServices, private readonly maxBatch = MAX_BATCH, private readonly coalesceMs = COALESCE_MS) {}
 
   /**
    * Counts an issuance under way until the returned function is called (once it
@@ -86,8 +76,8 @@ export class IssuanceStoreQueue {
   store(record: IssuedRecord, actor: AuditActor, fence?: StoreFence): Promise<StoredIssuance> {
     return new Promise<StoredIssuance>((resolve, reject) => {
       this.waiting.push({ record, actor, fence, resolve, reject });
-      if (this.gathering) this.wake?.();
-      else void this.next();
+      if (!this.running) void this.next();
+      else this.wake?.();
     });
   }
 
@@ -109,43 +99,31 @@ export class IssuanceStoreQueue {
   }
 
   /**
-   * Starts the next batch when a writer is free. Writers overlap: while one
-   * batch's transaction waits on the database (its statements, the audit
-   * chain's lock, the commit's flush), the next is gathered and written on
-   * another connection; the audit lock alone keeps their appends in order.
+   * Writes the next batch. One writer: a second one on another connection was
+   * measured slower (smaller batches cost PostgreSQL more per certificate, and
+   * both wait on the audit chain's lock anyway). Records that arrived during a
+   * write go as soon as it ends; a queue woken from idle waits a moment for company.
    */
   private async next(afterWrite = false): Promise<void> {
-    if (this.gathering || this.writing >= this.maxWriters || !this.waiting.length) return;
-    this.gathering = true;
-    let batch: Waiting[];
+    if (this.running || !this.waiting.length) return;
+    this.running = true;
     try {
-      // Records that arrived during the last write go at once; a queue woken from idle waits a moment for company.
       if (!afterWrite) await this.gather();
-      batch = this.take();
+      await this.write(this.take());
     } finally {
-      this.gathering = false;
-    }
-    if (!batch.length) return;
-    this.writing += 1;
-    for (const w of batch) this.busy.add(w.record.certificateId);
-    try {
-      await this.write(batch);
-    } finally {
-      for (const w of batch) this.busy.delete(w.record.certificateId);
-      this.writing -= 1;
+      this.running = false;
     }
     void this.next(true);
   }
 
-  /** The oldest waiting records, at most one per certificate (none being written) and maxBatch in all. */
+  /** The oldest waiting records, at most one per certificate and maxBatch in all. */
   private take(): Waiting[] {
     const batch: Waiting[] = [];
     const rest: Waiting[] = [];
     const certs = new Set<string>();
     for (const w of this.waiting) {
-      const id = w.record.certificateId;
-      if (batch.length < this.maxBatch && !certs.has(id) && !this.busy.has(id)) {
-        certs.add(id);
+      if (batch.length < this.maxBatch && !certs.has(w.record.certificateId)) {
+        certs.add(w.record.certificateId);
         batch.push(w);
       } else rest.push(w);
     }
