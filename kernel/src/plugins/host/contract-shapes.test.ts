@@ -23,7 +23,11 @@ describe('contract shapes', () => {
     expect(resultProblem('issuer', 'issue', { status: 'denied', reason: 'r' })).toBeNull();
     expect(resultProblem('issuer', 'issue', { status: 'issued', chainPem: [] })).toContain('/certificatePem is required');
     expect(resultProblem('issuer', 'issue', { status: 'issued', certificatePem: 'P', chainPem: [], extra: 1 })).toContain('/extra unknown field');
-    expect(resultProblem('issuer', 'issue', { status: 'nope' })).toBe('issue result status must be one of issued, pending, failed, denied');
+    expect(resultProblem('issuer', 'issue', { status: 'nope' })).toBe('issue result status must be one of issued, pending, failed, denied, sign');
+    // A sign order: from issue and renew only, with its request as an object (checked field by field when signed).
+    expect(resultProblem('issuer', 'issue', { status: 'sign', sign: { csrPem: 'C', notAfter: '2099-01-01T00:00:00Z' } })).toBeNull();
+    expect(resultProblem('issuer', 'issue', { status: 'sign', sign: 'C' })).toContain('/sign');
+    expect(resultProblem('issuer', 'checkOrder', { status: 'sign', sign: {} })).toBe('checkOrder result status must be one of issued, pending, failed, denied');
     expect(resultProblem('issuer', 'issue', 'issued')).toBe('issue result must be an object');
     expect(resultProblem('issuer', 'issue', { status: 'toString' })).toMatch(/status must be one of/);
   });
