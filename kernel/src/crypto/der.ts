@@ -14,19 +14,32 @@ export class DerError extends Error {
 
 // ---- writing --------------------------------------------------------------
 
-function lengthBytes(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+/**
+ * One TLV from its tag and the concatenation of `parts`, written into a single
+ * buffer: a certificate is built from dozens of nested TLVs per signature, and
+ * concatenating a tag, a length and the content for each (then the parts for
+ * its parent) allocated and copied every level twice.
+ */
+function tlvOf(tag: number, parts: readonly Buffer[]): Buffer {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  let lengthOctets = 0;
+  if (n >= 0x80) for (let v = n; v > 0; v = Math.floor(v / 256)) lengthOctets++;
+  const out = Buffer.allocUnsafe(2 + lengthOctets + n);
+  out[0] = tag;
+  if (n < 0x80) out[1] = n;
+  else {
+    out[1] = 0x80 | lengthOctets;
+    for (let i = lengthOctets, v = n; i >= 1; i--, v = Math.floor(v / 256)) out[1 + i] = v & 0xff;
+  }
+  let at = 2 + lengthOctets;
+  for (const p of parts) at += p.copy(out, at);
+  return out;
 }
 
-export function tlv(tag: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([tag]), lengthBytes(content.length), content]);
-}
-
-export const seq = (...parts: Buffer[]) => tlv(0x30, Buffer.concat(parts));
-export const set = (...parts: Buffer[]) => tlv(0x31, Buffer.concat(parts));
+export const tlv = (tag: number, content: Buffer): Buffer => tlvOf(tag, [content]);
+export const seq = (...parts: Buffer[]) => tlvOf(0x30, parts);
+export const set = (...parts: Buffer[]) => tlvOf(0x31, parts);
 export const octetString = (b: Buffer) => tlv(0x04, b);
 export const boolTrue = Buffer.from([0x01, 0x01, 0xff]);
 export const nullDer = Buffer.from([0x05, 0x00]);
@@ -50,7 +63,13 @@ export function smallInteger(n: number): Buffer {
   return uintegerFromBytes(Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex'));
 }
 
+/** Encoded OIDs by dotted string: the same few go into every certificate (bounded, as OIDs in requests vary). */
+const oids = new Map<string, Buffer>();
+
+/** The DER OBJECT IDENTIFIER. The buffer is shared: every TLV writer copies it, and nothing may change it. */
 export function oid(dotted: string): Buffer {
+  const known = oids.get(dotted);
+  if (known) return known;
   const parts = dotted.split('.').map(Number);
   if (parts.length < 2 || parts.some((p) => !Number.isSafeInteger(p) || p < 0)) throw new DerError(`bad OID ${dotted}`);
   const out: number[] = [parts[0] * 40 + parts[1]];
@@ -59,7 +78,10 @@ export function oid(dotted: string): Buffer {
     for (let v = Math.floor(p / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v & 0x7f) | 0x80);
     out.push(...chunk);
   }
-  return tlv(0x06, Buffer.from(out));
+  const encoded = tlv(0x06, Buffer.from(out));
+  if (oids.size >= 512) oids.clear();
+  oids.set(dotted, encoded);
+  return encoded;
 }
 
 /** A BIT STRING holding whole bytes (signatures, keys). */
