@@ -232,12 +232,27 @@ export interface RaCertificate {
 }
 
 /**
+ * CMS content encryption that SCEP clients use, by node cipher name: its OID and
+ * key and IV sizes. One table for the kernel's RA (opening a request) and the
+ * SCEP plugin (encrypting the reply the same way).
+ */
+export const CMS_CONTENT_CIPHERS = {
+  'des-cbc': { oid: '1.3.14.3.2.7', keyLength: 8, ivLength: 8 },
+  'des-ede3-cbc': { oid: '1.2.840.113549.3.7', keyLength: 24, ivLength: 8 },
+  'aes-128-cbc': { oid: '2.16.840.1.101.3.4.1.2', keyLength: 16, ivLength: 16 },
+  'aes-192-cbc': { oid: '2.16.840.1.101.3.4.1.22', keyLength: 24, ivLength: 16 },
+  'aes-256-cbc': { oid: '2.16.840.1.101.3.4.1.42', keyLength: 32, ivLength: 16 },
+} as const satisfies Record<string, { oid: string; keyLength: number; ivLength: number }>;
+
+export type CmsContentCipher = keyof typeof CMS_CONTENT_CIPHERS;
+
+/**
  * `contentCipher`: the content encryption the client chose (node cipher names); the
  * reply is encrypted the same way, so single DES only ever answers a client that sent it.
  * `decrypt_failed` is the one answer for every failure after the recipient was found (no padding oracle).
  */
 export type RaDecryptResult =
-  | { ok: true; contentBase64: string; contentCipher: 'des-cbc' | 'des-ede3-cbc' | 'aes-128-cbc' | 'aes-192-cbc' | 'aes-256-cbc' }
+  | { ok: true; contentBase64: string; contentCipher: CmsContentCipher }
   | { ok: false; code: 'bad_message' | 'not_for_ra' | 'bad_alg' | 'decrypt_failed'; reason: string };
 
 export interface RaSignResult {

@@ -2,7 +2,7 @@ import crypto, { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import forge from 'node-forge';
 import * as pkijs from 'pkijs';
-import type { RaDecryptResult } from '@certctl/sdk';
+import { CMS_CONTENT_CIPHERS, type CmsContentCipher } from '@certctl/sdk';
 
 /*
  * The two CMS (RFC 5652) operations that need an RA private key: opening an
@@ -11,9 +11,6 @@ import type { RaDecryptResult } from '@certctl/sdk';
  * symmetric operations use node's crypto (node-forge only for single DES, which
  * OpenSSL 3 keeps in its legacy provider and old SCEP clients still send).
  */
-
-/** The content encryption of an opened EnvelopedData (node cipher names): the protocol answers with the same. */
-type RaContentCipher = Extract<RaDecryptResult, { ok: true }>['contentCipher'];
 
 export class RaCmsError extends Error {
   constructor(readonly code: 'bad_message' | 'not_for_ra' | 'bad_alg' | 'decrypt_failed', message: string) {
@@ -36,14 +33,10 @@ const OID = {
   subjectKeyIdentifier: '2.5.29.14',
 };
 
-/** Content-encryption algorithms an EnvelopedData may use: node cipher name, key and IV sizes. */
-const CONTENT_CIPHERS: Record<string, { cipher: RaContentCipher; keyLength: number; ivLength: number }> = {
-  '1.3.14.3.2.7': { cipher: 'des-cbc', keyLength: 8, ivLength: 8 },
-  '1.2.840.113549.3.7': { cipher: 'des-ede3-cbc', keyLength: 24, ivLength: 8 },
-  '2.16.840.1.101.3.4.1.2': { cipher: 'aes-128-cbc', keyLength: 16, ivLength: 16 },
-  '2.16.840.1.101.3.4.1.22': { cipher: 'aes-192-cbc', keyLength: 24, ivLength: 16 },
-  '2.16.840.1.101.3.4.1.42': { cipher: 'aes-256-cbc', keyLength: 32, ivLength: 16 },
-};
+/** Content-encryption algorithms an EnvelopedData may use, by OID (the SDK's table): node cipher name, key and IV sizes. */
+const CONTENT_CIPHERS: Record<string, { cipher: CmsContentCipher; keyLength: number; ivLength: number }> = Object.fromEntries(
+  Object.entries(CMS_CONTENT_CIPHERS).map(([cipher, c]) => [c.oid, { cipher: cipher as CmsContentCipher, keyLength: c.keyLength, ivLength: c.ivLength }]),
+);
 
 const ab = (b: Buffer | Uint8Array): ArrayBuffer => new Uint8Array(b).slice().buffer;
 
@@ -139,7 +132,7 @@ function decryptContent(cipher: string, key: Buffer, iv: Buffer, data: Buffer): 
  * identifier), and its content-encryption algorithm. Every failure after the
  * recipient is found is one error, `decrypt_failed`, whatever went wrong.
  */
-export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; key: crypto.KeyObject | (() => crypto.KeyObject) }>): { content: Buffer; cipher: RaContentCipher } {
+export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; key: crypto.KeyObject | (() => crypto.KeyObject) }>): { content: Buffer; cipher: CmsContentCipher } {
   const info = pkiObject(() => new pkijs.ContentInfo({ schema: parseBer(der, 'the EnvelopedData') }), 'the EnvelopedData');
   if (info.contentType !== OID.envelopedData) throw new RaCmsError('bad_message', 'the content is not a CMS EnvelopedData');
   const env = pkiObject(() => new pkijs.EnvelopedData({ schema: info.content }), 'the EnvelopedData');

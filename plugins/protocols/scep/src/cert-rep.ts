@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import * as asn1js from 'asn1js';
-import type { PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
-import { certsOnly, envelopeFor, type ContentCipher } from './cms.js';
+import type { CmsContentCipher, PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
+import { certsOnly, envelopeFor } from './cms.js';
 import { MESSAGE_TYPE, SCEP_OID, type PkiMessage } from './pki-message.js';
 
 /*
@@ -18,7 +18,7 @@ export type FailInfo = keyof typeof FAIL_INFO;
 const STATUS = { SUCCESS: '0', FAILURE: '2', PENDING: '3' } as const;
 
 export type Outcome =
-  | { status: 'SUCCESS'; certificatesDer: Buffer[]; cipher: ContentCipher }
+  | { status: 'SUCCESS'; certificatesDer: Buffer[]; cipher: CmsContentCipher }
   | { status: 'PENDING' }
   | { status: 'FAILURE'; failInfo: FailInfo };
 

@@ -2,7 +2,7 @@ import crypto, { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import forge from 'node-forge';
 import * as pkijs from 'pkijs';
-import type { RaDecryptResult } from '@certctl/sdk';
+import { CMS_CONTENT_CIPHERS, type CmsContentCipher } from '@certctl/sdk';
 
 /*
  * The CMS (RFC 5652) pieces of SCEP that need no RA key: reading a client's
@@ -110,18 +110,7 @@ export function certsOnly(certificatesDer: Buffer[]): Buffer {
   return derOf(new pkijs.ContentInfo({ contentType: OID.signedData, content: signed.toSchema() }));
 }
 
-export type ContentCipher = Extract<RaDecryptResult, { ok: true }>['contentCipher'];
-
-/** Content encryption of a reply: OID, key and IV sizes. */
-const CIPHERS: Record<ContentCipher, { oid: string; keyLength: number; ivLength: number }> = {
-  'des-cbc': { oid: '1.3.14.3.2.7', keyLength: 8, ivLength: 8 },
-  'des-ede3-cbc': { oid: '1.2.840.113549.3.7', keyLength: 24, ivLength: 8 },
-  'aes-128-cbc': { oid: '2.16.840.1.101.3.4.1.2', keyLength: 16, ivLength: 16 },
-  'aes-192-cbc': { oid: '2.16.840.1.101.3.4.1.22', keyLength: 24, ivLength: 16 },
-  'aes-256-cbc': { oid: '2.16.840.1.101.3.4.1.42', keyLength: 32, ivLength: 16 },
-};
-
-function encrypt(cipher: ContentCipher, key: Buffer, iv: Buffer, content: Buffer): Buffer {
+function encrypt(cipher: CmsContentCipher, key: Buffer, iv: Buffer, content: Buffer): Buffer {
   // Single DES is only in OpenSSL 3's legacy provider; node-forge has it.
   if (cipher === 'des-cbc') {
     const c = forge.cipher.createCipher('DES-CBC', forge.util.createBuffer(key.toString('binary')));
@@ -141,9 +130,9 @@ function encrypt(cipher: ContentCipher, key: Buffer, iv: Buffer, content: Buffer
  * RSAES-PKCS1-v1_5 (what SCEP clients implement), the recipient named by issuer
  * and serial number.
  */
-export function envelopeFor(recipientDer: Buffer, content: Buffer, cipher: ContentCipher): Buffer {
+export function envelopeFor(recipientDer: Buffer, content: Buffer, cipher: CmsContentCipher): Buffer {
   const cert = pkijs.Certificate.fromBER(ab(recipientDer));
-  const alg = CIPHERS[cipher];
+  const alg = CMS_CONTENT_CIPHERS[cipher];
   const key = crypto.randomBytes(alg.keyLength);
   const iv = crypto.randomBytes(alg.ivLength);
   const encrypted = encrypt(cipher, key, iv, content);

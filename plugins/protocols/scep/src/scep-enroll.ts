@@ -1,8 +1,8 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import * as pkijs from 'pkijs';
-import type { EnrollRequester, EnrollResult, Json, PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
+import type { CmsContentCipher, EnrollRequester, EnrollResult, Json, PluginContext, ProtocolHttpResponse } from '@certctl/sdk';
 import { certRep, type FailInfo, type Outcome } from './cert-rep.js';
-import { OID, pemDers, pkiFrom, stringOf, type ContentCipher } from './cms.js';
+import { OID, pemDers, pkiFrom, stringOf } from './cms.js';
 import { MESSAGE_TYPE, type PkiMessage } from './pki-message.js';
 import type { ScepEndpoint } from './scep-config.js';
 
@@ -57,12 +57,12 @@ interface Pending {
   csrPem: string;
   requester: EnrollRequester;
   /** The content cipher of the request, for the reply to a CertPoll (whose envelope is not opened). */
-  cipher?: ContentCipher;
+  cipher?: CmsContentCipher;
 }
 
 class Transaction {
   /** The content cipher the client encrypted with; the certificate goes back encrypted the same way. */
-  cipher: ContentCipher = 'aes-256-cbc';
+  cipher: CmsContentCipher = 'aes-256-cbc';
 
   constructor(readonly ctx: PluginContext, readonly ep: ScepEndpoint, readonly msg: PkiMessage, readonly remoteAddress: string) {}
 
