@@ -118,8 +118,8 @@ export function lifetimeLimitDays(policies: readonly PolicyRow[]): number | null
  * Its fixed values are written as SQL, not bound: with the certificate id as its only parameter,
  * PostgreSQL can settle on one plan for the named statement instead of planning each execution.
  */
-/** `certificateId`: an id, or a column reference (a correlated subquery). */
-export const applicablePoliciesQuery = (db: Knex | Knex.Transaction, certificateId: string | Knex.Raw): Knex.QueryBuilder => db('policies as p').whereRaw('p.enabled').where((w) => {
+/** `certificateId`: the outer query's certificate id column (a correlated subquery, issuance-context.ts). */
+export const applicablePoliciesQuery = (db: Knex | Knex.Transaction, certificateId: Knex.Raw): Knex.QueryBuilder => db('policies as p').whereRaw('p.enabled').where((w) => {
   w.whereNull('p.agent_group_id').orWhereExists((q) => {
     q.select(db.raw('1')).from('agent_group_members as m').join('agent_groups as g', 'g.id', 'm.agent_group_id')
       .whereRaw('m.agent_group_id = p.agent_group_id').whereRaw('g.enabled').whereRaw('m.membership_type = \'include\'')

@@ -4,7 +4,7 @@ import { derToPem } from '../crypto/der.js';
 import type { Ctx } from '../http/route.js';
 import type { KernelServices } from '../kernel-services.js';
 import { PluginCallError } from '../plugins/host/contracts.js';
-import type { InstanceRow } from '../plugins/host/instance-loader.js';
+import { INSTANCE_COLUMNS, type InstanceRow } from '../plugins/host/instance-loader.js';
 import { DEFAULT_PROTOCOL_MAX_BODY, DEFAULT_PROTOCOL_TIMEOUT_MS, matchMount, type MountMatch } from './mounts.js';
 
 /*
@@ -81,7 +81,7 @@ export async function dispatchProtocol(k: KernelServices, ctx: Ctx): Promise<voi
   let endpoint: InstanceRow | undefined;
   try {
     // The whole row, handed to the plugin host: it is then not read a second time for the call's config.
-    endpoint = (await k.db.knex('protocol_endpoints').where({ type: match.plugin.id }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as typeof endpoint;
+    endpoint = (await k.db.knex('protocol_endpoints').where({ type: match.plugin.id }).first(...INSTANCE_COLUMNS)) as typeof endpoint;
   } catch (err) {
     // The database is busy or away (pool exhausted, a timeout): a protocol client retries a 503, never sees a 500.
     k.log.warn({ plugin_id: match.plugin.id, err: (err as Error)?.message ?? String(err), request_id: ctx.state.requestId }, 'protocol endpoint lookup failed');

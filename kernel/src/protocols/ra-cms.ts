@@ -133,9 +133,7 @@ function decryptContent(cipher: string, key: Buffer, iv: Buffer, data: Buffer): 
  * recipient is found is one error, `decrypt_failed`, whatever went wrong.
  */
 export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; key: crypto.KeyObject | (() => crypto.KeyObject) }>): { content: Buffer; cipher: CmsContentCipher } {
-  const info = pkiObject(() => new pkijs.ContentInfo({ schema: parseBer(der, 'the EnvelopedData') }), 'the EnvelopedData');
-  if (info.contentType !== OID.envelopedData) throw new RaCmsError('bad_message', 'the content is not a CMS EnvelopedData');
-  const env = pkiObject(() => new pkijs.EnvelopedData({ schema: info.content }), 'the EnvelopedData');
+  const env = envelopeOf(der);
   const eci = env.encryptedContentInfo;
   const alg = CONTENT_CIPHERS[eci.contentEncryptionAlgorithm.algorithmId];
   if (!alg) throw new RaCmsError('bad_alg', `content encryption ${eci.contentEncryptionAlgorithm.algorithmId} is not supported (AES-CBC, 3DES or DES)`);
@@ -158,12 +156,17 @@ export function openEnvelope(der: Buffer, ras: Array<{ certificatePem: string; k
   throw new RaCmsError('not_for_ra', 'the EnvelopedData has no recipient that is this issuer\'s RA certificate');
 }
 
+/** The EnvelopedData of one CMS ContentInfo, or a bad_message error. */
+function envelopeOf(der: Buffer): pkijs.EnvelopedData {
+  const info = pkiObject(() => new pkijs.ContentInfo({ schema: parseBer(der, 'the EnvelopedData') }), 'the EnvelopedData');
+  if (info.contentType !== OID.envelopedData) throw new RaCmsError('bad_message', 'the content is not a CMS EnvelopedData');
+  return pkiObject(() => new pkijs.EnvelopedData({ schema: info.content }), 'the EnvelopedData');
+}
+
 /** Whether `der` is one CMS ContentInfo holding an EnvelopedData. */
 export function isEnvelopedData(der: Buffer): boolean {
   try {
-    const info = new pkijs.ContentInfo({ schema: parseBer(der, 'the content') });
-    if (info.contentType !== OID.envelopedData) return false;
-    new pkijs.EnvelopedData({ schema: info.content });
+    envelopeOf(der);
     return true;
   } catch {
     return false;

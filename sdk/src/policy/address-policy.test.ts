@@ -38,5 +38,8 @@ describe('clientAddressKey', () => {
     expect(clientAddressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
     expect(clientAddressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
     expect(clientAddressKey('::1')).toBe('0:0:0:0::/64');
+    // The hex-mapped form is the same IPv4 client, not a shared IPv6 /64.
+    expect(clientAddressKey('::ffff:7f00:1')).toBe('127.0.0.1');
+    expect(clientAddressKey('[2001:db8:1:2::1]')).toBe('2001:db8:1:2::/64');
   });
 });

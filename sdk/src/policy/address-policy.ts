@@ -78,7 +78,8 @@ export const IP_LITERAL_ONLY_CLASSES: ReadonlySet<AddressClass> = new Set(['meta
  * host usually holds a whole /64 and could otherwise rotate through it.
  */
 export function clientAddressKey(address: string): string {
-  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').replace(/%.*$/, '');
+  // IPv4-mapped forms (dotted or hex) become the IPv4 address they carry, as everywhere else here.
+  const a = normalizeAddress(address).replace(/%.*$/, '');
   if (!a.includes(':')) return a;
   const [head, tail = ''] = a.split('::');
   const h = head ? head.split(':') : [];

@@ -9,6 +9,9 @@ import { configDerivedHosts } from './config-grants.js';
 /** `httpHosts`: host rules for the URLs the config names in `x-certctl-url` fields (config-grants.ts). */
 export type InstanceConfig = { config: Record<string, Json>; httpHosts: string[] } | { problem: string };
 
+/** The columns of an instance row the host needs (a caller that hands the row in reads exactly these). */
+export const INSTANCE_COLUMNS = ['id', 'type', 'config', 'encrypted_config', 'enabled'] as const;
+
 export type InstanceRow = { id: string; type: string; config: unknown; encrypted_config: string | null; enabled: boolean };
 
 /** What a stored row produced, kept while the row and the plugin's catalog entry stay the same. */
@@ -42,7 +45,7 @@ export class InstanceConfigLoader {
     const table = instanceTable(entry.kind);
     if (!table) return { problem: `${entry.kind ?? 'this'} plugins have no instances; call them with instanceId null` };
     const row = given?.id === instanceId ? given
-      : ((await this.knex(table).where({ id: instanceId }).first('id', 'type', 'config', 'encrypted_config', 'enabled')) as InstanceRow | undefined);
+      : ((await this.knex(table).where({ id: instanceId }).first(...INSTANCE_COLUMNS)) as InstanceRow | undefined);
     const key = `${table}\0${instanceId}`;
     if (!row) {
       this.opened.delete(key);

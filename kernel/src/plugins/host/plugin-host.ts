@@ -137,8 +137,10 @@ export class PluginHost {
     };
 
     let result: Json;
+    // One slot for the call: a sign order is signed with the grants of the runner that answered it.
+    const slot = this.runnerFor(entry);
     try {
-      const runner = await this.runnerFor(entry).runner;
+      const runner = await slot.runner;
       result = await runner.call({ pluginId, instanceId, method, request, config: instance.config, deadline });
     } catch (err) {
       const e = err instanceof PluginCallError ? err : fail('crashed', `${pluginId}.${method}: the runner failed: ${(err as Error)?.message ?? String(err)}`);
@@ -152,7 +154,7 @@ export class PluginHost {
     }
     if (kind === 'issuer' && isSignOrder(result)) {
       try {
-        result = await this.signOrder(entry, instanceId, result.sign, deadline);
+        result = await this.signOrder(entry.id, await slot.grants, instanceId, result.sign, deadline);
       } catch (err) {
         throw await failed(err as PluginCallError);
       }
@@ -168,10 +170,9 @@ export class PluginHost {
    * certificate, or as `denied`/`failed` the way the SDK maps a refused ca.sign.
    * A capability refusal fails the call.
    */
-  private async signOrder(entry: PluginEntry, instanceId: string | null, order: Json, deadline: number): Promise<Json> {
-    const grants = await this.runnerFor(entry).grants;
+  private async signOrder(pluginId: string, grants: GrantedCapabilities, instanceId: string | null, order: Json, deadline: number): Promise<Json> {
     try {
-      const signed = (await this.broker.handle({ pluginId: entry.id, instanceId, grants, deadline }, { op: 'ca.sign', request: order })) as unknown as CaSignResult;
+      const signed = (await this.broker.handle({ pluginId, instanceId, grants, deadline }, { op: 'ca.sign', request: order })) as unknown as CaSignResult;
       return { status: 'issued', certificatePem: signed.certificatePem, chainPem: signed.chainPem };
     } catch (err) {
       if (err instanceof PluginCallError) throw err;
@@ -195,7 +196,8 @@ export class PluginHost {
 
   /** First-party plugins get what their manifest asks for; installed ones what the operator granted. */
   private async grantsOf(entry: PluginEntry): Promise<GrantedCapabilities> {
-    if (FIRST_PARTY_SOURCES.has(entry.source)) return entry.manifest?.capabilities ?? {};
+    const tier = this.tierFor(entry);
+    if ('trusted' in tier && tier.trusted) return entry.manifest?.capabilities ?? {};
     return ((this.opts.grantsFor ? await this.opts.grantsFor(entry.id) : entry.grants) ?? {});
   }
 
