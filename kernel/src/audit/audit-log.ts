@@ -5,7 +5,7 @@ import { LOCK_KEYS } from '../db/database.js';
 import { newId } from '../db/ids.js';
 import { rowsOf } from '../db/raw-rows.js';
 import type { Principal } from '../auth/principal.js';
-import { GENESIS_HASH, hashAuditRecord, hashedColumns, type AuditRecord, type ChainCheck } from './chain.js';
+import { GENESIS_HASH, HASHED_COLUMNS, hashAuditRecord, hashedColumns, hashedValues, type AuditRecord, type ChainCheck } from './chain.js';
 
 export type AuditInput = Omit<AuditRecord, 'seq' | 'id' | 'occurred_at' | 'prev_hash' | 'method' | 'path' | 'status_code' | 'latency_ms' | 'body_sha256' | 'request_id' | 'resource_type' | 'resource_id' | 'details'> & {
   occurred_at?: Date;
@@ -76,10 +76,13 @@ export class AuditLog {
       details: e.details ?? {},
     }));
     // The database takes the chain's lock, reads the head, links and inserts the rows (migration 019): one round trip.
+    const values = pending.map(hashedValues);
     const run = async (t: Knex.Transaction) => {
       const linked = rowsOf<{ seq: number | string; prev_hash: string; hash: string }>(await t.raw(APPEND, [
-        LOCK_KEYS.auditChain, ...APPEND_COLUMNS.map((c) => pending.map((r) => (c === 'occurred_at' ? r.occurred_at.toISOString() : c === 'details' ? JSON.stringify(r.details) : r[c]))),
-        pending.map(hashedColumns),
+        LOCK_KEYS.auditChain,
+        // One array per column (jsonb travels as its JSON text), then each row's hashed columns as canonical JSON.
+        ...HASHED_COLUMNS.map(([, type], j) => values.map((v) => (type === 'jsonb' ? JSON.stringify(v[j]) : v[j]))),
+        values.map(hashedColumns),
       ] as unknown as Knex.RawBinding[]).options({ name: 'certctl_audit_append' }));
       if (linked.length !== pending.length) throw new Error(`the audit append linked ${linked.length} of ${pending.length} rows`);
       return pending.map((r, i) => ({ ...r, seq: Number(linked[i].seq), prev_hash: linked[i].prev_hash, hash: linked[i].hash }));
@@ -171,8 +174,5 @@ export class AuditLog {
 
 export const sha256Hex = (buf: Buffer | string) => crypto.createHash('sha256').update(buf).digest('hex');
 
-const APPEND_COLUMNS = ['id', 'occurred_at', 'category', 'actor', 'actor_type', 'action', 'resource_type', 'resource_id', 'method', 'path',
-  'status_code', 'latency_ms', 'body_sha256', 'request_id', 'details'] as const;
-const APPEND_TYPES = ['text', 'timestamptz', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'integer', 'integer', 'text', 'text', 'text'];
 /** One statement text for any number of rows (arrays): named, so PostgreSQL parses it once per connection. */
-const APPEND = `SELECT seq, prev_hash, hash FROM certctl_audit_append(?::bigint, ${APPEND_TYPES.map((t) => `?::${t}[]`).join(', ')}, ?::text[])`;
+const APPEND = `SELECT seq, prev_hash, hash FROM certctl_audit_append(?::bigint, ${HASHED_COLUMNS.map(([, type]) => `?::${type === 'jsonb' ? 'text' : type}[]`).join(', ')}, ?::text[])`;

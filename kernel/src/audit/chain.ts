@@ -34,22 +34,32 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function hashAuditRecord(r: AuditRecord): string {
-  return crypto.createHash('sha256').update(chainMaterial(r.seq, hashedColumns(r), r.prev_hash), 'utf8').digest('hex');
+  return crypto.createHash('sha256').update(chainMaterial(r.seq, hashedColumns(hashedValues(r)), r.prev_hash), 'utf8').digest('hex');
+}
+
+/**
+ * The hashed columns between seq and prev_hash, in hash order, with their SQL
+ * types: the database function that links new rows (migration 019,
+ * certctl_audit_append) takes them as arrays in this order.
+ */
+export const HASHED_COLUMNS = [
+  ['id', 'text'], ['occurred_at', 'timestamptz'], ['category', 'text'], ['actor', 'text'], ['actor_type', 'text'], ['action', 'text'],
+  ['resource_type', 'text'], ['resource_id', 'text'], ['method', 'text'], ['path', 'text'], ['status_code', 'integer'], ['latency_ms', 'integer'],
+  ['body_sha256', 'text'], ['request_id', 'text'], ['details', 'jsonb'],
+] as const;
+
+/** A row's HASHED_COLUMNS values as they are hashed (occurred_at as its ISO string). */
+export function hashedValues(r: Omit<AuditRecord, 'seq' | 'prev_hash'>): unknown[] {
+  return HASHED_COLUMNS.map(([c]) => (c === 'occurred_at' ? r.occurred_at.toISOString() : r[c]));
 }
 
 /**
  * The canonical JSON array of a row's hashed columns without its first (seq)
  * and last (prev_hash) elements: what the database completes when it links a
- * new row (migration 019, certctl_audit_append), and what verification completes
- * from the stored row.
+ * new row, and what verification completes from the stored row.
  */
-export function hashedColumns(r: Omit<AuditRecord, 'seq' | 'prev_hash'>): string {
-  const all = canonicalJson([
-    r.id, r.occurred_at.toISOString(), r.category, r.actor, r.actor_type, r.action,
-    r.resource_type, r.resource_id, r.method, r.path, r.status_code, r.latency_ms,
-    r.body_sha256, r.request_id, r.details,
-  ]);
-  return all.slice(1, -1);
+export function hashedColumns(values: unknown[]): string {
+  return canonicalJson(values).slice(1, -1);
 }
 
 /** canonicalJson([seq, ...columns, prevHash]): seq is a safe integer and prevHash hex, so neither needs escaping. */
