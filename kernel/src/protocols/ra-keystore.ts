@@ -105,12 +105,15 @@ export class RaKeystore {
 
   /** The RA that signs a reply: the newest unexpired one, made first when there is none. */
   async signer(owner: RaOwner, caChain: () => Promise<string[]>): Promise<RaCredentials & { key: () => crypto.KeyObject }> {
-    const [ra] = await this.unexpiredWithKeys(owner);
-    if (ra) return ra;
-    await this.ensure(owner, await caChain());
-    const [made] = await this.unexpiredWithKeys(owner);
-    if (!made) throw new CaError('ca_expired', `issuer ${owner.issuerId} has no unexpired RA`);
-    return made;
+    const newest = () => ownerRows(this.k(), owner).whereRaw('not_after > now()').orderBy('created_at', 'desc').first() as Promise<RaRow | undefined>;
+    let row = await newest();
+    if (!row) {
+      await this.ensure(owner, await caChain());
+      row = await newest();
+    }
+    if (!row) throw new CaError('ca_expired', `issuer ${owner.issuerId} has no unexpired RA`);
+    const found = row;
+    return { ...credentialsOf(found), key: () => this.open(found) };
   }
 
   private open(row: RaRow): crypto.KeyObject {
