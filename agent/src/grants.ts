@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { PluginCapabilities } from '@certctl/sdk';
 import { argvProblem } from '@certctl/sdk/deploy';
-import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configCommandProblem, configOriginRule, manifestExecGrants, markedFields, markedValues, pathArgCheck, pathWithin as within, type ExecGrant } from '@certctl/sdk/policy';
+import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configCommandProblem, configOriginRule, declaredArgRules, manifestExecGrants, markedFields, markedValues, pathArgCheck, pathWithin as within, type ExecGrant } from '@certctl/sdk/policy';
 
 /**
  * What one target-plugin call on this agent may touch. The plugin's manifest
@@ -162,8 +162,7 @@ export function deriveCallGrants(input: GrantInput): CallGrants {
       refused.push('exec (config): a command must be a non-empty argv array of strings');
       continue;
     }
-    const declared = typeof argv[0] === 'string' && path.isAbsolute(argv[0]) ? manifestGrants.find((g) => path.resolve(g.command) === path.resolve(argv[0])) : undefined;
-    const problem = configCommandProblem(argv as string[], mark, declared?.args ?? null, pathOk);
+    const problem = configCommandProblem(argv as string[], mark, declaredArgRules(manifestGrants, argv[0]), pathOk);
     if (problem) refused.push(`exec (config): ${problem}`);
     else addCommand(configCommandGrant(argv as string[], mark), 'config');
   }

@@ -1,6 +1,5 @@
-import path from 'node:path';
 import { pathArgCheck } from './broker-rules.js';
-import { configCommandProblem, manifestExecGrants, type ExecArgRule } from './exec-args.js';
+import { configCommandProblem, declaredArgRules, manifestExecGrants, type ExecArgRule } from './exec-args.js';
 
 /**
  * Config fields that widen an instance's grants because the operator chose them
@@ -61,9 +60,7 @@ export function configuredCommandProblem(
   const pathOk = pathArgCheck({ write: paths });
   for (const { value, mark, at } of markedFields(schema, config, 'x-certctl-command')) {
     if (!Array.isArray(value) || !value.length || value.some((a) => typeof a !== 'string')) continue;
-    const command = path.isAbsolute(value[0]) ? path.resolve(value[0]) : value[0];
-    const rules = grants.find((g) => path.resolve(g.command) === command)?.args ?? null;
-    const problem = configCommandProblem(value as string[], mark, rules, pathOk);
+    const problem = configCommandProblem(value as string[], mark, declaredArgRules(grants, value[0]), pathOk);
     if (problem) return { at, problem };
   }
   return null;

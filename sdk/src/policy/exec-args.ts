@@ -1,3 +1,5 @@
+import path from 'node:path';
+
 /**
  * Which arguments a granted command may run with. A manifest declares commands
  * (`capabilities.exec.commands`) and, per command, the argument lists the plugin
@@ -103,6 +105,17 @@ export function manifestExecGrants(exec: { commands?: readonly string[]; args?: 
     // An entry that is not a list (a manifest that skipped the install check) allows nothing.
     args: Object.prototype.hasOwnProperty.call(args, command) ? (Array.isArray(args[command]) ? args[command] : []) : null,
   }));
+}
+
+/**
+ * The argument lists the manifest declares for the command a configured argv
+ * names (its first element, matched as a resolved absolute path), or null when
+ * it declares none or the command is not one of its own.
+ */
+export function declaredArgRules(grants: readonly ExecGrant[], command: unknown): ExecArgRule[] | null {
+  if (typeof command !== 'string' || !path.isAbsolute(command)) return null;
+  const resolved = path.resolve(command);
+  return grants.find((g) => path.resolve(g.command) === resolved)?.args ?? null;
 }
 
 /**

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { DeployRequest, ExecResult, Json, Plugin, PluginCapabilities } from '../index.js';
-import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configCommandProblem, execCapabilityOf, manifestExecGrants, pathArgCheck } from '../policy/index.js';
+import { agentCommandProblem, alwaysRefusedPath, configCommandGrant, configCommandProblem, declaredArgRules, execCapabilityOf, manifestExecGrants, pathArgCheck } from '../policy/index.js';
 import type { Checks, ConformanceOptions } from './conformance.js';
 import { PluginCallFailure } from './errors.js';
 import { TARGET_CHAIN_CERT_PEM, TARGET_FIRST_CERT_PEM, TARGET_FIRST_KEY_PEM, TARGET_SECOND_CERT_PEM, TARGET_SECOND_KEY_PEM } from './target-fixtures.js';
@@ -76,7 +76,7 @@ function agentGrants(base: PluginCapabilities, config: Record<string, Json>, t: 
   const pathOk = pathArgCheck({ write: [...(base.fs?.paths ?? []), ...paths], read: keyPaths });
   const configured = commandFields.map((f) => ({ argv: getAt(config, f), mark: commandMark(configSchema, f) }))
     .filter((c): c is { argv: string[]; mark: unknown } => Array.isArray(c.argv) && c.argv.length > 0 && c.argv.every((a) => typeof a === 'string'))
-    .filter((c) => !configCommandProblem(c.argv, c.mark, manifestGrants.find((g) => g.command === c.argv[0])?.args ?? null, pathOk))
+    .filter((c) => !configCommandProblem(c.argv, c.mark, declaredArgRules(manifestGrants, c.argv[0]), pathOk))
     .map((c) => configCommandGrant(c.argv, c.mark));
   const commands = [...manifestGrants, ...configured]
     .filter((g) => g.command.startsWith('/') && !agentCommandProblem(g.command, { manifestCommands, allowedCommands }));
