@@ -3,7 +3,7 @@ import type { AuditActor, AuditInput } from '../audit/audit-log.js';
 import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
 import { recordNotifications, type NotificationEvent } from '../notifications/notification-events.js';
-import type { CertificateRouting, NotifierRoute } from '../notifications/notification-routing.js';
+import { NOTIFIER_ROUTE_COLUMNS, type CertificateRouting, type NotifierRoute } from '../notifications/notification-routing.js';
 import { refused } from './issuance-failure.js';
 import type { IssuedLeaf } from './issuance-leaf.js';
 import { recordPolicyOutcomes, type PolicyEvaluation } from './policy-engine.js';
@@ -100,7 +100,7 @@ export async function storeIssued(
      UNION ALL
      -- The enabled notifiers, read here rather than by one more statement (notification-events.ts).
      SELECT 'notifiers', '', (SELECT coalesce(json_agg(n ORDER BY n.id), '[]'::json)::text
-       FROM (SELECT id, type, event_types, min_severity, renewal_policy_ids, recipients FROM notifiers WHERE enabled) n), NULL, NULL
+       FROM (SELECT ${NOTIFIER_ROUTE_COLUMNS.join(', ')} FROM notifiers WHERE enabled) n), NULL, NULL
      UNION ALL
      SELECT 'job', id, certificate_id, target_id, agent_id FROM deployments
      UNION ALL

@@ -90,22 +90,23 @@ export const RENEWAL_REQUESTED = 'certificate_renewal_requested';
 
 /**
  * Records, in the caller's transaction, that an operator asked for a new version of
- * a certificate its client renews: no job, no status change, one audit event.
+ * certificates their clients renew: no job, no status change, one audit event each
+ * (appended together: one append for a bulk request).
  */
 export async function askClientToRenew(
   k: Pick<KernelServices, 'audit'>,
   trx: Knex.Transaction,
-  cert: { id: string; status: string },
+  certs: readonly { id: string; status: string }[],
   opts: { actor: AuditActor; trigger: string; now: Date },
-): Promise<{ certificate_id: string; renewed_by: 'client'; requested_at: string; message: string }> {
-  await k.audit.append({
-    category: 'lifecycle', ...opts.actor, action: RENEWAL_REQUESTED, resource_type: 'certificate', resource_id: cert.id, occurred_at: opts.now,
+): Promise<{ certificate_id: string; renewed_by: 'client'; requested_at: string; message: string }[]> {
+  await k.audit.append(certs.map((cert) => ({
+    category: 'lifecycle' as const, ...opts.actor, action: RENEWAL_REQUESTED, resource_type: 'certificate', resource_id: cert.id, occurred_at: opts.now,
     details: { renewed_by: 'client', status: cert.status, trigger: opts.trigger },
-  }, trx);
-  return {
+  })), trx);
+  return certs.map((cert) => ({
     certificate_id: cert.id,
-    renewed_by: 'client',
+    renewed_by: 'client' as const,
     requested_at: opts.now.toISOString(),
     message: 'The client holds this certificate\'s key and renews it itself: no renewal job is queued. ACME clients are told to renew now through renewal information (ARI); EST and SCEP clients renew on their own schedule.',
-  };
+  }));
 }

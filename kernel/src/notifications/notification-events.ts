@@ -3,7 +3,7 @@ import type { NotificationType } from '@certctl/sdk';
 import { newId } from '../db/ids.js';
 import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
-import { routeEvent, type CertificateRouting, type NotifierRoute, type Severity } from './notification-routing.js';
+import { NOTIFIER_ROUTE_COLUMNS, routeEvent, type CertificateRouting, type NotifierRoute, type Severity } from './notification-routing.js';
 
 export type NotificationSeverity = Severity;
 
@@ -55,7 +55,7 @@ export async function recordNotification(k: Pick<KernelServices, 'log'>, trx: Kn
 export async function recordNotifications(k: Pick<KernelServices, 'log'>, trx: Knex.Transaction, events: readonly NotificationEvent[], opts: RecordOptions = {}): Promise<number> {
   if (!events.length) return 0;
   const notifiers = opts.routing?.notifiers ?? ((await trx('notifiers').where({ enabled: true }).orderBy('id')
-    .select('id', 'type', 'event_types', 'min_severity', 'renewal_policy_ids', 'recipients')) as NotifierRoute[]);
+    .select(...NOTIFIER_ROUTE_COLUMNS)) as NotifierRoute[]);
   const certs = new Map<string, CertificateRouting>(opts.routing?.certificates ?? []);
   const certIds = [...new Set(events.map((e) => e.certificate_id).filter((id): id is string => Boolean(id) && !certs.has(id!)))];
   if (certIds.length) {

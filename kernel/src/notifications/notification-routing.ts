@@ -4,6 +4,9 @@ export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 /** A notifier instance's routing columns (migration 010). Empty lists mean "all". */
+/** The notifier columns routing reads (NotifierRoute): the issuance store reads them in its own statement. */
+export const NOTIFIER_ROUTE_COLUMNS = ['id', 'type', 'event_types', 'min_severity', 'renewal_policy_ids', 'recipients'] as const;
+
 export interface NotifierRoute {
   id: string;
   /** The notifier plugin id (email, webhook, slack, ...): the row's channel. */

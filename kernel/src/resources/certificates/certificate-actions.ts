@@ -46,7 +46,7 @@ export async function archiveCertificate(k: KernelServices, principal: Principal
  * A certificate its client renews (protocol-enrolled) gets no job: the request
  * is recorded for the client to see (ARI) and its status stays as it is.
  */
-export async function renewCertificate(k: KernelServices, principal: Principal, id: string): Promise<{ job: JobRow } | { client: Awaited<ReturnType<typeof askClientToRenew>> }> {
+export async function renewCertificate(k: KernelServices, principal: Principal, id: string): Promise<{ job: JobRow } | { client: Awaited<ReturnType<typeof askClientToRenew>>[number] }> {
   const now = new Date();
   return k.db.knex.transaction(async (trx) => {
     const cert = await loadVisibleCertificate(trx, id, principal, ['cert.read', 'cert.renew'], { lock: true });
@@ -54,7 +54,7 @@ export async function renewCertificate(k: KernelServices, principal: Principal, 
     const refusal = renewalRefusal(cert, (await openIssuingJobs(trx, [id])).get(id));
     if (refusal) throw appError('INVALID_STATE', refusal.message);
     const opts = { actor: actorOf(principal), trigger: 'manual', now };
-    if (renewedByClient(cert)) return { client: await askClientToRenew(k, trx, cert, opts) };
+    if (renewedByClient(cert)) return { client: (await askClientToRenew(k, trx, [cert], opts))[0] };
     const [job] = await requestNewVersions(k, trx, [cert], opts);
     return { job };
   });

@@ -118,13 +118,14 @@ export async function bulkRenew(k: KernelServices, principal: Principal, body: R
     const failed = await missedIds(trx, principal, 'cert.renew', criteria, certs);
     const open = await openIssuingJobs(trx, certs.map((c) => c.id));
     const renewable: CertificateRow[] = [];
-    const clientRenewed: string[] = [];
+    const byClient: CertificateRow[] = [];
     for (const c of certs) {
       const refusal = renewalRefusal(c, open.get(c.id));
       if (refusal) failed.push({ certificate_id: c.id, ...refusal });
-      else if (renewedByClient(c)) clientRenewed.push((await askClientToRenew(k, trx, c, { actor, trigger: 'bulk', now })).certificate_id);
+      else if (renewedByClient(c)) byClient.push(c);
       else renewable.push(c);
     }
+    const clientRenewed = (await askClientToRenew(k, trx, byClient, { actor, trigger: 'bulk', now })).map((r) => r.certificate_id);
     const jobs = await requestNewVersions(k, trx, renewable, { actor, trigger: 'bulk', now });
     await auditBulk(k, trx, actor, 'bulk_renewal_initiated', { criteria, matched: certs.length, affected: jobs.length + clientRenewed.length, failed: failed.map((f) => f.certificate_id) });
     failed.sort((a, b) => a.certificate_id.localeCompare(b.certificate_id));
