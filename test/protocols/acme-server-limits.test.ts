@@ -163,7 +163,7 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('ACME server: rate limits, nonces and the 
   });
 
   /** A nonce as any kernel holding the same master key would mint it (nonces.ts), with the expiry the test wants. */
-  const mintNonce = (expiresAtSeconds: number, key = Buffer.from(deriveInstanceKey(t.kernel.cipher, 'acme-server', endpointId, 'acme-nonce'), 'base64url')) => {
+  const mintNonce = (expiresAtSeconds: number, key = Buffer.from((deriveInstanceKey(t.kernel.cipher, 'acme-server', endpointId, 'acme-nonce') as { key: string }).key, 'base64url')) => {
     const body = Buffer.alloc(20);
     crypto.randomFillSync(body, 0, 16);
     body.writeUInt32BE(expiresAtSeconds, 16);

@@ -101,13 +101,12 @@ export class KernelCapabilityBroker implements CapabilityBroker {
           throw err;
         }
       }
-      case 'secrets.deriveKey':
-        try {
-          return deriveInstanceKey(this.opts.cipher, ctx.pluginId, ctx.instanceId, op.label);
-        } catch (err) {
-          if (err instanceof TypeError) throw this.deny(ctx, name, err.message);
-          throw err;
-        }
+      case 'secrets.deriveKey': {
+        // A bad label is refused as such; anything else that fails is an ordinary error, not a denial.
+        const derived = deriveInstanceKey(this.opts.cipher, ctx.pluginId, ctx.instanceId, op.label);
+        if ('problem' in derived) throw this.deny(ctx, name, derived.problem);
+        return derived.key;
+      }
       case 'http.fetch': {
         if (!g.http?.hosts?.length) throw this.deny(ctx, name, 'http.fetch is not granted to this plugin (capability http)');
         try {

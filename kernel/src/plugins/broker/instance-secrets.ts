@@ -39,10 +39,10 @@ export async function readInstanceSecret(knex: Knex, cipher: ConfigCipher, plugi
  * kernel's config-sealing key, bound to the calling plugin, the call's instance
  * and the label (@certctl/sdk/policy deriveKeyInfo, which the SDK's test host
  * uses too). A plugin cannot name another plugin or instance (both come from
- * the call), so it only ever gets its own keys; nothing is stored.
+ * the call), so it only ever gets its own keys; nothing is stored. A label the
+ * rules refuse comes back as the problem (the broker denies the call with it).
  */
-export function deriveInstanceKey(cipher: ConfigCipher, pluginId: string, instanceId: string | null, label: string): string {
+export function deriveInstanceKey(cipher: ConfigCipher, pluginId: string, instanceId: string | null, label: unknown): { key: string } | { problem: string } {
   const bound = deriveKeyInfo(pluginId, instanceId, label);
-  if ('problem' in bound) throw new TypeError(bound.problem);
-  return cipher.deriveKey(bound.info).toString('base64url');
+  return 'problem' in bound ? bound : { key: cipher.deriveKey(bound.info).toString('base64url') };
 }
