@@ -1,4 +1,5 @@
 import type { PluginCapabilities, PluginCapability } from '@certctl/sdk';
+import { execCapabilityOf, manifestExecGrants, type ExecArgRule, type ExecGrant } from '@certctl/sdk/policy';
 
 /**
  * Capability sets as flat items, so grants can be compared and narrowed exactly:
@@ -20,14 +21,13 @@ export function capabilityItems(c: PluginCapabilities | null | undefined): strin
   if (c.events === true) items.push('events');
   if (c.issuance === true) items.push('issuance');
   for (const p of c.fs?.paths ?? []) items.push(`fs:${p}`);
-  const lists = c.exec?.args ?? {};
-  for (const cmd of c.exec?.commands ?? []) {
-    if (!Object.prototype.hasOwnProperty.call(lists, cmd)) {
-      items.push(`exec:${cmd}`);
+  for (const g of manifestExecGrants(c.exec)) {
+    if (g.args === null) {
+      items.push(`exec:${g.command}`);
       continue;
     }
-    items.push(`exec:${cmd} ${LISTED}`);
-    for (const rule of Array.isArray(lists[cmd]) ? lists[cmd] : []) items.push(`exec:${cmd} ${JSON.stringify(rule)}`);
+    items.push(`exec:${g.command} ${LISTED}`);
+    for (const rule of g.args) items.push(`exec:${g.command} ${JSON.stringify(rule)}`);
   }
   return [...new Set(items)].sort();
 }
@@ -37,21 +37,7 @@ const LISTED = 'listed';
 /** The capability set made of these items (the inverse of capabilityItems). */
 export function fromItems(items: Iterable<string>): PluginCapabilities {
   const out: PluginCapabilities = {};
-  const anyArgs = new Set<string>();
-  const list = (name: 'http' | 'fs' | 'exec', value: string) => {
-    if (name === 'http') (out.http ??= { hosts: [] }).hosts.push(value);
-    if (name === 'fs') (out.fs ??= { paths: [] }).paths.push(value);
-    if (name === 'exec') {
-      const space = value.indexOf(' ');
-      const cmd = space < 0 ? value : value.slice(0, space);
-      const exec = (out.exec ??= { commands: [] });
-      if (!exec.commands.includes(cmd)) exec.commands.push(cmd);
-      if (space < 0) return void anyArgs.add(cmd);
-      const lists = ((exec.args ??= {})[cmd] ??= []);
-      const rest = value.slice(space + 1);
-      if (rest !== LISTED) lists.push(JSON.parse(rest) as (string | { regex: string })[]);
-    }
-  };
+  const exec: ExecGrant[] = [];
   for (const item of [...new Set(items)].sort()) {
     if (item === 'kv') out.kv ??= true;
     else if (item.startsWith('kv:max-keys=')) out.kv = { maxKeys: Number(item.slice('kv:max-keys='.length)) };
@@ -60,12 +46,22 @@ export function fromItems(items: Iterable<string>): PluginCapabilities {
     else {
       const at = item.indexOf(':');
       const name = item.slice(0, at);
-      if (name === 'http' || name === 'fs' || name === 'exec') list(name, item.slice(at + 1));
+      const value = item.slice(at + 1);
+      if (name === 'http') (out.http ??= { hosts: [] }).hosts.push(value);
+      else if (name === 'fs') (out.fs ??= { paths: [] }).paths.push(value);
+      else if (name === 'exec') {
+        // `cmd`: any arguments; `cmd listed`: only listed ones; `cmd [...]`: one list.
+        const space = value.indexOf(' ');
+        const rest = space < 0 ? null : value.slice(space + 1);
+        exec.push({ command: space < 0 ? value : value.slice(0, space), args: rest === null ? null : rest === LISTED ? [] : [JSON.parse(rest) as ExecArgRule] });
+      }
     }
   }
-  // A command granted with any arguments keeps any arguments.
-  for (const cmd of anyArgs) delete out.exec?.args?.[cmd];
-  if (out.exec?.args && !Object.keys(out.exec.args).length) delete out.exec.args;
+  if (exec.length) {
+    // A command granted with any arguments keeps any arguments (execCapabilityOf).
+    const { commands, args } = execCapabilityOf(exec);
+    out.exec = Object.keys(args).length ? { commands, args } : { commands };
+  }
   return out;
 }
 
