@@ -1,12 +1,12 @@
-import type { MessagePort } from 'node:worker_threads';
 import type { Json } from '@certctl/sdk';
 import type { BrokerOp, PluginFailureCode } from '../../host/contracts.js';
 
 /**
  * Messages between the kernel thread and a plugin worker thread. A call is one
- * Piscina task; the task carries a fresh MessagePort over which the plugin's
- * context members send BrokerOps and receive answers. Only structured-clone
- * data crosses, and results travel as JSON text so the size cap is exact.
+ * Piscina task; the task names the runner's broker channel and carries the
+ * call's token, with which the plugin's context members send BrokerOps and
+ * receive answers (broker-channel.ts). Only structured-clone data crosses, and
+ * results travel as JSON text so the size cap is exact.
  */
 
 export interface PluginTask {
@@ -21,7 +21,9 @@ export interface PluginTask {
   config: Record<string, Json>;
   instanceId: string | null;
   deadline: number;
-  port: MessagePort;
+  /** The runner's BroadcastChannel name, and this call's token on it. */
+  channel: string;
+  token: string;
 }
 
 /**
@@ -33,14 +35,19 @@ export type PluginTaskOutcome =
   | { ok: false; code: PluginFailureCode; message: string; logs?: BrokerOp[] };
 
 /**
- * Worker -> kernel. `id` is absent for fire-and-forget ops (log lines). A
- * `flush` (no op) is answered once everything sent before it was handled: the
- * worker sends one before returning when lines went out that no later reply
- * confirmed, so no log line is lost to the port closing.
+ * Worker -> kernel, `t` being the call's token. `id` is absent for
+ * fire-and-forget ops (log lines). A `flush` (no op) is answered once
+ * everything sent before it was handled: the worker sends one before returning
+ * when lines went out that no later reply confirmed, so no log line is lost to
+ * the call ending.
  */
-export type BrokerRequestMessage = { id?: number; op: BrokerOp } | { id: number; flush: true };
+export type BrokerRequestBody = { id?: number; op: BrokerOp } | { id: number; flush: true };
+export type BrokerRequestMessage = BrokerRequestBody & { t: string };
 
-/** Kernel -> worker. `code` is a PluginFailureCode for host refusals, an errno-like code or absent otherwise. */
+/**
+ * Kernel -> worker (sent with the call's token `t` added). `code` is a
+ * PluginFailureCode for host refusals, an errno-like code or absent otherwise.
+ */
 export type BrokerReplyMessage =
   | { id: number; ok: true; value: Json }
   | { id: number; ok: false; message: string; code?: string; hostRefusal: boolean };

@@ -1,8 +1,8 @@
-import type { MessagePort } from 'node:worker_threads';
 import { ISSUANCE_METHODS, type Json, type PluginContext } from '@certctl/sdk';
 import type { BrokerOp } from '../../host/contracts.js';
+import { brokerLink } from './broker-link.js';
 import { forgetEnsuredAfter, memoisedEnsure } from './ca-ensure-memo.js';
-import type { BrokerReplyMessage, BrokerRequestMessage } from './protocol.js';
+import type { BrokerReplyMessage } from './protocol.js';
 
 /**
  * The PluginContext a first-party plugin gets inside its worker thread. Every
@@ -65,13 +65,12 @@ export interface WorkerCallContext {
 const LOG_DELAY_MS = 100;
 const LOG_BATCH = 50;
 
-export function createWorkerContext(opts: { port: MessagePort; pluginId: string; instanceId: string | null; config: Record<string, Json>; deadline: number }): WorkerCallContext {
-  const { port } = opts;
+export function createWorkerContext(opts: { channel: string; token: string; pluginId: string; instanceId: string | null; config: Record<string, Json>; deadline: number }): WorkerCallContext {
   let nextId = 1;
   let disposed = false;
   let unflushed = 0;
   const pending = new Map<number, { resolve(v: Json): void; reject(e: Error): void }>();
-  // Log lines wait here: posted ahead of the next host call (the port keeps order), by a
+  // Log lines wait here: posted ahead of the next host call (the channel keeps order), by a
   // timer in a long call, or else returned with the outcome. A call that logs then
   // returns costs no extra messages.
   let queued: BrokerOp[] = [];
@@ -86,16 +85,16 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
     queued = [];
     for (const op of lines) {
       try {
-        port.postMessage({ op } satisfies BrokerRequestMessage);
+        channel().post({ op });
         unflushed++;
       } catch {
-        // A closed port only loses the line.
+        // A closed channel only loses the line.
       }
     }
     confirmingId = nextId;
   };
 
-  port.on('message', (msg: BrokerReplyMessage) => {
+  const onReply = (msg: BrokerReplyMessage) => {
     const waiter = pending.get(msg.id);
     if (!waiter) return;
     pending.delete(msg.id);
@@ -107,8 +106,10 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       hostErrors.set(err, { code: msg.code, refusal: msg.hostRefusal });
       waiter.reject(err);
     }
-  });
-  port.start();
+  };
+  // Opened with the call's first host call or posted log line: most calls make none.
+  let link: ReturnType<typeof brokerLink> | null = null;
+  const channel = () => (link ??= brokerLink(opts.channel, opts.token, onReply));
 
   const send = (op: BrokerOp): Promise<Json> => {
     if (disposed) return Promise.reject(new Error('the plugin call has ended; the host no longer answers'));
@@ -116,7 +117,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
     const id = nextId++;
     return new Promise<Json>((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      port.postMessage({ id, op } satisfies BrokerRequestMessage);
+      channel().post({ id, op });
     });
   };
 
@@ -242,7 +243,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       await Promise.race([
         new Promise<void>((resolve) => {
           pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
-          port.postMessage({ id, flush: true } satisfies BrokerRequestMessage);
+          channel().post({ id, flush: true });
         }),
         new Promise<void>((resolve) => { timer = setTimeout(resolve, maxWaitMs); }),
       ]);
@@ -254,8 +255,7 @@ export function createWorkerContext(opts: { port: MessagePort; pluginId: string;
       clearTimeout(logTimer);
       for (const w of pending.values()) w.reject(new Error('the plugin call has ended; the host no longer answers'));
       pending.clear();
-      port.removeAllListeners('message');
-      port.close();
+      link?.close();
     },
   };
 }

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Piscina } from 'piscina';
 import type { Json } from '@certctl/sdk';
@@ -8,7 +7,7 @@ import type { PluginEntry } from '../../catalog.js';
 import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker, type GrantedCapabilities, type PluginCall, type PluginRunner } from '../../host/contracts.js';
 import { fromJsonText } from '../../host/json-value.js';
 import { pluginEntryFile } from '../../host/plugin-entry-file.js';
-import { serveBrokerPort } from './broker-port.js';
+import { BrokerChannel } from './broker-channel.js';
 import type { PluginTask, PluginTaskOutcome } from './protocol.js';
 
 export interface WorkerRunnerOptions {
@@ -31,7 +30,7 @@ export interface WorkerRunnerOptions {
    * with the manifest's `workerConcurrency`, else 1). A protocol request mostly
    * waits on host calls (kv, the database, signing), so one call per thread
    * would leave the thread idle while requests queue. Each call keeps its own
-   * deadline and MessagePort, and a call that merely waits past its deadline is
+   * deadline and broker token, and a call that merely waits past its deadline is
    * given up in the worker without disturbing the others. Piscina cannot stop
    * one task among several on a thread, so a call still busy after its deadline
    * (a loop that never yields, which stalls its thread's other calls anyway)
@@ -69,7 +68,8 @@ export function pluginWorkerScript(): string {
 /**
  * Runs a first-party plugin in a small Piscina pool of its own. A call is one
  * task with a deadline; the plugin's context talks to the kernel's capability
- * broker over a per-call MessagePort. A plugin that throws fails that call; a
+ * broker over the runner's channel with the call's token (broker-channel.ts).
+ * A plugin that throws fails that call; a
  * thread that dies (exit, uncaught error, out of memory) or overruns its
  * deadline is discarded and Piscina starts a fresh one for the next call.
  */
@@ -85,6 +85,7 @@ export class WorkerRunner implements PluginRunner {
   private readonly tasksPerThread: number;
   /** Calls running at once, all threads together. */
   private readonly slots: number;
+  private channel: BrokerChannel | null = null;
 
   constructor(private readonly entry: PluginEntry, private readonly grants: GrantedCapabilities, private readonly broker: CapabilityBroker, opts: WorkerRunnerOptions) {
     this.opts = { ...WORKER_DEFAULTS, ...opts, log: opts.log.child({ plugin_id: entry.id, runner: 'worker' }) };
@@ -98,6 +99,7 @@ export class WorkerRunner implements PluginRunner {
 
   private ensurePool(): Piscina {
     if (this.pool) return this.pool;
+    this.channel ??= new BrokerChannel(this.entry.id, this.broker, this.opts.log);
     if (!this.entryUrl) {
       const resolved = pluginEntryFile(this.entry, 'worker');
       if ('reason' in resolved) throw this.fail('unavailable', `plugin ${this.entry.id} cannot run in a worker: ${resolved.reason}`);
@@ -178,7 +180,7 @@ export class WorkerRunner implements PluginRunner {
       let taskDone = false;
       const abort = new AbortController();
       const timers: NodeJS.Timeout[] = [];
-      let stopServing: () => void = () => {};
+      let endBrokerCall: () => void = () => {};
       let taskPool: Piscina | null = null;
       // Piscina never puts a second task on a thread running an abortable one.
       const abortable = this.tasksPerThread === 1;
@@ -191,7 +193,7 @@ export class WorkerRunner implements PluginRunner {
         if (taskDone) return;
         taskDone = true;
         for (const t of timers) clearTimeout(t);
-        stopServing();
+        endBrokerCall();
         this.release();
       };
 
@@ -235,9 +237,9 @@ export class WorkerRunner implements PluginRunner {
           settle(() => reject(err));
           return;
         }
-        const { port1, port2 } = new MessageChannel();
         const brokerCtx: BrokerCallContext = { pluginId: this.entry.id, instanceId: c.instanceId, grants: this.grants, deadline: c.deadline };
-        stopServing = serveBrokerPort(port1, this.broker, brokerCtx, this.opts.log);
+        const brokerCall = this.channel!.open(brokerCtx);
+        endBrokerCall = brokerCall.end;
         const task: PluginTask = {
           pluginId: this.entry.id,
           entryUrl: this.entryUrl!,
@@ -248,11 +250,12 @@ export class WorkerRunner implements PluginRunner {
           config: c.config,
           instanceId: c.instanceId,
           deadline: c.deadline,
-          port: port2,
+          channel: this.channel!.name,
+          token: brokerCall.token,
         };
         let run: Promise<PluginTaskOutcome>;
         try {
-          run = pool.run(task, { transferList: [port2] as never, ...(abortable ? { signal: abort.signal } : {}) }) as Promise<PluginTaskOutcome>;
+          run = pool.run(task, abortable ? { signal: abort.signal } : {}) as Promise<PluginTaskOutcome>;
         } catch (err) {
           finishTask();
           settle(() => reject(this.fail('unavailable', `${label}: ${(err as Error).message}`)));
@@ -305,6 +308,8 @@ export class WorkerRunner implements PluginRunner {
     const pool = this.pool;
     this.pool = null;
     if (pool) await pool.destroy().catch(() => {});
+    this.channel?.close();
+    this.channel = null;
   }
 }
 
