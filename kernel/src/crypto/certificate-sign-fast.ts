@@ -36,7 +36,7 @@ export async function signLeafFast(req: SignCertificateRequest, csrVerified = fa
   try {
     const subjectOverride = req.subject === undefined ? undefined : simpleCommonNameSubject(req.subject);
     if (subjectOverride === null) return null;
-    const csr = csrVerified ? readVerifiedCsrFast(req.csrPem) : verifyCsrFast(req.csrPem);
+    const csr = csrVerified ? readVerifiedCsrFast(req.csrPem) : await verifyCsrFast(req.csrPem);
     if (!csr) return null;
     const notBefore = wholeSeconds(parseDate(req.notBefore, 'notBefore'));
     const notAfter = wholeSeconds(parseDate(req.notAfter, 'notAfter'));

@@ -150,14 +150,14 @@ function parseInput(input: string | Uint8Array): ParsedCsr | null {
  * verifyCsr's fast twin: the same CsrInfo, or null when the library must decide
  * (unusual shapes, or anything the fast reader cannot vouch for).
  */
-export function verifyCsrFast(input: string | Uint8Array): { info: CsrInfo; parsed: ParsedCsr } | null {
+export async function verifyCsrFast(input: string | Uint8Array): Promise<{ info: CsrInfo; parsed: ParsedCsr } | null> {
   const parsed = parseInput(input);
   if (!parsed) return null;
   const alg = SIG_ALGS[parsed.signatureOid];
   let key: crypto.KeyObject;
   let ok: boolean;
   try {
-    key = publicKeyFromSpki(parsed.spkiDer);
+    key = await publicKeyFromSpki(parsed.spkiDer);
     if (alg.hash === null && key.asymmetricKeyType !== 'ed25519') return null;
     ok = crypto.verify(alg.hash, parsed.cri, key, parsed.signature);
   } catch {

@@ -39,7 +39,7 @@ export async function verifyCsr(input: string | Uint8Array): Promise<CsrInfo> {
   if (size > MAX_CSR_BYTES) return invalid(`the CSR is over ${MAX_CSR_BYTES} bytes`);
   if (typeof input === 'string' && !/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(input)) return invalid('the CSR is not PEM (expected -----BEGIN CERTIFICATE REQUEST-----)');
   // The common shapes are read and checked without the general library (see csr-fast.ts).
-  const fast = verifyCsrFast(input);
+  const fast = await verifyCsrFast(input);
   if (fast) return fast.info;
   let csr: x509.Pkcs10CertificateRequest;
   try {
