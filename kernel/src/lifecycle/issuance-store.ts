@@ -61,12 +61,14 @@ export async function storeIssued(
   const now = opts.now ?? new Date();
   const versionIds = records.map(() => newId('version'));
   const col = <T>(f: (r: IssuedRecord) => T) => records.map(f);
+  const certIds = col((r) => r.certificateId);
   const rows = rowsOf<{ kind: 'cert' | 'notifiers' | 'job' | 'superseded' | 'closed'; id: string; a: string | null; b: string | null; c: string | null }>(await trx.raw(
     `WITH input AS (
        SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::int[], ?::text[], ?::text[], ?::boolean[], ?::boolean[])
          AS v(vid, cert, job, serial, fp, nb, na, alg, size, pem, csr, renewal, server_key)
      ), prev AS (
-       SELECT c.id, c.status FROM managed_certificates c WHERE c.id IN (SELECT cert FROM input) ORDER BY c.id FOR UPDATE
+       -- By the array, not by joining input: a join is planned as a scan of the whole table once the plan is generic.
+       SELECT c.id, c.status FROM managed_certificates c WHERE c.id = ANY(?::text[]) ORDER BY c.id FOR UPDATE
      ), ok AS (
        -- A certificate revoked or archived while its issuer worked gets nothing (storeIssued then throws, refusing the record).
        SELECT v.*, prev.status AS from_status FROM input v JOIN prev ON prev.id = v.cert WHERE prev.status NOT IN ('Revoked', 'Archived')
@@ -79,7 +81,7 @@ export async function storeIssued(
        UPDATE managed_certificates c SET status = 'Active', serial_number = v.serial, fingerprint_sha256 = v.fp,
               not_before = v.nb, expires_at = v.na, key_algorithm = v.alg, key_size = v.size,
               last_renewal_at = CASE WHEN v.renewal THEN ?::timestamptz ELSE c.last_renewal_at END, updated_at = ?::timestamptz
-         FROM ok v WHERE c.id = v.cert
+         FROM ok v WHERE c.id = v.cert AND c.id = ANY(?::text[])
        RETURNING c.id, v.from_status, c.renewal_policy_id, c.owner_id
      ), deployments AS (
        INSERT INTO jobs (id, type, status, certificate_id, target_id, agent_id, payload, scheduled_at, max_attempts, requested_by, created_at, updated_at)
@@ -107,10 +109,10 @@ export async function storeIssued(
      SELECT 'superseded', id, certificate_id, vid, old_version FROM superseded
      UNION ALL
      SELECT 'closed', id, status, NULL, NULL FROM prev WHERE status IN ('Revoked', 'Archived')`,
-    [versionIds, col((r) => r.certificateId), col((r) => r.jobId), col((r) => r.leaf.serialNumber), col((r) => r.leaf.fingerprintSha256),
+    [versionIds, certIds, col((r) => r.jobId), col((r) => r.leaf.serialNumber), col((r) => r.leaf.fingerprintSha256),
       col((r) => r.leaf.notBefore.toISOString()), col((r) => r.leaf.notAfter.toISOString()), col((r) => r.leaf.keyAlgorithm), col((r) => r.leaf.keySize),
       col((r) => r.leaf.pemChain), col((r) => r.csrPem), col((r) => r.type === 'Renewal'), col((r) => r.serverKey && r.jobId !== null),
-      now, now, now, k.config.jobs.maxAttempts, opts.actor.actor, now, now, now, now] as unknown as Knex.RawBinding[],
+      certIds, now, now, now, certIds, k.config.jobs.maxAttempts, opts.actor.actor, now, now, now, now] as unknown as Knex.RawBinding[],
   // Named: parsed once per connection (the text never varies; only the arrays do).
   ).options({ name: 'certctl_store_issued' }));
   const certRows = rows.filter((r) => r.kind === 'cert');
