@@ -9,6 +9,8 @@
 //      transaction, shared by the issuances finishing together: group commit); with the CPU
 //      time each certificate cost the kernel process (and its main thread) and the PostgreSQL server;
 //   4. 1,000 agents polling GET /api/v1/agents/{id}/work over HTTPS: latency p50/p99.
+// Issuance is measured in steady state (measureSteady): the loop of --concurrency issuances runs from the
+// warm-up to the end without draining, and the window counts --certs completions in between.
 // Figures are medians of --runs runs. One JSON line per figure on stdout; progress on stderr.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -22,7 +24,7 @@ import { generateApiKey } from '../../kernel/dist/auth/api-keys.js';
 import { CryptoService } from '../../kernel/dist/crypto/crypto-service.js';
 import { issueCertificate } from '../../kernel/dist/lifecycle/issuance-service.js';
 import { apiClient } from './lib/https-client.js';
-import { emit, measure, note, percentile, round } from './lib/measure.js';
+import { emit, measure, measureSteady, note, percentile, round } from './lib/measure.js';
 import { makeCa, makeCsr } from './lib/openssl.js';
 import { numericOptions } from './lib/options.js';
 import { benchPostgres } from './lib/postgres.js';
@@ -31,7 +33,7 @@ import { postmasterPid, processTreeCpuMs, threadCpuMs } from './lib/proc-cpu.js'
 const median = (xs) => percentile(xs, 50);
 
 const options = (args) => numericOptions(args, {
-  certs: { default: 3000 }, concurrency: { default: 256 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 3000, min: 0 },
+  certs: { default: 10000 }, concurrency: { default: 256 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 3000, min: 0 },
 });
 
 /** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */
@@ -114,44 +116,51 @@ async function storedIssuance(m, opts) {
       // Every run's certificates first, then statistics and a checkpoint: the runs measure issuing, not
       // the database catching up with the seeding (autovacuum, dirty pages) while they issue.
       const seeded = [];
-      for (let run = 0; run < opts.runs; run++) seeded.push(await seedCertificates(kernel.db.knex, issuer.id, opts.certs + opts.warmup, `r${run}`));
+      // Each run issues up to `concurrency` more than warmup + certs: the loop keeps going until the window closes.
+      for (let run = 0; run < opts.runs; run++) seeded.push(await seedCertificates(kernel.db.knex, issuer.id, opts.certs + opts.warmup + opts.concurrency, `r${run}`));
       await kernel.db.knex.raw('VACUUM ANALYZE managed_certificates');
       await kernel.db.knex.raw('CHECKPOINT').catch(() => note('CHECKPOINT needs a superuser; skipped'));
       for (let run = 0; run < opts.runs; run++) {
         const ids = seeded[run];
-        // The first --warmup calls warm up (worker threads, caches, connections, V8's optimising compiler) and are not measured.
+        // The first --warmup calls warm up (worker threads, caches, connections, V8's optimising compiler) and are not
+        // measured; the window then counts --certs completions while the loop stays full (measureSteady).
         let next = 0;
         const issue = () => issueCertificate(kernel, { certificateId: ids[next++], type: 'Issuance', csrPem: m.csrPem });
         note(`run ${run + 1}/${opts.runs}: issuing ${opts.certs} certificates at concurrency ${opts.concurrency}`);
         let cpu0 = null;
         let main0 = null;
         let pg0 = null;
-        const r = await measure({
-          op: () => {
-            if (next === opts.warmup && cpu0 === null) {
-              cpu0 = process.cpuUsage();
-              main0 = threadCpuMs();
-              pg0 = pgCpuMs();
-            }
-            return issue();
-          },
+        let cpu = null;
+        let main1 = null;
+        let pg1 = null;
+        const r = await measureSteady({
+          op: issue,
           requests: opts.certs, warmup: opts.warmup, concurrency: opts.concurrency,
+          onOpen: () => {
+            cpu0 = process.cpuUsage();
+            main0 = threadCpuMs();
+            pg0 = pgCpuMs();
+          },
+          onClose: () => {
+            cpu = process.cpuUsage(cpu0);
+            main1 = threadCpuMs();
+            pg1 = pgCpuMs();
+          },
         });
-        // CPU per certificate: this process (main thread, crypto pool, plugin workers) and the database's server processes.
-        const cpu = process.cpuUsage(cpu0 ?? undefined);
-        const main1 = threadCpuMs();
-        const pg1 = pgCpuMs();
+        // CPU per certificate over the window: this process (main thread, crypto pool, plugin workers) and the database's server processes.
         figures.nodeCpu.push((cpu.user + cpu.system) / 1000 / opts.certs);
         if (main0 !== null && main1 !== null) figures.mainCpu.push((main1 - main0) / opts.certs);
         if (pg0 !== null && pg1 !== null) figures.pgCpu.push((pg1 - pg0) / opts.certs);
         figures.stored.push(r.rps);
+        note(`run ${run + 1}: ${Math.round(r.rps)} certificates/s, ${round((cpu.user + cpu.system) / 1000 / opts.certs)} kernel cpu-ms/certificate`);
         figures.storedP50.push(percentile(r.latencies, 50));
         figures.storedP99.push(percentile(r.latencies, 99));
         if (run === 0) {
-          // Warm-up certificates were not measured; check the measured ones really were stored and audited.
-          const versions = await kernel.db.knex('certificate_versions').whereIn('certificate_id', ids.slice(opts.warmup)).count({ n: '*' }).first();
-          const audits = await kernel.db.knex('audit_events').whereIn('resource_id', ids.slice(opts.warmup)).where({ action: 'certificate_issued' }).count({ n: '*' }).first();
-          note(`stored versions ${versions.n}, certificate_issued events ${audits.n}`);
+          // Check every certificate issued (warm-up, window and the loop's last calls) really was stored and audited.
+          const issued = ids.slice(0, next);
+          const versions = await kernel.db.knex('certificate_versions').whereIn('certificate_id', issued).count({ n: '*' }).first();
+          const audits = await kernel.db.knex('audit_events').whereIn('resource_id', issued).where({ action: 'certificate_issued' }).count({ n: '*' }).first();
+          note(`issued ${issued.length}: stored versions ${versions.n}, certificate_issued events ${audits.n}`);
         }
       }
 
