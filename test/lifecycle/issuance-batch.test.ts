@@ -11,7 +11,7 @@ import { issuanceEnv, issuedRecord, seedIssuance, versionsOf } from './issuance-
 
 /**
  * Group commit of issued certificates (issuance-batch.ts): records stored
- * together keep every per-record guarantee — a fence that refuses or a record
+ * together keep every per-record guarantee — a job lease lost or a record
  * that cannot be stored fails alone, nothing is lost or stored twice, each
  * certificate has its audit event, and the audit chain stays intact.
  */
@@ -107,24 +107,33 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     expect(new Set(versions.map((v) => new Date(v.created_at).getTime())).size).toBe(1);
   });
 
-  it('a record whose fence refuses is rejected alone; the others in its batch are stored', async () => {
+  it('a record whose job lease was lost is rejected alone; the others in its batch are stored', async () => {
     const queue = new IssuanceStoreQueue(t.kernel);
     const ids = await certificates(5);
-    let fenced = 0;
-    const outcomes = await Promise.allSettled(ids.map((id, i) => queue.store(record(id), SYSTEM_ACTOR, async (trx) => {
-      fenced++;
-      // The fence writes before refusing: its savepoint must take that back.
-      await trx('managed_certificates').where({ id }).update({ status: 'Failed' });
-      if (i === 3) throw new IssuanceError('lease lost', true);
+    const jobIds = ids.map((id) => `job-${id}`);
+    await knex('jobs').insert(ids.map((id, i) => ({
+      id: jobIds[i], type: 'Issuance', status: 'Running', certificate_id: id, attempts: 1,
+      // 1: this replica claimed the job again since (a stale attempt); 3: another replica took it over.
+      lease_owner: i === 3 ? 'someone-else' : 'replica-a',
     })));
-    expect(fenced).toBe(5);
-    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-    expect(((outcomes[3] as PromiseRejectedResult).reason as Error).message).toBe('lease lost');
-    expect(await versionsOf(knex, ids[3])).toHaveLength(0);
-    expect((await knex('managed_certificates').where({ id: ids[3] }).first()).status).toBe('Pending');
-    expect((await issuedEvents(ids)).map((e) => e.resource_id).sort()).toEqual([ids[0], ids[1], ids[2], ids[4]].sort());
-    for (const i of [0, 1, 2, 4]) expect(await versionsOf(knex, ids[i])).toHaveLength(1);
+    await knex('jobs').where({ id: jobIds[1] }).update({ attempts: 2 });
+    const outcomes = await Promise.allSettled(ids.map((id, i) => queue.store(record(id, jobIds[i]), SYSTEM_ACTOR, { jobId: jobIds[i], owner: 'replica-a', attempts: 1 })));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    for (const i of [1, 3]) {
+      const reason = (outcomes[i] as PromiseRejectedResult).reason as IssuanceError;
+      expect(reason).toBeInstanceOf(IssuanceError);
+      expect(reason.message).toBe(`job ${jobIds[i]} is no longer held by this replica; not storing`);
+      expect(await versionsOf(knex, ids[i])).toHaveLength(0);
+      expect((await knex('managed_certificates').where({ id: ids[i] }).first()).status).toBe('Pending');
+    }
+    expect((await issuedEvents(ids)).map((e) => e.resource_id).sort()).toEqual([ids[0], ids[2], ids[4]].sort());
+    for (const i of [0, 2, 4]) expect(await versionsOf(knex, ids[i])).toHaveLength(1);
     expect((await t.kernel.audit.verify()).valid).toBe(true);
+    // Alone (the path a failed batch retries by) the same check holds.
+    const [single] = await certificates(1);
+    await knex('jobs').insert({ id: `job-${single}`, type: 'Issuance', status: 'Completed', certificate_id: single, attempts: 1, lease_owner: 'replica-a' });
+    await expect(queue.store(record(single, `job-${single}`), SYSTEM_ACTOR, { jobId: `job-${single}`, owner: 'replica-a', attempts: 1 })).rejects.toThrow(/no longer held/);
+    expect(await versionsOf(knex, single)).toHaveLength(0);
   });
 
   it('a record that cannot be stored (a second version for its job) fails alone: the batch is retried record by record', async () => {

@@ -1,17 +1,47 @@
 import type { Knex } from 'knex';
 import type { AuditActor } from '../audit/audit-log.js';
+import { rowsOf } from '../db/raw-rows.js';
 import type { KernelServices } from '../kernel-services.js';
+import { IssuanceError } from './issuance-failure.js';
 import { storeIssued, type IssuedRecord, type StoredIssuance } from './issuance-store.js';
 
-/** Runs first inside the store transaction; throws to refuse that one record (the job handler checks its lease). */
-export type StoreFence = (trx: Knex.Transaction) => Promise<void>;
+/**
+ * The job lease a store is fenced on: the record is stored only if its job is
+ * still Running under this owner and attempt (a replica that lost the job, say
+ * after a long pause, must not store alongside the one that took it over).
+ */
+export interface StoreLease {
+  jobId: string;
+  owner: string;
+  attempts: number;
+}
 
 interface Waiting {
   record: IssuedRecord;
   actor: AuditActor;
-  fence: StoreFence | undefined;
+  lease: StoreLease | undefined;
   resolve: (stored: StoredIssuance) => void;
   reject: (err: unknown) => void;
+}
+
+const leaseLost = (lease: StoreLease) => new IssuanceError(`job ${lease.jobId} is no longer held by this replica; not storing`, true);
+
+/**
+ * The records among `items` whose job lease is no longer held, with one statement
+ * for the whole batch; the jobs still held are locked until the store commits.
+ */
+async function lostLeases(trx: Knex.Transaction, items: readonly Waiting[]): Promise<Waiting[]> {
+  const leased = items.filter((w) => w.lease);
+  if (!leased.length) return [];
+  const leases = leased.map((w) => w.lease!);
+  const held = new Set(rowsOf<{ id: string }>(await trx.raw(
+    `SELECT j.id FROM jobs j
+      WHERE j.id = ANY(?::text[]) AND j.status = 'Running'
+        AND (j.id, j.lease_owner, j.attempts) IN (SELECT * FROM unnest(?::text[], ?::text[], ?::int[]))
+      ORDER BY j.id FOR UPDATE`,
+    [leases.map((l) => l.jobId), leases.map((l) => l.jobId), leases.map((l) => l.owner), leases.map((l) => l.attempts)] as unknown as Knex.RawBinding[],
+  ).options({ name: 'certctl_store_leases' })).map((r) => r.id));
+  return leased.filter((w) => !held.has(w.lease!.jobId));
 }
 
 type StoreServices = Pick<KernelServices, 'db' | 'log' | 'audit' | 'config'>;
@@ -39,9 +69,9 @@ export const COALESCE_MS = 4;
  * A store from an idle queue also waits up to COALESCE_MS for issuances still
  * under way (expect()), so that a burst is not split at its first arrival.
  *
- * Guarantees kept per record: its fence runs inside the batch's transaction in a
- * savepoint of its own, so a record whose fence refuses (a job lease lost) is
- * rejected alone and the others are stored; a batch whose store fails is retried
+ * Guarantees kept per record: the job leases of a batch are checked in its
+ * transaction by one statement, and a record whose lease was lost is rejected
+ * alone while the others are stored; a batch whose store fails is retried
  * record by record, each in its own transaction, so one bad record (a second
  * version for a job, or a certificate revoked or archived meanwhile, which
  * storeIssued refuses) cannot lose or fail its neighbours. Two records for the
@@ -73,9 +103,9 @@ export class IssuanceStoreQueue {
     };
   }
 
-  store(record: IssuedRecord, actor: AuditActor, fence?: StoreFence): Promise<StoredIssuance> {
+  store(record: IssuedRecord, actor: AuditActor, lease?: StoreLease): Promise<StoredIssuance> {
     return new Promise<StoredIssuance>((resolve, reject) => {
-      this.waiting.push({ record, actor, fence, resolve, reject });
+      this.waiting.push({ record, actor, lease, resolve, reject });
       if (!this.running) void this.next();
       else this.wake?.();
     });
@@ -137,21 +167,9 @@ export class IssuanceStoreQueue {
     const refused = new Map<Waiting, unknown>();
     try {
       results = await this.k.db.knex.transaction(async (trx) => {
-        const kept: Waiting[] = [];
-        for (const w of batch) {
-          if (!w.fence) {
-            kept.push(w);
-            continue;
-          }
-          try {
-            // A savepoint: a fence that fails rolls back only what it did.
-            await trx.transaction(async (sp) => w.fence!(sp));
-            kept.push(w);
-          } catch (err) {
-            refused.set(w, err);
-          }
-        }
-        return this.storeAll(trx, kept);
+        const lost = await lostLeases(trx, batch);
+        for (const w of lost) refused.set(w, leaseLost(w.lease!));
+        return this.storeAll(trx, lost.length ? batch.filter((w) => !refused.has(w)) : batch);
       });
     } catch (err) {
       this.k.log.warn({ err: (err as Error)?.message ?? String(err), records: batch.length }, 'batched certificate store failed; storing one by one');
@@ -168,7 +186,7 @@ export class IssuanceStoreQueue {
   private async writeAlone(w: Waiting): Promise<void> {
     try {
       const stored = await this.k.db.knex.transaction(async (trx) => {
-        await w.fence?.(trx);
+        if ((await lostLeases(trx, [w])).length) throw leaseLost(w.lease!);
         return this.storeAll(trx, [w]);
       });
       w.resolve(stored.get(w)!);

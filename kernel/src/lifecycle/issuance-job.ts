@@ -49,7 +49,7 @@ export function issuanceJobHandler(k: KernelServices): JobHandler {
         serverKey,
         orderId: typeof payload.order_id === 'string' ? payload.order_id : null,
         requestedNotAfter: requestedNotAfter(payload.not_after),
-        fence: (trx) => holdLease(k, trx, job),
+        lease: { jobId: job.id, owner: k.replicaId, attempts: job.attempts },
         details: { trigger: payload.trigger ?? null },
       });
       if (out.status === 'pending') {
@@ -99,11 +99,6 @@ async function prepareServerKey(k: KernelServices, job: JobRow): Promise<string>
 
 /** The lease-holder check writes by a job handler are fenced on (the queue's own rule). */
 const held = (k: KernelServices, job: JobRow) => ({ id: job.id, status: 'Running', lease_owner: k.replicaId, attempts: job.attempts });
-
-async function holdLease(k: KernelServices, trx: Knex.Transaction, job: JobRow): Promise<void> {
-  const rows = await trx('jobs').where(held(k, job)).forUpdate().select('id');
-  if (rows.length !== 1) throw new IssuanceError(`job ${job.id} is no longer held by this replica; not storing`, true);
-}
 
 async function updatePayload(k: KernelServices, db: Knex | Knex.Transaction, job: JobRow, patch: Record<string, unknown>): Promise<void> {
   const n = await db('jobs').where(held(k, job)).update({ payload: db.raw('payload || ?::jsonb', [JSON.stringify(patch)]), updated_at: db.fn.now() });

@@ -7,7 +7,7 @@ import { loadIssuanceContext, type IssuanceContext } from './issuance-context.js
 import { fromPluginError, IssuanceError, refused } from './issuance-failure.js';
 import { parseIssued } from './issuance-leaf.js';
 import { leafProblems } from './issuance-leaf-check.js';
-import { issuanceStoreQueue, type IssuanceStoreQueue, type StoreFence } from './issuance-batch.js';
+import { issuanceStoreQueue, type IssuanceStoreQueue, type StoreLease } from './issuance-batch.js';
 import type { StoredIssuance } from './issuance-store.js';
 import { evaluatePolicies, isBlocking, lifetimeLimitDays, recordPolicyOutcomes, type PolicyRow } from './policy-engine.js';
 import { enforceProfile, type IssuancePlan } from './profile-enforcement.js';
@@ -30,8 +30,8 @@ export interface IssueInput {
   csrPem: string;
   /** The job this issuance belongs to: marks the version (one per job) and fences the store. */
   jobId?: string | null;
-  /** Runs first inside the store transaction (in a savepoint of its own); throws to refuse the store (the job handler checks its lease). */
-  fence?: StoreFence;
+  /** The job lease the store is fenced on (the job handler's): refused if the job is no longer held. */
+  lease?: StoreLease;
   /** The CSR's key was made by the kernel for this job (server keygen). */
   serverKey?: boolean;
   /** A CA order to follow up (checkOrder) instead of placing a new one. */
@@ -118,7 +118,7 @@ async function issueUnderWay(k: KernelServices, input: IssueInput, queue: Issuan
     certificateId: ctx.cert.id, commonName: ctx.cert.common_name, type: input.type, jobId: input.jobId ?? null, csrPem: input.csrPem, leaf,
     serverKey: Boolean(input.serverKey), issuerId: ctx.issuer.id, profileId: ctx.profile?.id ?? null, policy: after,
     details: { ekus: plan.ekus, ttl_capped: plan.ttlCapped, ...(ttlExceeded ? { ttl_exceeded: true } : {}), ...input.details },
-  }, actor, input.fence);
+  }, actor, input.lease);
   arrived();
   const stored = await storing;
   return { status: 'issued', ...stored, serialNumber: leaf.serialNumber, fingerprintSha256: leaf.fingerprintSha256, notAfter: leaf.notAfter };
