@@ -49,8 +49,12 @@ const SHORT_LIVED_MS = 3_600_000;
  * active later) and the issuer's OCSP responder (which finds the CA from the CertID).
  */
 export function revocationUrls(publicBaseUrl: string, issuerId: string, caId: string): { crl: string; ocsp: string } {
-  const id = encodeURIComponent(issuerId);
-  return { crl: `${publicBaseUrl}/.well-known/pki/crl/${id}/${encodeURIComponent(caId)}`, ocsp: `${publicBaseUrl}/.well-known/pki/ocsp/${id}` };
+  return { crl: crlUrl(publicBaseUrl, issuerId, caId), ocsp: `${publicBaseUrl}/.well-known/pki/ocsp/${encodeURIComponent(issuerId)}` };
+}
+
+/** CA `caId`'s own CRL; without `caId`, the issuer's URL, which serves its active CA's CRL. */
+export function crlUrl(publicBaseUrl: string, issuerId: string, caId?: string): string {
+  return `${publicBaseUrl}/.well-known/pki/crl/${encodeURIComponent(issuerId)}${caId === undefined ? '' : `/${encodeURIComponent(caId)}`}`;
 }
 
 interface ActiveCa {

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { crlUrl } from '../ca/ca-keystore.js';
 import { appError } from '../errors.js';
 import { markAuditResource, type Ctx, type RouteDef } from '../http/route.js';
 import type { KernelServices } from '../kernel-services.js';
@@ -82,7 +83,7 @@ export function revocationRoutes(k: KernelServices): RouteDef[] {
           // The issuer's URL serves its active CA's CRL; every other CA's is at its own URL (the one its certificates name).
           crls: crls.map(({ ca_status, ...c }: Record<string, unknown>) => ({
             ...c, crl_number: String(c.crl_number),
-            url: `${k.config.publicBaseUrl}/.well-known/pki/crl/${encodeURIComponent(String(c.issuer_id))}${ca_status === 'active' ? '' : `/${encodeURIComponent(String(c.ca_id))}`}`,
+            url: crlUrl(k.config.publicBaseUrl, String(c.issuer_id), ca_status === 'active' ? undefined : String(c.ca_id)),
           })),
           reasons: REVOCATION_REASONS,
         };
