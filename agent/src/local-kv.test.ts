@@ -50,4 +50,19 @@ describe('agent-local kv', () => {
     expect(await kv.increment('p', 'n', 5)).toBe(5);
     expect(() => kv.increment('p', 'n', 0.5)).toThrow(/safe integer/);
   });
+
+  it('a take or delete whose file write fails changes nothing: the key is still there', async () => {
+    const dir = path.join(tmp, 'unwritable');
+    const kv = new LocalKv(dir);
+    await kv.set('p', 'token', 'once');
+    // A directory where the file goes: the atomic rename over it fails.
+    fs.rmSync(path.join(dir, 'p.json'));
+    fs.mkdirSync(path.join(dir, 'p.json'));
+    await expect(kv.take('p', 'token')).rejects.toThrow();
+    await expect(kv.delete('p', 'token')).rejects.toThrow();
+    expect(await kv.get('p', 'token')).toBe('once');
+    fs.rmdirSync(path.join(dir, 'p.json'));
+    expect(await kv.take('p', 'token')).toBe('once');
+    expect(await new LocalKv(dir).get('p', 'token')).toBeUndefined();
+  });
 });

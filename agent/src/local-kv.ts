@@ -81,6 +81,19 @@ export class LocalKv {
     }
   }
 
+  /** Removes one entry; the cache keeps it if the file cannot be written (the call fails and nothing changed). False: no such key. */
+  private async drop(pluginId: string, map: Map<string, Entry>, key: string): Promise<boolean> {
+    const before = map.get(key);
+    if (!map.delete(key)) return false;
+    try {
+      await this.persist(pluginId, map);
+    } catch (err) {
+      map.set(key, before!);
+      throw err;
+    }
+    return true;
+  }
+
   private async persist(pluginId: string, map: Map<string, Entry>): Promise<void> {
     for (const [k, e] of map) if (!this.live(e)) map.delete(k);
     const text = JSON.stringify(Object.fromEntries(map));
@@ -108,8 +121,7 @@ export class LocalKv {
   delete(pluginId: string, key: string): Promise<void> {
     this.checkKey(key);
     return this.serial(pluginId, async () => {
-      const map = await this.load(pluginId);
-      if (map.delete(key)) await this.persist(pluginId, map);
+      await this.drop(pluginId, await this.load(pluginId), key);
     });
   }
 
@@ -119,8 +131,7 @@ export class LocalKv {
     return this.serial(pluginId, async () => {
       const map = await this.load(pluginId);
       const e = map.get(key);
-      if (!map.delete(key)) return undefined;
-      await this.persist(pluginId, map);
+      if (!(await this.drop(pluginId, map, key))) return undefined;
       return this.live(e) ? e.v : undefined;
     });
   }
