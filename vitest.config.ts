@@ -9,7 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 const NO_DATABASE = [
   'test/hostile/resource-exhaustion.test.ts', 'test/hostile/rogue-sandbox.test.ts', 'test/hostile/bad-values.test.ts',
-  'test/hostile/sandbox-escape.test.ts', 'test/plugins/first-party-conformance.test.ts', 'test/plugins/runtime/worker-runner.test.ts', 'test/plugins/runtime/broker-channel.test.ts',
+  'test/hostile/sandbox-escape.test.ts', 'test/plugins/first-party-conformance.test.ts', 'test/plugins/runtime/worker-runner.test.ts', 'test/plugins/runtime/broker-ports.test.ts',
   'test/plugins/runtime/crypto-pool.test.ts', 'test/plugins/custom-ca.test.ts',
   'test/targets/ssh.test.ts', 'test/targets/jks.test.ts', 'test/targets/caddy.test.ts', 'test/targets/traefik.test.ts',
   'test/targets/envoy.test.ts', 'test/targets/postfix.test.ts', 'test/targets/dovecot.test.ts', 'test/targets/other-target-manifests.test.ts',

@@ -152,16 +152,14 @@ async function storedIssuance(m, opts) {
         if (main0 !== null && main1 !== null) figures.mainCpu.push((main1 - main0) / opts.certs);
         if (pg0 !== null && pg1 !== null) figures.pgCpu.push((pg1 - pg0) / opts.certs);
         figures.stored.push(r.rps);
-        note(`run ${run + 1}: ${Math.round(r.rps)} certificates/s, ${round((cpu.user + cpu.system) / 1000 / opts.certs)} kernel cpu-ms/certificate`);
+        note(`run ${run + 1}: ${Math.round(r.rps)} certificates/s, ${round((cpu.user + cpu.system) / 1000 / opts.certs)} kernel cpu-ms/certificate; all ${next} issued are stored and audited`);
         figures.storedP50.push(percentile(r.latencies, 50));
         figures.storedP99.push(percentile(r.latencies, 99));
-        if (run === 0) {
-          // Check every certificate issued (warm-up, window and the loop's last calls) really was stored and audited.
-          const issued = ids.slice(0, next);
-          const versions = await kernel.db.knex('certificate_versions').whereIn('certificate_id', issued).count({ n: '*' }).first();
-          const audits = await kernel.db.knex('audit_events').whereIn('resource_id', issued).where({ action: 'certificate_issued' }).count({ n: '*' }).first();
-          note(`issued ${issued.length}: stored versions ${versions.n}, certificate_issued events ${audits.n}`);
-        }
+        // Every certificate the run issued (warm-up, window and the loop's last calls) must be stored and audited.
+        const issued = ids.slice(0, next);
+        const versions = Number((await kernel.db.knex('certificate_versions').whereIn('certificate_id', issued).count({ n: '*' }).first()).n);
+        const audits = Number((await kernel.db.knex('audit_events').whereIn('resource_id', issued).where({ action: 'certificate_issued' }).count({ n: '*' }).first()).n);
+        if (versions !== issued.length || audits !== issued.length) throw new Error(`run ${run + 1} issued ${issued.length} certificates but stored ${versions} versions and ${audits} certificate_issued events`);
       }
 
       // --agents 0 leaves the polling figures out (quicker runs while working on issuance).

@@ -129,6 +129,16 @@ describe.skipIf(POSTGRES_UNAVAILABLE)('issuance group commit', () => {
     expect((await issuedEvents(ids)).map((e) => e.resource_id).sort()).toEqual([ids[0], ids[2], ids[4]].sort());
     for (const i of [0, 2, 4]) expect(await versionsOf(knex, ids[i])).toHaveLength(1);
     expect((await t.kernel.audit.verify()).valid).toBe(true);
+    // The whole lease must match: two records naming one job with different attempts get one answer each.
+    const [first, stale, current] = await certificates(3);
+    await knex('jobs').insert({ id: `job-${current}`, type: 'Issuance', status: 'Running', certificate_id: current, attempts: 2, lease_owner: 'replica-a' });
+    // The first store starts at once; the two queued meanwhile share the next batch.
+    const pair = await Promise.allSettled([
+      queue.store(record(first), SYSTEM_ACTOR),
+      queue.store(record(stale), SYSTEM_ACTOR, { jobId: `job-${current}`, owner: 'replica-a', attempts: 1 }),
+      queue.store(record(current), SYSTEM_ACTOR, { jobId: `job-${current}`, owner: 'replica-a', attempts: 2 }),
+    ]);
+    expect(pair.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     // Alone (the path a failed batch retries by) the same check holds.
     const [single] = await certificates(1);
     await knex('jobs').insert({ id: `job-${single}`, type: 'Issuance', status: 'Completed', certificate_id: single, attempts: 1, lease_owner: 'replica-a' });

@@ -55,22 +55,31 @@ export async function measure({ op, requests, warmup = 0, concurrency = 1 }) {
  * window's edges (CPU counters). Returns what measure() does.
  */
 export async function measureSteady({ op, requests, warmup = 0, concurrency = 1, onOpen = () => {}, onClose = () => {} }) {
+  if (!(requests >= 1)) throw new Error('measureSteady needs at least one measured request');
   let next = 0;
   let done = 0;
   let opened = null;
   let closed = null;
+  let failed = false;
   const latencies = [];
+  // The counters are read just outside the window, so reading them is not inside it.
   const open = () => {
-    opened = performance.now();
     onOpen();
+    opened = performance.now();
   };
   if (warmup === 0) open();
   const worker = async (w) => {
-    while (closed === null) {
+    while (closed === null && !failed) {
       const i = next++;
       const t0 = performance.now();
       const inWindow = opened !== null;
-      await op(w, i);
+      try {
+        await op(w, i);
+      } catch (err) {
+        // One failure ends the loop for every worker: the run is void.
+        failed = true;
+        throw err;
+      }
       if (inWindow) latencies.push(performance.now() - t0);
       done += 1;
       if (done === warmup && opened === null) open();

@@ -1,46 +1,37 @@
-import { BroadcastChannel } from 'node:worker_threads';
-import type { BrokerReplyMessage, BrokerRequestBody } from './protocol.js';
+import { MessageChannel, parentPort, type MessagePort } from 'node:worker_threads';
+import { BROKER_PORT_KEY, type BrokerReplyMessage, type BrokerRequestBody } from './protocol.js';
 
 type ReplyListener = (msg: BrokerReplyMessage) => void;
 
-interface Link {
-  channel: BroadcastChannel;
-  /** The calls on this thread waiting for answers, by token. */
-  calls: Map<string, ReplyListener>;
-}
+/** This thread's broker port (broker-ports.ts is the kernel's end) and the calls on it waiting for answers, by token. */
+let link: { port: MessagePort; calls: Map<string, ReplyListener> } | null = null;
 
-/** This thread's end of each runner channel it has used (one per plugin pool in practice). */
-const links = new Map<string, Link>();
-
-function linkNamed(name: string): Link {
-  let link = links.get(name);
+function threadLink(): NonNullable<typeof link> {
   if (!link) {
-    const channel = new BroadcastChannel(name);
-    channel.unref();
+    if (!parentPort) throw new Error('the plugin worker runs outside a worker thread');
+    const { port1, port2 } = new MessageChannel();
     const calls = new Map<string, ReplyListener>();
-    channel.onmessage = (event) => {
-      const msg = (event as MessageEvent).data as (BrokerReplyMessage & { t?: unknown }) | null;
-      // Sibling threads' requests arrive here too: only answers ('ok') to this thread's calls count.
-      if (!msg || typeof msg !== 'object' || !('ok' in msg) || typeof msg.t !== 'string') return;
-      calls.get(msg.t)?.(msg);
-    };
-    link = { channel, calls };
-    links.set(name, link);
+    port1.on('message', (msg: (BrokerReplyMessage & { t?: unknown }) | null) => {
+      if (msg && typeof msg.t === 'string') calls.get(msg.t)?.(msg);
+    });
+    port1.unref();
+    // Piscina hands messages other than its own to the pool's 'message' event, where the runner takes the port.
+    parentPort.postMessage({ [BROKER_PORT_KEY]: port2 }, [port2]);
+    link = { port: port1, calls };
   }
   return link;
 }
 
 /**
- * A worker-thread call's end of the runner's broker channel (broker-channel.ts
- * is the kernel's): posts its requests with its token and hands it the answers
- * carrying that token. The thread's channel is opened on first use and shared
- * by the calls running on it.
+ * A call's end of its thread's broker port: posts its requests with its token
+ * and hands it the answers carrying that token. The port is opened with the
+ * thread's first host call and shared by the calls that run on the thread.
  */
-export function brokerLink(name: string, token: string, onReply: ReplyListener): { post(msg: BrokerRequestBody): void; close(): void } {
-  const link = linkNamed(name);
-  link.calls.set(token, onReply);
+export function brokerLink(token: string, onReply: ReplyListener): { post(msg: BrokerRequestBody): void; close(): void } {
+  const l = threadLink();
+  l.calls.set(token, onReply);
   return {
-    post: (msg) => link.channel.postMessage({ ...msg, t: token }),
-    close: () => { link.calls.delete(token); },
+    post: (msg) => l.port.postMessage({ ...msg, t: token }),
+    close: () => { l.calls.delete(token); },
   };
 }

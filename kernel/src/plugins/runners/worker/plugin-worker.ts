@@ -1,7 +1,7 @@
 /**
  * The Piscina worker script for first-party plugins (runs from kernel/dist). One
  * task is one plugin method call: load the plugin's worker entry (once per
- * thread), build a context wired to the runner's broker channel, call the method and
+ * thread), build a context wired to the thread's broker port, call the method and
  * return the outcome as data. Everything the plugin throws is caught here; only
  * a dead thread (exit, uncaught async error, out of memory) reaches Piscina as a
  * rejection, which the runner reports as `crashed` or `memory_limit`.
@@ -58,7 +58,7 @@ const TIMED_OUT = Symbol('timed out');
 const fail = (code: Extract<PluginTaskOutcome, { ok: false }>['code'], message: string): PluginTaskOutcome => ({ ok: false, code, message });
 
 export default async function runPluginTask(task: PluginTask): Promise<PluginTaskOutcome> {
-  const call = createWorkerContext({ channel: task.channel, token: task.token, pluginId: task.pluginId, instanceId: task.instanceId, config: task.config, deadline: task.deadline });
+  const call = createWorkerContext({ token: task.token, pluginId: task.pluginId, instanceId: task.instanceId, config: task.config, deadline: task.deadline });
   try {
     const outcome = await currentCall.run(call, () => runMethod(task, call));
     // Lines already posted travel without replies: make sure the kernel has them before the

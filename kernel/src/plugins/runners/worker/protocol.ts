@@ -3,11 +3,14 @@ import type { BrokerOp, PluginFailureCode } from '../../host/contracts.js';
 
 /**
  * Messages between the kernel thread and a plugin worker thread. A call is one
- * Piscina task; the task names the runner's broker channel and carries the
- * call's token, with which the plugin's context members send BrokerOps and
- * receive answers (broker-channel.ts). Only structured-clone data crosses, and
+ * Piscina task carrying the call's token, with which the plugin's context
+ * members send BrokerOps over their thread's broker port and receive answers
+ * (broker-ports.ts, broker-link.ts). Only structured-clone data crosses, and
  * results travel as JSON text so the size cap is exact.
  */
+
+/** The key of the message a worker thread posts on its parentPort to hand the kernel its broker port. */
+export const BROKER_PORT_KEY = 'certctlBrokerPort';
 
 export interface PluginTask {
   pluginId: string;
@@ -21,8 +24,7 @@ export interface PluginTask {
   config: Record<string, Json>;
   instanceId: string | null;
   deadline: number;
-  /** The runner's BroadcastChannel name, and this call's token on it. */
-  channel: string;
+  /** This call's token on the thread's broker port. */
   token: string;
 }
 

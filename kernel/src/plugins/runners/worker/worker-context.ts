@@ -65,12 +65,12 @@ export interface WorkerCallContext {
 const LOG_DELAY_MS = 100;
 const LOG_BATCH = 50;
 
-export function createWorkerContext(opts: { channel: string; token: string; pluginId: string; instanceId: string | null; config: Record<string, Json>; deadline: number }): WorkerCallContext {
+export function createWorkerContext(opts: { token: string; pluginId: string; instanceId: string | null; config: Record<string, Json>; deadline: number }): WorkerCallContext {
   let nextId = 1;
   let disposed = false;
   let unflushed = 0;
   const pending = new Map<number, { resolve(v: Json): void; reject(e: Error): void }>();
-  // Log lines wait here: posted ahead of the next host call (the channel keeps order), by a
+  // Log lines wait here: posted ahead of the next host call (the port keeps order), by a
   // timer in a long call, or else returned with the outcome. A call that logs then
   // returns costs no extra messages.
   let queued: BrokerOp[] = [];
@@ -85,10 +85,10 @@ export function createWorkerContext(opts: { channel: string; token: string; plug
     queued = [];
     for (const op of lines) {
       try {
-        channel().post({ op });
+        port().post({ op });
         unflushed++;
       } catch {
-        // A closed channel only loses the line.
+        // A closed port only loses the line.
       }
     }
     confirmingId = nextId;
@@ -107,9 +107,9 @@ export function createWorkerContext(opts: { channel: string; token: string; plug
       waiter.reject(err);
     }
   };
-  // Opened with the call's first host call or posted log line: most calls make none.
+  // Taken with the call's first host call or posted log line: most calls make none.
   let link: ReturnType<typeof brokerLink> | null = null;
-  const channel = () => (link ??= brokerLink(opts.channel, opts.token, onReply));
+  const port = () => (link ??= brokerLink(opts.token, onReply));
 
   const send = (op: BrokerOp): Promise<Json> => {
     if (disposed) return Promise.reject(new Error('the plugin call has ended; the host no longer answers'));
@@ -117,7 +117,7 @@ export function createWorkerContext(opts: { channel: string; token: string; plug
     const id = nextId++;
     return new Promise<Json>((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      channel().post({ id, op });
+      port().post({ id, op });
     });
   };
 
@@ -243,7 +243,7 @@ export function createWorkerContext(opts: { channel: string; token: string; plug
       await Promise.race([
         new Promise<void>((resolve) => {
           pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
-          channel().post({ id, flush: true });
+          port().post({ id, flush: true });
         }),
         new Promise<void>((resolve) => { timer = setTimeout(resolve, maxWaitMs); }),
       ]);

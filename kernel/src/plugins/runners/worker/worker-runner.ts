@@ -7,7 +7,7 @@ import type { PluginEntry } from '../../catalog.js';
 import { PluginCallError, type BrokerCallContext, type BrokerOp, type CapabilityBroker, type GrantedCapabilities, type PluginCall, type PluginRunner } from '../../host/contracts.js';
 import { fromJsonText } from '../../host/json-value.js';
 import { pluginEntryFile } from '../../host/plugin-entry-file.js';
-import { BrokerChannel } from './broker-channel.js';
+import { BrokerPorts } from './broker-ports.js';
 import type { PluginTask, PluginTaskOutcome } from './protocol.js';
 
 export interface WorkerRunnerOptions {
@@ -68,7 +68,7 @@ export function pluginWorkerScript(): string {
 /**
  * Runs a first-party plugin in a small Piscina pool of its own. A call is one
  * task with a deadline; the plugin's context talks to the kernel's capability
- * broker over the runner's channel with the call's token (broker-channel.ts).
+ * broker over its thread's port with the call's token (broker-ports.ts).
  * A plugin that throws fails that call; a
  * thread that dies (exit, uncaught error, out of memory) or overruns its
  * deadline is discarded and Piscina starts a fresh one for the next call.
@@ -85,12 +85,13 @@ export class WorkerRunner implements PluginRunner {
   private readonly tasksPerThread: number;
   /** Calls running at once, all threads together. */
   private readonly slots: number;
-  private channel: BrokerChannel | null = null;
+  private readonly brokerPorts: BrokerPorts;
 
   constructor(private readonly entry: PluginEntry, private readonly grants: GrantedCapabilities, private readonly broker: CapabilityBroker, opts: WorkerRunnerOptions) {
     this.opts = { ...WORKER_DEFAULTS, ...opts, log: opts.log.child({ plugin_id: entry.id, runner: 'worker' }) };
     this.tasksPerThread = Math.max(1, entry.manifest?.workerConcurrency ?? (entry.kind === 'protocol' ? this.opts.protocolTasksPerThread : 1));
     this.slots = Math.max(1, this.opts.maxThreads) * this.tasksPerThread;
+    this.brokerPorts = new BrokerPorts(broker, this.opts.log);
   }
 
   private fail(code: PluginCallError['code'], message: string): PluginCallError {
@@ -99,7 +100,6 @@ export class WorkerRunner implements PluginRunner {
 
   private ensurePool(): Piscina {
     if (this.pool) return this.pool;
-    this.channel ??= new BrokerChannel(this.entry.id, this.broker, this.opts.log);
     if (!this.entryUrl) {
       const resolved = pluginEntryFile(this.entry, 'worker');
       if ('reason' in resolved) throw this.fail('unavailable', `plugin ${this.entry.id} cannot run in a worker: ${resolved.reason}`);
@@ -128,6 +128,8 @@ export class WorkerRunner implements PluginRunner {
       closeTimeout: 2_000,
     });
     this.pool.on('error', (err: unknown) => this.opts.log.warn({ err }, 'plugin worker pool error'));
+    // A thread hands over its broker port this way (broker-link.ts).
+    this.pool.on('message', (message: unknown) => this.brokerPorts.attach(message));
     return this.pool;
   }
 
@@ -238,7 +240,7 @@ export class WorkerRunner implements PluginRunner {
           return;
         }
         const brokerCtx: BrokerCallContext = { pluginId: this.entry.id, instanceId: c.instanceId, grants: this.grants, deadline: c.deadline };
-        const brokerCall = this.channel!.open(brokerCtx);
+        const brokerCall = this.brokerPorts.open(brokerCtx);
         endBrokerCall = brokerCall.end;
         const task: PluginTask = {
           pluginId: this.entry.id,
@@ -250,7 +252,6 @@ export class WorkerRunner implements PluginRunner {
           config: c.config,
           instanceId: c.instanceId,
           deadline: c.deadline,
-          channel: this.channel!.name,
           token: brokerCall.token,
         };
         let run: Promise<PluginTaskOutcome>;
@@ -308,8 +309,7 @@ export class WorkerRunner implements PluginRunner {
     const pool = this.pool;
     this.pool = null;
     if (pool) await pool.destroy().catch(() => {});
-    this.channel?.close();
-    this.channel = null;
+    this.brokerPorts.close();
   }
 }
 
