@@ -77,6 +77,21 @@ describe('BrokerPorts (the kernel end of a worker plugin runner\'s broker ports)
     expect(two.received).toEqual([]);
   });
 
+  it('serves a call only from the port that used its token first: another thread cannot borrow it', async () => {
+    const { b, ports } = setup();
+    const one = thread(ports);
+    const two = thread(ports);
+    const call = ports.open(ctxFor('inst-a'));
+    one.post({ t: call.token, id: 1, op: { op: 'kv.get', key: 'k' } });
+    await waitFor('the answer', () => one.received.length === 1);
+    two.post({ t: call.token, id: 2, op: { op: 'kv.get', key: 'stolen' } });
+    one.post({ t: call.token, id: 3, flush: true });
+    await waitFor('the flush', () => one.received.length === 2);
+    await sleep(50);
+    expect(two.received).toEqual([]);
+    expect(b.handled.map((h) => (h.op as { key?: string }).key)).toEqual(['k']);
+  });
+
   it('does not serve an op with an unknown or missing token, nor a message that is not a port', async () => {
     const { b, ports } = setup();
     ports.attach({ [BROKER_PORT_KEY]: 'not a port' });

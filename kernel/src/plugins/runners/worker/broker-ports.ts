@@ -10,6 +10,8 @@ const MAX_OPS_PER_CALL = 10_000;
 interface OpenCall {
   ctx: BrokerCallContext;
   ops: number;
+  /** The port of the thread the call runs on: the first that used its token; no other may. */
+  port?: MessagePort;
 }
 
 /**
@@ -25,9 +27,12 @@ interface OpenCall {
  * (docs/benchmarks.md), and most calls (an issuer answering with a sign order)
  * make no host call at all. Calls are told apart by a random token the kernel
  * hands each call with its task: an op is served in the context of the call
- * whose token it carries, only while that call is open; an unknown token is not
+ * whose token it carries, only while that call is open, and only from the port
+ * that used the token first (the thread running the call); anything else is not
  * answered. A token travels only in its own task and over its own thread's port,
- * so a thread never sees the calls of another thread.
+ * so a thread never sees the calls of another thread. Calls sharing a thread
+ * (protocol plugins, `workerConcurrency`) share its memory too, so first-party
+ * code there could reach each other's tokens, as it could each other's ports before.
  */
 export class BrokerPorts {
   private readonly calls = new Map<string, OpenCall>();
@@ -74,6 +79,8 @@ export class BrokerPorts {
     const token = typeof msg?.t === 'string' ? msg.t : '';
     const call = this.calls.get(token);
     if (!call) return;
+    call.port ??= port;
+    if (call.port !== port) return;
     const id = typeof msg.id === 'number' ? msg.id : undefined;
     if (id !== undefined && 'flush' in msg) return this.reply(port, token, { id, ok: true, value: null });
     if (++call.ops > MAX_OPS_PER_CALL) {
