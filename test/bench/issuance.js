@@ -1,4 +1,4 @@
-// `npm run bench -- issuance [--certs N] [--concurrency C] [--warmup N] [--agents N (0: no polling)] [--polls N] [--runs R]`
+// `npm run bench -- issuance [--certs N] [--jobs N (0: none)] [--concurrency C] [--warmup N] [--agents N (0: no polling)] [--polls N] [--runs R]`
 //
 // What it costs to issue, next to what signing alone costs, in the same run:
 //   1. raw ECDSA P-256 signatures/s (node:crypto, one thread): the floor nothing beats;
@@ -8,7 +8,10 @@
 //      keystore, the crypto pool, and the store (version, certificate row, audit event in one
 //      transaction, shared by the issuances finishing together: group commit); with the CPU
 //      time each certificate cost the kernel process (and its main thread) and the PostgreSQL server;
-//   4. 1,000 agents polling GET /api/v1/agents/{id}/work over HTTPS: latency p50/p99.
+//   4. the same through the job queue, as a renewal wave runs: --jobs Issuance jobs (CSR in the payload) run by
+//      the queue at CERTCTL_JOB_CONCURRENCY 256 (claim with a lease, issue, store fenced on the lease, complete),
+//      timed from the first claim to the last completion, after a warm-up of --warmup jobs;
+//   5. 1,000 agents polling GET /api/v1/agents/{id}/work over HTTPS: latency p50/p99.
 // Issuance is measured in steady state (measureSteady): the loop of --concurrency issuances runs from the
 // warm-up to the end without draining, and the window counts --certs completions in between.
 // Figures are medians of --runs runs. One JSON line per figure on stdout; progress on stderr.
@@ -33,7 +36,7 @@ import { postmasterPid, processTreeCpuMs, threadCpuMs } from './lib/proc-cpu.js'
 const median = (xs) => percentile(xs, 50);
 
 const options = (args) => numericOptions(args, {
-  certs: { default: 10000 }, concurrency: { default: 256 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 3000, min: 0 },
+  certs: { default: 10000 }, jobs: { default: 10000, min: 0 }, concurrency: { default: 256 }, agents: { default: 1000, min: 0 }, polls: { default: 20000 }, runs: { default: 3 }, warmup: { default: 3000, min: 0 },
 });
 
 /** A CA and one CSR for bench.example.test, made by openssl (the same CSR serves every certificate). */
@@ -79,6 +82,17 @@ async function seedCertificates(knex, issuerId, n, runTag) {
   return ids;
 }
 
+/** Certificates, each with a Pending Issuance job carrying the CSR (as an agent's submitted CSR leaves it), runnable at `at`. */
+async function seedJobs(knex, issuerId, n, runTag, csrPem, at) {
+  const ids = await seedCertificates(knex, issuerId, n, runTag);
+  for (let i = 0; i < n; i += 1000) {
+    await knex('jobs').insert(ids.slice(i, i + 1000).map((id) => ({
+      id: `job-${id}`, type: 'Issuance', status: 'Pending', certificate_id: id, payload: JSON.stringify({ csr_pem: csrPem }), scheduled_at: at,
+    })));
+  }
+  return ids.map((id) => `job-${id}`);
+}
+
 async function seedAgents(knex, n) {
   const agents = [];
   for (let i = 0; i < n; i += 500) {
@@ -105,7 +119,7 @@ async function storedIssuance(m, opts) {
     const kernel = await startKernel(loadConfig({
       CERTCTL_DATA_DIR: dir, CERTCTL_SERVER_HOST: '127.0.0.1', CERTCTL_SERVER_PORT: '0', CERTCTL_LOG_LEVEL: 'silent', CERTCTL_SCHEDULER_ENABLED: 'false',
       CERTCTL_DATABASE_URL: databaseUrl, CERTCTL_DATABASE_POOL_MAX: '40', CERTCTL_CONFIG_ENCRYPTION_KEY: 'bench-encryption-passphrase',
-      CERTCTL_RATE_LIMIT_ENABLED: 'false', CERTCTL_AUDIT_EXCLUDE_PATHS: '/health,/ready',
+      CERTCTL_RATE_LIMIT_ENABLED: 'false', CERTCTL_AUDIT_EXCLUDE_PATHS: '/health,/ready', CERTCTL_JOB_CONCURRENCY: String(Math.min(256, opts.concurrency)),
     }), { log: pino({ level: 'silent' }), database: db });
     try {
       const ca = fs.readFileSync(path.join(dir, 'tls', 'server.crt'), 'utf8');
@@ -162,6 +176,37 @@ async function storedIssuance(m, opts) {
         if (versions !== issued.length || audits !== issued.length) throw new Error(`run ${run + 1} issued ${issued.length} certificates but stored ${versions} versions and ${audits} certificate_issued events`);
       }
 
+      if (opts.jobs > 0) {
+        // The measured jobs wait (scheduled an hour ahead) while the warm-up jobs run, then all become runnable at once.
+        const later = new Date(Date.now() + 3_600_000);
+        const warm = opts.warmup ? await seedJobs(kernel.db.knex, issuer.id, opts.warmup, 'jw', m.csrPem, new Date()) : [];
+        const measured = await seedJobs(kernel.db.knex, issuer.id, opts.jobs, 'jm', m.csrPem, later);
+        await kernel.db.knex.raw('VACUUM ANALYZE');
+        await kernel.db.knex.raw('CHECKPOINT').catch(() => {});
+        if (warm.length) await kernel.jobs.drainOnce();
+        await kernel.db.knex('jobs').whereIn('id', measured).update({ scheduled_at: new Date(Date.now() - 1000) });
+        note(`${opts.jobs} issuance jobs through the queue at CERTCTL_JOB_CONCURRENCY ${Math.min(256, opts.concurrency)}`);
+        const cpu0 = process.cpuUsage();
+        const main0 = threadCpuMs();
+        const pg0 = pgCpuMs();
+        const t0 = performance.now();
+        await kernel.jobs.drainOnce();
+        const seconds = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        const main1 = threadCpuMs();
+        const pg1 = pgCpuMs();
+        const completed = Number((await kernel.db.knex('jobs').whereIn('id', measured).where({ status: 'Completed' }).count({ n: '*' }).first()).n);
+        const versions = Number((await kernel.db.knex('certificate_versions').whereIn('job_id', measured).count({ n: '*' }).first()).n);
+        if (completed !== measured.length || versions !== measured.length) throw new Error(`${measured.length} jobs: ${completed} completed, ${versions} versions stored`);
+        figures.jobs = {
+          rate: measured.length / seconds,
+          cpu: (cpu.user + cpu.system) / 1000 / measured.length,
+          main: main0 !== null && main1 !== null ? (main1 - main0) / measured.length : null,
+          pg: pg0 !== null && pg1 !== null ? (pg1 - pg0) / measured.length : null,
+        };
+        note(`jobs: ${Math.round(figures.jobs.rate)}/s; all ${measured.length} completed with their versions`);
+      }
+
       // --agents 0 leaves the polling figures out (quicker runs while working on issuance).
       const agents = opts.agents > 0 ? await seedAgents(kernel.db.knex, opts.agents) : [];
       if (agents.length) note(`seeded ${opts.agents} agents with their own keys`);
@@ -211,6 +256,12 @@ export async function run(args) {
   emit({ name: 'issuance.stored_audited_cpu_kernel', value: median(f.nodeCpu), unit: 'cpu-ms/certificate', note: 'kernel process, all threads' });
   if (f.mainCpu.length) emit({ name: 'issuance.stored_audited_cpu_kernel_main_thread', value: median(f.mainCpu), unit: 'cpu-ms/certificate', note: 'of which the main thread (the rest: crypto pool, plugin workers, V8 GC/compiler threads)' });
   if (f.pgCpu.length) emit({ name: 'issuance.stored_audited_cpu_postgres', value: median(f.pgCpu), unit: 'cpu-ms/certificate', note: 'PostgreSQL server processes' });
+  if (f.jobs) {
+    emit({ name: 'issuance.jobs_completed', value: f.jobs.rate, unit: 'jobs/s', db: f.label, jobs: opts.jobs, job_concurrency: Math.min(256, opts.concurrency), note: 'Issuance jobs run by the queue: claim, issue, store fenced on the lease, complete; one run' });
+    emit({ name: 'issuance.jobs_cpu_kernel', value: f.jobs.cpu, unit: 'cpu-ms/job', note: 'kernel process, all threads' });
+    if (f.jobs.main !== null) emit({ name: 'issuance.jobs_cpu_kernel_main_thread', value: f.jobs.main, unit: 'cpu-ms/job' });
+    if (f.jobs.pg !== null) emit({ name: 'issuance.jobs_cpu_postgres', value: f.jobs.pg, unit: 'cpu-ms/job', note: 'PostgreSQL server processes' });
+  }
   if (f.pollRate.length) emit({ name: 'agents.poll_work_rate', value: median(f.pollRate), unit: 'requests/s', agents: opts.agents, concurrency: 64, db: f.label });
   if (f.pollRate.length) emit({ name: 'agents.poll_work_latency_p50', value: median(f.pollP50), unit: 'ms', agents: opts.agents, db: f.label });
   if (f.pollRate.length) emit({ name: 'agents.poll_work_latency_p99', value: median(f.pollP99), unit: 'ms', agents: opts.agents, db: f.label });
