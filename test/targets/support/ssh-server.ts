@@ -23,9 +23,17 @@ export interface TestSshServer {
   close(): Promise<void>;
 }
 
+/**
+ * An Ed25519 key pair in OpenSSH format. About one pair in 500 that ssh2 generates is
+ * refused by its own parseKey ("Malformed OpenSSH private key"), so a pair is kept only
+ * once ssh2 reads both halves back.
+ */
 export function makeKeyPair(): { privateKey: string; publicKey: string } {
-  const pair = utils.generateKeyPairSync('ed25519');
-  return { privateKey: pair.private, publicKey: pair.public };
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519');
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return { privateKey: pair.private, publicKey: pair.public };
+  }
+  throw new Error('ssh2 generated no readable Ed25519 key pair in 20 attempts');
 }
 
 export const fingerprintOf = (publicKeyBlob: Buffer) => `SHA256:${crypto.createHash('sha256').update(publicKeyBlob).digest('base64').replace(/=+$/, '')}`;
