@@ -113,6 +113,22 @@ async function storedIssuance(m, opts) {
   const { url: databaseUrl, label, port: pgPort } = pgdb;
   const pgPid = postmasterPid(pgPort);
   const pgCpuMs = () => (pgPid === null ? null : processTreeCpuMs(pgPid));
+  /** Starts counting CPU; the returned function gives CPU-ms per item since: kernel process, its main thread, PostgreSQL (null when unreadable). */
+  const cpuMeter = () => {
+    const cpu0 = process.cpuUsage();
+    const main0 = threadCpuMs();
+    const pg0 = pgCpuMs();
+    return (items) => {
+      const cpu = process.cpuUsage(cpu0);
+      const main1 = threadCpuMs();
+      const pg1 = pgCpuMs();
+      return {
+        kernel: (cpu.user + cpu.system) / 1000 / items,
+        main: main0 !== null && main1 !== null ? (main1 - main0) / items : null,
+        pg: pg0 !== null && pg1 !== null ? (pg1 - pg0) / items : null,
+      };
+    };
+  };
   try {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'certctl-bench-issuance-'));
     const db = await openDatabase({ databaseUrl, poolMax: 40 });
@@ -141,32 +157,20 @@ async function storedIssuance(m, opts) {
         let next = 0;
         const issue = () => issueCertificate(kernel, { certificateId: ids[next++], type: 'Issuance', csrPem: m.csrPem });
         note(`run ${run + 1}/${opts.runs}: issuing ${opts.certs} certificates at concurrency ${opts.concurrency}`);
-        let cpu0 = null;
-        let main0 = null;
-        let pg0 = null;
+        let meter = null;
         let cpu = null;
-        let main1 = null;
-        let pg1 = null;
         const r = await measureSteady({
           op: issue,
           requests: opts.certs, warmup: opts.warmup, concurrency: opts.concurrency,
-          onOpen: () => {
-            cpu0 = process.cpuUsage();
-            main0 = threadCpuMs();
-            pg0 = pgCpuMs();
-          },
-          onClose: () => {
-            cpu = process.cpuUsage(cpu0);
-            main1 = threadCpuMs();
-            pg1 = pgCpuMs();
-          },
+          onOpen: () => { meter = cpuMeter(); },
+          onClose: () => { cpu = meter(opts.certs); },
         });
         // CPU per certificate over the window: this process (main thread, crypto pool, plugin workers) and the database's server processes.
-        figures.nodeCpu.push((cpu.user + cpu.system) / 1000 / opts.certs);
-        if (main0 !== null && main1 !== null) figures.mainCpu.push((main1 - main0) / opts.certs);
-        if (pg0 !== null && pg1 !== null) figures.pgCpu.push((pg1 - pg0) / opts.certs);
+        figures.nodeCpu.push(cpu.kernel);
+        if (cpu.main !== null) figures.mainCpu.push(cpu.main);
+        if (cpu.pg !== null) figures.pgCpu.push(cpu.pg);
         figures.stored.push(r.rps);
-        note(`run ${run + 1}: ${Math.round(r.rps)} certificates/s, ${round((cpu.user + cpu.system) / 1000 / opts.certs)} kernel cpu-ms/certificate; all ${next} issued are stored and audited`);
+        note(`run ${run + 1}: ${Math.round(r.rps)} certificates/s, ${round(cpu.kernel)} kernel cpu-ms/certificate; all ${next} issued are stored and audited`);
         figures.storedP50.push(percentile(r.latencies, 50));
         figures.storedP99.push(percentile(r.latencies, 99));
         // Every certificate the run issued (warm-up, window and the loop's last calls) must be stored and audited.
@@ -186,24 +190,15 @@ async function storedIssuance(m, opts) {
         if (warm.length) await kernel.jobs.drainOnce();
         await kernel.db.knex('jobs').whereIn('id', measured).update({ scheduled_at: new Date(Date.now() - 1000) });
         note(`${opts.jobs} issuance jobs through the queue at CERTCTL_JOB_CONCURRENCY ${Math.min(256, opts.concurrency)}`);
-        const cpu0 = process.cpuUsage();
-        const main0 = threadCpuMs();
-        const pg0 = pgCpuMs();
+        const meter = cpuMeter();
         const t0 = performance.now();
         await kernel.jobs.drainOnce();
         const seconds = (performance.now() - t0) / 1000;
-        const cpu = process.cpuUsage(cpu0);
-        const main1 = threadCpuMs();
-        const pg1 = pgCpuMs();
+        const cpu = meter(measured.length);
         const completed = Number((await kernel.db.knex('jobs').whereIn('id', measured).where({ status: 'Completed' }).count({ n: '*' }).first()).n);
         const versions = Number((await kernel.db.knex('certificate_versions').whereIn('job_id', measured).count({ n: '*' }).first()).n);
         if (completed !== measured.length || versions !== measured.length) throw new Error(`${measured.length} jobs: ${completed} completed, ${versions} versions stored`);
-        figures.jobs = {
-          rate: measured.length / seconds,
-          cpu: (cpu.user + cpu.system) / 1000 / measured.length,
-          main: main0 !== null && main1 !== null ? (main1 - main0) / measured.length : null,
-          pg: pg0 !== null && pg1 !== null ? (pg1 - pg0) / measured.length : null,
-        };
+        figures.jobs = { rate: measured.length / seconds, cpu: cpu.kernel, main: cpu.main, pg: cpu.pg };
         note(`jobs: ${Math.round(figures.jobs.rate)}/s; all ${measured.length} completed with their versions`);
       }
 

@@ -34,13 +34,14 @@ async function lostLeases(trx: Knex.Transaction, items: readonly Waiting[]): Pro
   const leased = items.filter((w) => w.lease);
   if (!leased.length) return [];
   const leases = leased.map((w) => w.lease!);
+  const jobIds = leases.map((l) => l.jobId);
   const key = (l: StoreLease) => JSON.stringify([l.jobId, l.owner, l.attempts]);
   const held = new Set(rowsOf<{ id: string; lease_owner: string; attempts: number }>(await trx.raw(
     `SELECT j.id, j.lease_owner, j.attempts FROM jobs j
       WHERE j.id = ANY(?::text[]) AND j.status = 'Running'
         AND (j.id, j.lease_owner, j.attempts) IN (SELECT * FROM unnest(?::text[], ?::text[], ?::int[]))
       ORDER BY j.id FOR UPDATE`,
-    [leases.map((l) => l.jobId), leases.map((l) => l.jobId), leases.map((l) => l.owner), leases.map((l) => l.attempts)] as unknown as Knex.RawBinding[],
+    [jobIds, jobIds, leases.map((l) => l.owner), leases.map((l) => l.attempts)] as unknown as Knex.RawBinding[],
   ).options({ name: 'certctl_store_leases' })).map((r) => key({ jobId: r.id, owner: r.lease_owner, attempts: Number(r.attempts) })));
   // The whole lease must match, not just the job: two records of one job with different attempts get one answer each.
   return leased.filter((w) => !held.has(key(w.lease!)));
